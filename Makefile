@@ -1,0 +1,46 @@
+# Two commands matter: `make demo` (the main job end to end) and `make test` (the whole suite).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := $(CURDIR)/.demo
+export DAGSTER_HOME := $(DEMO)/dagster_home
+export FP_SAP_URL ?= sqlite:///$(DEMO)/sap.db
+export FP_STATE_URL ?= sqlite:///$(DEMO)/state.db
+export FP_HUBSPOT_SANDBOX_STATE ?= $(DEMO)/hubspot.db
+DEMO_CUSTOMERS ?= 2000
+
+.PHONY: install demo dev test lint lock clean prod-up
+
+$(BIN)/fp-hubspot: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/fp-hubspot
+
+demo: install
+	$(BIN)/fp-hubspot demo run --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+
+dev: install
+	$(BIN)/fp-hubspot demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+	$(BIN)/fp-hubspot dev --dir $(DEMO)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check fp_hubspot_assets fp_hubspot_assets_tests bench
+
+# re-pin every dependency after changing pyproject.toml
+lock:
+	rm -rf /tmp/fp-lock-venv && $(PYTHON) -m venv /tmp/fp-lock-venv
+	/tmp/fp-lock-venv/bin/pip install -q --upgrade pip
+	/tmp/fp-lock-venv/bin/pip install -q -e '.[dev]'
+	/tmp/fp-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+prod-up: install
+	deploy/prod-up.sh
+
+clean:
+	rm -rf $(DEMO)
