@@ -1,0 +1,225 @@
+"""The ``fp-hubspot`` command: panel checks, the demo database, the sandbox, the demo run and the UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
+
+
+def _color(text: str, color: str) -> str:
+    return f"{color}{text}{RESET}" if sys.stdout.isatty() else text
+
+
+# ---------------------------------------------------------------- panel
+def cmd_panel_check(args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.panel import PanelError, load_panel
+
+    try:
+        settings = load_panel(args.file)
+    except PanelError as exc:
+        print(_color(str(exc), RED), file=sys.stderr)
+        return 1
+    print(_color(f"{args.file}: valid (tier {settings.tier.value}, mode {settings.integration.mode})", GREEN))
+    return 0
+
+
+def cmd_panel_schema(_args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.panel import PanelSettings
+
+    print(json.dumps(PanelSettings.model_json_schema(), indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- demo database
+def cmd_demo_generate(args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.sap.demo import generate
+
+    counts = generate(args.url, args.customers, seed=args.seed)
+    print(f"generated {args.url}: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+    return 0
+
+
+def cmd_demo_simulate(args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.sap.demo import simulate
+
+    counts = simulate(args.url, seed=args.seed)
+    print("simulated: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- demo run / dev
+def demo_env(demo_dir: Path) -> dict[str, str]:
+    """Environment for a demo in ``demo_dir``: everything it creates stays inside that folder."""
+    return {
+        "DAGSTER_HOME": str(demo_dir / "dagster_home"),
+        "FP_SAP_URL": f"sqlite:///{demo_dir / 'sap.db'}",
+        "FP_STATE_URL": f"sqlite:///{demo_dir / 'state.db'}",
+        "FP_PANEL_FILE": str(demo_dir / "panel.yaml"),
+    }
+
+
+def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) -> dict[str, str]:
+    """Create the demo folder: Dagster home (with our dagster.yaml), SAP database, panel file."""
+    from fp_hubspot_assets.sap.demo import generate
+
+    env = demo_env(demo_dir)
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    sap_db = demo_dir / "sap.db"
+    if not sap_db.exists():
+        counts = generate(env["FP_SAP_URL"], customers, seed=seed)
+        print(f"demo SAP database {sap_db}: {counts.get('OCRD', 0)} partners, {counts.get('FP_CUSTOMER', 0)} web customers")
+    panel = Path(env["FP_PANEL_FILE"])
+    example = (REPO_ROOT / "panel.example.yaml").read_text(encoding="utf-8")
+    panel.write_text(
+        "# written by `fp-hubspot demo`: the example panel pointed at the local sandbox\n"
+        + example.replace("  base_url: null", f"  base_url: {sandbox_url}"),
+        encoding="utf-8",
+    )
+    os.environ.update(env)
+    return env
+
+
+def run_main_job(dry_run: bool = False) -> dict[str, int]:
+    """Materialize every asset through the Dagster instance at $DAGSTER_HOME; return the summary counts."""
+    from dagster import DagsterInstance
+
+    from fp_hubspot_assets.definitions import SYNC_JOB, defs
+
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(SYNC_JOB).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"resources": {"hubspot": {"config": {"dry_run": dry_run}}}},
+        )
+        writes = 0
+        for event in result.all_events:
+            mat = event.event_specific_data.materialization if event.is_step_materialization else None  # type: ignore[union-attr]
+            if mat is not None and "api_write_requests" in mat.metadata:
+                writes += int(mat.metadata["api_write_requests"].value)
+        if not result.success:
+            failed = [e.step_key for e in result.all_events if e.is_step_failure]
+            raise SystemExit(f"the sync run {result.run_id} failed in {failed}; see `make dev` → Runs for details")
+    from fp_hubspot_assets.state.store import StateStore
+
+    ids = StateStore(StateStore.default_url()).id_map_all()
+    counts = {t: ids.filter(ids["object_type"] == t).height for t in ("contacts", "companies", "products", "deals", "line_items")}
+    return counts | {"writes": writes}
+
+
+def cmd_demo_run(args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.sandbox.testing import running_sandbox
+
+    demo_dir = Path(args.dir).resolve()
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port) as sandbox:
+        prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url)
+        counts = run_main_job()
+    print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_demo_prepare(args: argparse.Namespace) -> int:
+    demo_dir = Path(args.dir).resolve()
+    prepare_demo(demo_dir, args.customers, args.seed, f"http://127.0.0.1:{args.sandbox_port}")
+    print(f"demo ready in {demo_dir}")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """The sandbox plus `dagster dev` on the demo data (Ctrl-C stops both)."""
+    from fp_hubspot_assets.sandbox.testing import running_sandbox
+
+    demo_dir = Path(args.dir).resolve()
+    env = os.environ | demo_env(demo_dir)
+    with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port):
+        try:
+            return subprocess.call(
+                [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml")],
+                env=env,
+                cwd=REPO_ROOT,
+            )
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from fp_hubspot_assets.sandbox.server import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Run the main job against the configured environment (real HubSpot when a token is set)."""
+    counts = run_main_job(dry_run=args.dry_run)
+    print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fp-hubspot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    panel = sub.add_parser("panel", help="validate or describe panel settings").add_subparsers(dest="panel_cmd", required=True)
+    check = panel.add_parser("check", help="validate a panel YAML file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_panel_check)
+    panel.add_parser("schema", help="print the panel's JSON schema").set_defaults(func=cmd_panel_schema)
+
+    demo = sub.add_parser("demo", help="the demo SAP database and the demo run").add_subparsers(dest="demo_cmd", required=True)
+    gen = demo.add_parser("generate", help="write a demo SAP Business One + FocusPoint database")
+    gen.add_argument("--customers", type=int, default=2000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--url", default="sqlite:///.demo/sap.db")
+    gen.set_defaults(func=cmd_demo_generate)
+    sim = demo.add_parser("simulate", help="add new carts, orders and changes to a demo database")
+    sim.add_argument("--url", default="sqlite:///.demo/sap.db")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.set_defaults(func=cmd_demo_simulate)
+    for name, func, help_text in (
+        ("run", cmd_demo_run, "generate (once), start the sandbox, run set-up and the main job, print a summary"),
+        ("prepare", cmd_demo_prepare, "create the demo folder without running anything"),
+    ):
+        p = demo.add_parser(name, help=help_text)
+        p.add_argument("--customers", type=int, default=2000)
+        p.add_argument("--seed", type=int, default=42)
+        p.add_argument("--dir", default=".demo")
+        p.add_argument("--sandbox-port", type=int, default=8765)
+        p.set_defaults(func=func)
+
+    dev = sub.add_parser("dev", help="the sandbox and the Dagster UI on the demo data")
+    dev.add_argument("--dir", default=".demo")
+    dev.add_argument("--sandbox-port", type=int, default=8765)
+    dev.set_defaults(func=cmd_dev)
+
+    sync = sub.add_parser("sync", help="run the main job with the current environment")
+    sync.add_argument("--dry-run", action="store_true", help="compute and report changes, write nothing")
+    sync.set_defaults(func=cmd_sync)
+
+    from fp_hubspot_assets.sandbox.server import add_arguments
+
+    sandbox = sub.add_parser("sandbox", help="the local HubSpot-compatible API server")
+    add_arguments(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

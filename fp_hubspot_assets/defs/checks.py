@@ -1,0 +1,96 @@
+"""Asset checks: duplicates that would corrupt HubSpot block the writers; data smells only warn."""
+
+from __future__ import annotations
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetIn, asset_check
+
+from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.mapping import Mapped
+
+
+def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    values = frame.filter(pl.col(column).is_not_null() & (pl.col(column) != ""))
+    return values.group_by(column).agg(pl.len().alias("copies"), pl.col("source_key").head(5).alias("keys")).filter(
+        pl.col("copies") > 1
+    )
+
+
+def _result(dupes: pl.DataFrame, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
+    sample = dupes.head(50).with_columns(pl.col("keys").list.join(", ")) if dupes.height else dupes
+    return AssetCheckResult(
+        passed=dupes.height == 0,
+        severity=severity,
+        description=f"{dupes.height} duplicated {what}" if dupes.height else f"no duplicated {what}",
+        metadata={"duplicates": dupes.height, **({"sample": table_metadata(sample)} if dupes.height else {})},
+    )
+
+
+def _unique_check(asset_name: str, column: str, what: str, blocking: bool) -> AssetChecksDefinition:
+    severity = AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN
+
+    @asset_check(
+        asset=asset_name,
+        name=f"unique_{column}",
+        blocking=blocking,
+        description=f"No two {asset_name} records share a {what}"
+        + (" (blocks the HubSpot write: a duplicate would merge or overwrite records)." if blocking else "."),
+    )
+    def _check(payload: Mapped) -> AssetCheckResult:
+        return _result(_duplicates(payload.records, column), what, severity)
+
+    return _check
+
+
+payload_checks = [
+    _unique_check("contact_payloads", "email", "normalized email", blocking=True),
+    _unique_check("contact_payloads", "source_key", "source key", blocking=True),
+    _unique_check("company_payloads", "source_key", "source key", blocking=True),
+    _unique_check("product_payloads", "source_key", "source key", blocking=True),
+    _unique_check("product_payloads", "hs_sku", "SKU", blocking=False),
+    _unique_check("deal_payloads", "source_key", "source key", blocking=True),
+    _unique_check("line_item_payloads", "source_key", "source key", blocking=True),
+]
+
+
+@asset_check(
+    asset="sap_orders",
+    additional_ins={"sap_customers": AssetIn("sap_customers"), "sap_items": AssetIn("sap_items")},
+    description="Orders reference known customers and items (unknown ones still sync, without the link).",
+)
+def orders_reference_known_records(
+    sap_orders: pl.DataFrame, sap_customers: pl.DataFrame, sap_items: pl.DataFrame
+) -> AssetCheckResult:
+    partners = sap_customers.filter(pl.col("kind") == "bp")["card_code"]
+    unknown_customer = sap_orders.filter(~pl.col("card_code").is_in(partners.implode()))
+    lines = sap_orders.select("order_key", "lines").explode("lines").unnest("lines")
+    unknown_item = lines.filter(pl.col("item_code").is_not_null() & ~pl.col("item_code").is_in(sap_items["item_code"].implode()))
+    problems = pl.concat(
+        [
+            unknown_customer.select("order_key", pl.format("unknown customer {}", pl.col("card_code")).alias("problem")),
+            unknown_item.select("order_key", pl.format("unknown item {}", pl.col("item_code")).alias("problem")),
+        ]
+    )
+    return AssetCheckResult(
+        passed=problems.height == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "orders_with_unknown_customer": unknown_customer.height,
+            "lines_with_unknown_item": unknown_item.height,
+            **({"sample": table_metadata(problems.head(50))} if problems.height else {}),
+        },
+    )
+
+
+@asset_check(asset="hubspot_id_map", description="Each source key and each HubSpot id appears once per object type.")
+def id_map_unique(hubspot_id_map: pl.DataFrame) -> AssetCheckResult:
+    dup_keys = hubspot_id_map.group_by("object_type", "source_key").len().filter(pl.col("len") > 1)
+    dup_ids = hubspot_id_map.group_by("object_type", "hubspot_id").len().filter(pl.col("len") > 1)
+    return AssetCheckResult(
+        passed=dup_keys.height == 0 and dup_ids.height == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"duplicate_source_keys": dup_keys.height, "duplicate_hubspot_ids": dup_ids.height},
+    )
+
+
+all_checks = [*payload_checks, orders_reference_known_records, id_map_unique]

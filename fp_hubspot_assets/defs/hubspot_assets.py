@@ -1,0 +1,300 @@
+"""Mapped payload assets (pure mapping of the source frames) and the HubSpot assets that write them.
+
+Lineage reads SAP → payloads → HubSpot: ``sap_customers`` → ``contact_payloads`` → ``hubspot_contacts``.
+Payload assets carry the blocking duplicate checks, so a corrupting batch never reaches HubSpot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
+from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
+from fp_hubspot_assets.hubspot.sync import SyncContext, SyncReport, sync_associations, sync_records
+from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.panel import PanelResource
+from fp_hubspot_assets.state.store import LogRow, StateStore
+
+OWNERS = ["team:data-engineering"]
+HUBSPOT_POOL = "hubspot"
+
+
+def _payload_metadata(mapped: Mapped) -> dict[str, object]:
+    counts = mapped.issues.group_by("action").len() if mapped.issues.height else None
+    by_action = dict(counts.iter_rows()) if counts is not None else {}
+    meta: dict[str, object] = {
+        "dagster/row_count": mapped.records.height,
+        "skipped": int(by_action.get("skipped", 0)),
+        "repaired": int(by_action.get("repaired", 0)),
+        "excluded": int(by_action.get("excluded", 0)),
+        "preview": table_metadata(mapped.records.head(20)),
+    }
+    if mapped.issues.height:
+        meta["issues"] = table_metadata(mapped.issues.filter(pl.col("action") != "excluded").head(200))
+    return meta
+
+
+# ---------------------------------------------------------------- mapped payloads (pure)
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Company business partners mapped to HubSpot company properties.")
+def company_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_companies(sap_customers, sap_addresses, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Web customers, contact persons and private partners mapped to HubSpot contacts "
+       "(roles filtered, emails normalized and de-duplicated, address from the panel's address source).")
+def contact_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_contacts(sap_customers, sap_addresses, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Items (or each attribute combination) mapped to HubSpot products; empty below Professional.")
+def product_payloads(sap_items: pl.DataFrame, web_stores: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_products(sap_items, web_stores, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Orders and carts mapped to HubSpot deals (a cart and its order are one deal), "
+       "stage from the panel's deal-stage mapping.")
+def deal_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    settings = panel.settings()
+    mapped = mapping.map_deals(
+        sap_orders, store_carts, sap_customers, contact_payloads, company_payloads, settings, datetime.now(UTC).replace(tzinfo=None)
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
+def line_item_payloads(
+    sap_orders: pl.DataFrame, store_carts: pl.DataFrame, product_payloads: Mapped, panel: PanelResource
+) -> Output[Mapped]:
+    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+# ---------------------------------------------------------------- HubSpot writers
+@asset(group_name="hubspot", kinds={"hubspot"}, owners=OWNERS, pool=HUBSPOT_POOL,
+       description="What the sync needs in HubSpot: the FocusPoint property group, our unique id property per "
+       "object type, the custom properties, and the e-commerce deal pipeline (stage ids kept in the state store).")
+def hubspot_schema(
+    context: AssetExecutionContext, panel: PanelResource, hubspot: HubSpotResource, state: StateStoreResource
+) -> MaterializeResult:
+    settings = panel.settings()
+    base_url, _token, sandbox = resolve_connection(settings)
+    if hubspot.dry_run:
+        return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url})
+    client = hubspot.client(settings)
+    report = run_setup(
+        client, state.store(), settings.tier.value, custom_properties(), mapping.ID_PROPERTY
+    )
+    for note in report.notes:
+        context.log.warning(note)
+    return MaterializeResult(
+        metadata={
+            "hubspot": base_url,
+            "sandbox": sandbox,
+            "created_properties": MetadataValue.json(report.created_properties),
+            "pipeline_id": report.pipeline_id,
+            "stage_ids": MetadataValue.json(report.stage_ids),
+            "api_requests": client.total_requests,
+        }
+    )
+
+
+def custom_properties() -> dict[str, list[str]]:
+    """Our own (``fp_``) properties per object type, which set-up creates in the FocusPoint group."""
+    return {t: [p for p in props if p.startswith("fp_")] for t, props in mapping.PROPERTIES.items()}
+
+
+Resolver = Callable[[pl.DataFrame, StateStore], pl.DataFrame]
+
+
+def _resolve_deals(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
+    pipeline = pipeline_from_state(store)
+    return records.with_columns(
+        pl.col("dealstage").replace_strict(pipeline["stages"], default=None).alias("dealstage"),
+        pl.lit(pipeline["pipeline_id"]).alias("pipeline"),
+    )
+
+
+def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
+    ids = store.hubspot_ids("products", records["product_key"].drop_nulls().unique().to_list())
+    return records.with_columns(
+        pl.col("product_key").replace_strict(ids, default=None, return_dtype=pl.String).fill_null("").alias("hs_product_id")
+    )
+
+
+def write_object_type(
+    context: AssetExecutionContext,
+    object_type: str,
+    mapped: Mapped,
+    panel: PanelResource,
+    hubspot: HubSpotResource,
+    state: StateStoreResource,
+    associations: Sequence[tuple[str, str]] = (),
+    resolve: Resolver | None = None,
+) -> MaterializeResult:
+    """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view."""
+    settings = panel.settings()
+    store = state.store()
+    client = hubspot.client(settings)
+    ctx = SyncContext(
+        client=None if hubspot.dry_run else client,
+        state=store,
+        run_id=context.run_id,
+        dry_run=hubspot.dry_run,
+        max_workers=hubspot.max_workers,
+        progress=context.log.info,
+    )
+    records = resolve(mapped.records, store) if resolve is not None and mapped.records.height else mapped.records
+    report: SyncReport = sync_records(ctx, object_type, mapping.ID_PROPERTY[object_type], records)
+    for to_type, column in associations:
+        if column in records.columns:
+            sync_associations(ctx, object_type, to_type, records.select("source_key", column).iter_rows(), report)
+    issues = mapped.issues.filter(pl.col("action") != "excluded")
+    if not hubspot.dry_run and issues.height:
+        store.log(context.run_id, [LogRow(object_type, k, a, None, "SOURCE_DATA", r) for k, a, r in issues.select("source_key", "action", "reason").iter_rows()])
+    excluded = mapped.issues.height - issues.height
+    counts = report.summary() | {
+        "skipped": report.counts["skipped"] + issues.filter(pl.col("action") == "skipped").height,
+        "repaired": issues.filter(pl.col("action") == "repaired").height,
+        "excluded": excluded,
+    }
+    if excluded and not mapped.records.height:
+        reason = mapped.issues["reason"][0]
+        context.log.info(f"{object_type}: nothing sent — {reason}")
+    context.log.info(f"{object_type}: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
+    metadata: dict[str, object] = {f"count_{k}": v for k, v in counts.items()}
+    if report.dry_run:
+        metadata |= {f"count_{k}": v for k, v in report.counts.items() if k.startswith("would_")}
+    metadata |= {
+        "dagster/row_count": mapped.records.height,
+        "dry_run": report.dry_run,
+        "api_requests": report.requests,
+        "api_write_requests": report.write_requests,
+        "associations_created": report.associations_created,
+        "duration_seconds": round(report.duration_s, 3),
+        "records": table_metadata(report.touched_frame()),
+    }
+    if excluded and not mapped.records.height:
+        metadata["why_nothing_sent"] = str(mapped.issues["reason"][0])
+    return MaterializeResult(metadata=metadata)
+
+
+def _writer(
+    object_type: str,
+    payload_asset: str,
+    deps: Sequence[str],
+    description: str,
+    associations: Sequence[tuple[str, str]] = (),
+    resolve: Resolver | None = None,
+) -> AssetsDefinition:
+    """One writer asset per object type; they differ only in their inputs, associations and resolver."""
+
+    @asset(
+        name=f"hubspot_{object_type}",
+        ins={"payload": AssetIn(payload_asset)},
+        deps=[AssetKey(d) for d in deps],
+        group_name="hubspot",
+        kinds={"hubspot"},
+        owners=OWNERS,
+        pool=HUBSPOT_POOL,
+        description=description,
+    )
+    def _write(
+        context: AssetExecutionContext,
+        payload: Mapped,
+        panel: PanelResource,
+        hubspot: HubSpotResource,
+        state: StateStoreResource,
+    ) -> MaterializeResult:
+        return write_object_type(context, object_type, payload, panel, hubspot, state, associations, resolve)
+
+    return _write
+
+
+hubspot_companies = _writer(
+    "companies", "company_payloads", ["hubspot_schema"],
+    "HubSpot companies for company business partners, upserted by fp_company_id.",
+)
+hubspot_contacts = _writer(
+    "contacts", "contact_payloads", ["hubspot_schema", "hubspot_companies"],
+    "HubSpot contacts, upserted by fp_customer_id; an existing contact with the same email is adopted. "
+    "Associated with their company.",
+    associations=[("companies", "assoc_companies")],
+)
+hubspot_products = _writer(
+    "products", "product_payloads", ["hubspot_schema"],
+    "HubSpot products (one per item or per attribute combination), upserted by fp_product_id.",
+)
+hubspot_deals = _writer(
+    "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies"],
+    "HubSpot deals for orders and carts in the FocusPoint pipeline, upserted by fp_deal_id; associated with "
+    "their contact and company.",
+    associations=[("contacts", "assoc_contacts"), ("companies", "assoc_companies")],
+    resolve=_resolve_deals,
+)
+hubspot_line_items = _writer(
+    "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
+    "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
+    associations=[("deals", "assoc_deals")],
+    resolve=_resolve_line_items,
+)
+WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
+
+
+@asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
+       description="Source key ↔ HubSpot id for every object type, from the state store.")
+def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
+    frame = state.store().id_map_all()
+    per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
+    metadata: dict[str, object] = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
+    if per_type is not None:
+        metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
+    return Output(frame, metadata=metadata)
+
+
+@asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
+       description="The integration log of this run: one row per record written, adopted, skipped or failed.")
+def integration_log(context: AssetExecutionContext, state: StateStoreResource) -> Output[pl.DataFrame]:
+    store = state.store()
+    frame = store.log_frame(run_id=context.run_id)
+    counts = store.log_counts(context.run_id)
+    metadata: dict[str, object] = {
+        "dagster/row_count": frame.height,
+        "counts": MetadataValue.json(counts),
+        "log": table_metadata(frame),
+    }
+    return Output(frame, metadata=metadata)
+
+
+payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, line_item_payloads]
+hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
+                  hubspot_line_items, hubspot_id_map, integration_log]

@@ -1,0 +1,81 @@
+"""Dagster resources: the SAP source, the state store and the HubSpot connection, configured from the
+environment (``EnvVar``) with embedded defaults that run the demo out of the box."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from fp_hubspot_assets.hubspot import endpoints as ep
+from fp_hubspot_assets.hubspot.client import HubSpotClient
+from fp_hubspot_assets.hubspot.ratelimit import RateBudget
+from fp_hubspot_assets.panel import PanelSettings
+from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state.store import StateStore
+
+SANDBOX_URL_ENV = "FP_HUBSPOT_SANDBOX_URL"
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
+SANDBOX_TOKEN = "sandbox-token"
+
+
+def default_sap_url() -> str:
+    home = os.environ.get("DAGSTER_HOME")
+    return os.environ.get("FP_SAP_URL") or (f"sqlite:///{home}/../sap.db" if home else "sqlite:///.demo/sap.db")
+
+
+class SapSourceResource(ConfigurableResource):
+    """Where SAP Business One + FocusPoint data is read from (any SQLAlchemy URL). Empty → $FP_SAP_URL."""
+
+    url: str = ""
+
+    def reader(self) -> SapReader:
+        return SapReader(self.url or default_sap_url())
+
+
+class StateStoreResource(ConfigurableResource):
+    """The state store (ID map, hashes, log, cursors). Empty → $FP_STATE_URL or SQLite under $DAGSTER_HOME."""
+
+    url: str = ""
+    _store: StateStore | None = PrivateAttr(default=None)
+
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(self.url or StateStore.default_url())
+        return self._store
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+
+def resolve_connection(settings: PanelSettings) -> tuple[str, str, bool]:
+    """(API base URL, access token, is_sandbox). Real HubSpot when a token is configured, else the local sandbox.
+
+    An explicit ``integration.base_url`` always wins (that is how the demo points at its sandbox)."""
+    integration = settings.integration
+    token = os.environ.get(integration.access_token_env, "")
+    if integration.base_url:
+        return integration.base_url, token or SANDBOX_TOKEN, not token
+    if token:
+        return integration.api_base_url, token, False
+    return os.environ.get(SANDBOX_URL_ENV, DEFAULT_SANDBOX_URL), SANDBOX_TOKEN, True
+
+
+class HubSpotResource(ConfigurableResource):
+    """The HubSpot connection for one run. ``dry_run`` computes and reports changes and writes nothing."""
+
+    dry_run: bool = False
+    max_workers: int = 4
+    timeout_seconds: float = 30.0
+    # A shortened rate window (same requests per second) for tests and benchmarks; 0 = HubSpot's 10 s.
+    rate_window_seconds: float = 0.0
+
+    def client(self, settings: PanelSettings) -> HubSpotClient:
+        base_url, token, _sandbox = resolve_connection(settings)
+        per_window, daily = ep.budget_for(settings.tier.value, oauth=settings.integration.mode == "public_app")
+        window = self.rate_window_seconds or ep.TEN_SECONDS
+        budget = RateBudget(max(1, round(per_window * window / ep.TEN_SECONDS)), daily, window_seconds=window)
+        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds)

@@ -1,0 +1,61 @@
+"""Source assets: SAP Business One + FocusPoint tables read into the canonical polars frames."""
+
+from __future__ import annotations
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
+
+from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs.resources import SapSourceResource
+
+OWNERS = ["team:data-engineering"]
+SOURCE_ASSETS: dict[str, tuple[str, str]] = {
+    # asset name: (canonical entity, description)
+    "web_stores": ("stores", "FocusPoint web stores (FP_STORE): store code, currency and price list."),
+    "sap_customers": (
+        "customers",
+        "Web customers (FP_CUSTOMER, with roles; guests included), SAP business partners (OCRD) and their "
+        "contact persons (OCPR), one row per person or partner.",
+    ),
+    "sap_addresses": ("addresses", "Billing and shipping addresses from SAP (CRD1) and the web store (FP_ADDRESS)."),
+    "sap_items": (
+        "items",
+        "Items (OITM/ITM1) and their attribute combinations (FP_ITEM_COMBINATION), one row per sellable variant.",
+    ),
+    "sap_orders": (
+        "orders",
+        "Sales orders (ORDR/RDR1) with order, shipment (ODLN/DLN1) and payment (OINV/INV1) status and nested lines.",
+    ),
+    "store_carts": ("carts", "FocusPoint shopping carts (FP_CART/FP_CART_LINE), linked to the order they became."),
+}
+
+
+def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
+    @asset(
+        name=name,
+        group_name="sap_source",
+        kinds={"sql", "polars"},
+        owners=OWNERS,
+        description=description,
+        code_version="1",
+    )
+    def _read(context: AssetExecutionContext, sap: SapSourceResource) -> Output[pl.DataFrame]:
+        result = sap.reader().read(entity)
+        for row in result.rejects.head(50).iter_rows(named=True):
+            context.log.warning(f"{entity}: unreadable record {row['source_key']} skipped: {row['reason']}")
+        if result.rejects.height > 50:
+            context.log.warning(f"{entity}: {result.rejects.height - 50} more unreadable records skipped")
+        metadata = {
+            "dagster/row_count": result.frame.height,
+            "rejected": result.rejects.height,
+            "columns": MetadataValue.md(", ".join(f"`{c}`" for c in result.frame.columns)),
+        }
+        if result.rejects.height:
+            metadata["rejects"] = table_metadata(result.rejects.head(200))
+        return Output(result.frame, metadata=metadata)
+
+    return _read
+
+
+sap_assets: list[AssetsDefinition] = [_source_asset(name, *spec) for name, spec in SOURCE_ASSETS.items()]
+

@@ -1,0 +1,121 @@
+"""One rate budget per HubSpot account, shared by every thread of a run.
+
+A sliding window for the 10-second budget, a counter for the daily one, a separate per-second window for
+search, and the rate-limit headers HubSpot sends back (another client spending the same budget shows up
+there as a lower ``Remaining``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_SECONDS, Bucket
+
+
+class DailyLimitReached(RuntimeError):
+    """The account's daily budget is spent: the run must stop cleanly and resume after midnight (UTC)."""
+
+    def __init__(self, detail: str = "") -> None:
+        resume = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.resume_at = resume
+        super().__init__(
+            f"HubSpot's daily API limit is reached{': ' + detail if detail else ''}. Nothing was lost: "
+            f"run the sync again after {resume:%Y-%m-%d %H:%M} UTC and it continues where it stopped."
+        )
+
+
+class _Window:
+    """At most ``limit`` acquisitions in any ``seconds``-long window (thread-safe)."""
+
+    def __init__(self, limit: int, seconds: float, clock: Callable[[], float]) -> None:
+        self.limit, self.seconds, self._clock = limit, seconds, clock
+        self._starts: deque[float] = deque()
+        self.blocked_until = 0.0
+
+    def wait_time(self) -> float:
+        now = self._clock()
+        while self._starts and self._starts[0] <= now - self.seconds:
+            self._starts.popleft()
+        wait = max(0.0, self.blocked_until - now)
+        if len(self._starts) >= self.limit:
+            wait = max(wait, self._starts[0] + self.seconds - now)
+        return wait
+
+    def take(self) -> None:
+        self._starts.append(self._clock())
+
+
+class RateBudget:
+    def __init__(
+        self,
+        per_window: int,
+        daily: int | None,
+        window_seconds: float = TEN_SECONDS,
+        search_per_second: int = SEARCH_REQUESTS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+        self.standard = _Window(per_window, window_seconds, clock)
+        self.search = _Window(search_per_second, 1.0, clock)
+        self.daily_limit = daily
+        self.daily_used = 0
+        self.daily_remaining: int | None = None
+        self.waited_seconds = 0.0
+
+    @property
+    def window_seconds(self) -> float:
+        return self.standard.seconds
+
+    def acquire(self, bucket: Bucket) -> None:
+        """Block until a request in ``bucket`` may start; raise DailyLimitReached when the day is spent."""
+        if bucket is Bucket.oauth:
+            return
+        window = self.search if bucket is Bucket.search else self.standard if bucket is Bucket.standard else None
+        while True:
+            with self._lock:
+                if self.daily_remaining is not None and self.daily_remaining <= 0:
+                    raise DailyLimitReached("HubSpot reports 0 daily requests remaining")
+                if self.daily_limit is not None and self.daily_used >= self.daily_limit:
+                    raise DailyLimitReached(f"this run's daily budget of {self.daily_limit} requests is used")
+                wait = window.wait_time() if window else 0.0
+                if wait <= 0:
+                    if window:
+                        window.take()
+                    self.daily_used += 1
+                    return
+            self.waited_seconds += wait
+            self._sleep(min(wait, 1.0))
+
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        """Read HubSpot's rate-limit headers: an exhausted window blocks everyone until it rolls over."""
+        if not headers:
+            return
+        lower = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
+            if remaining is not None and remaining <= 0:
+                interval = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
+                seconds = interval / 1000 if interval else self.standard.seconds
+                self.standard.blocked_until = max(self.standard.blocked_until, self._clock() + seconds)
+            daily_remaining = _int(lower.get("x-hubspot-ratelimit-daily-remaining"))
+            if daily_remaining is not None:
+                self.daily_remaining = daily_remaining
+
+    def penalize(self, bucket: Bucket) -> None:
+        """A TEN_SECONDLY_ROLLING (or search) 429: wait out a whole window before the next request."""
+        window = self.search if bucket is Bucket.search else self.standard
+        with self._lock:
+            window.blocked_until = max(window.blocked_until, self._clock() + window.seconds)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,164 @@
+"""What the sync needs to exist in HubSpot before it writes, created idempotently.
+
+A "FocusPoint" property group per object type, our unique id property per type (``hasUniqueValue``, the
+idProperty of every upsert), the custom ``fp_*`` properties the mapping writes, and a deal pipeline with the
+six e-commerce stages whose generated ids are read back and kept in the state store. Each step reads what
+exists first and creates only what is missing, so re-running set-up costs a few GETs and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubspot.crm.pipelines import PipelineInput, PipelineStageInput
+from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
+from fp_hubspot_assets.panel import DealStage
+from fp_hubspot_assets.state.store import StateStore
+
+GROUP_NAME = "focuspoint"
+GROUP_LABEL = "FocusPoint"
+PIPELINE_LABEL = "FocusPoint E-commerce"
+PIPELINE_STATE_KEY = "deal_pipeline"
+STAGE_PROBABILITY: dict[DealStage, float] = {
+    DealStage.checkout_pending: 0.2,
+    DealStage.checkout_completed: 0.6,
+    DealStage.checkout_processed: 0.8,
+    DealStage.checkout_shipped: 1.0,
+    DealStage.checkout_canceled: 0.0,
+    DealStage.checkout_abandoned: 0.1,
+}
+# Free accounts cannot add a pipeline: the stages then land in the default pipeline's closest stages.
+DEFAULT_PIPELINE_FALLBACK: dict[DealStage, str] = {
+    DealStage.checkout_pending: "appointmentscheduled",
+    DealStage.checkout_completed: "qualifiedtobuy",
+    DealStage.checkout_processed: "contractsent",
+    DealStage.checkout_shipped: "closedwon",
+    DealStage.checkout_canceled: "closedlost",
+    DealStage.checkout_abandoned: "closedlost",
+}
+
+
+@dataclass
+class SetupReport:
+    created_groups: list[str] = field(default_factory=list)
+    created_properties: list[str] = field(default_factory=list)
+    pipeline_id: str = ""
+    pipeline_created: bool = False
+    stage_ids: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _label(name: str) -> str:
+    return name.removeprefix("fp_").replace("_", " ").title().replace("Id", "ID")
+
+
+def ensure_properties(
+    client: HubSpotClient,
+    custom_properties: Mapping[str, Sequence[str]],
+    unique_properties: Mapping[str, str],
+    report: SetupReport,
+) -> None:
+    """Create the FocusPoint group and every missing custom property; the unique id one with hasUniqueValue."""
+    for object_type, names in custom_properties.items():
+        groups = {g.name for g in client.list_property_groups(object_type)}
+        if GROUP_NAME not in groups:
+            client.create_property_group(
+                object_type, PropertyGroupCreate(name=GROUP_NAME, label=GROUP_LABEL, display_order=-1)
+            )
+            report.created_groups.append(object_type)
+        existing = {p.name: p for p in client.list_properties(object_type)}
+        unique = unique_properties.get(object_type)
+        if unique and unique in existing and not getattr(existing[unique], "has_unique_value", True):
+            raise HubSpotError(
+                None,
+                "SETUP",
+                f"{object_type}.{unique} exists in HubSpot without hasUniqueValue; upserts need a unique property. "
+                "Delete that property in HubSpot (Settings → Properties) and run set-up again.",
+            )
+        for name in [unique, *names] if unique else names:
+            if name in existing or name is None:
+                continue
+            client.create_property(
+                object_type,
+                PropertyCreate(
+                    name=name,
+                    label=_label(name),
+                    type="string",
+                    field_type="text",
+                    group_name=GROUP_NAME,
+                    has_unique_value=name == unique,
+                    description="Written by the FocusPoint sync (fp-hubspot-assets).",
+                ),
+            )
+            existing[name] = True
+            report.created_properties.append(f"{object_type}.{name}")
+
+
+def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
+    """The e-commerce pipeline with six stages; returns {DealStage value: stage id} and stores it."""
+    pipelines = client.list_pipelines("deals")
+    ours = next((p for p in pipelines if p.label == PIPELINE_LABEL), None)
+    if ours is None and tier != "free":
+        try:
+            ours = client.create_pipeline(
+                "deals",
+                PipelineInput(
+                    label=PIPELINE_LABEL,
+                    display_order=99,
+                    stages=[
+                        PipelineStageInput(
+                            label=stage.label,
+                            display_order=i,
+                            metadata={"probability": str(STAGE_PROBABILITY[stage])},
+                        )
+                        for i, stage in enumerate(DealStage)
+                    ],
+                ),
+            )
+            report.pipeline_created = True
+        except HubSpotError as exc:
+            report.notes.append(f"could not create the deal pipeline ({exc.message}); using the default pipeline")
+    if ours is not None:
+        by_label = {s.label: s.id for s in ours.stages}
+        missing = [stage.label for stage in DealStage if stage.label not in by_label]
+        if missing:
+            raise HubSpotError(None, "SETUP", f"pipeline {PIPELINE_LABEL!r} lacks stages {missing}; add them in HubSpot")
+        stage_ids = {stage.value: by_label[stage.label] for stage in DealStage}
+        pipeline_id = str(ours.id)
+    else:
+        default = next((p for p in pipelines if p.id == "default"), pipelines[0] if pipelines else None)
+        if default is None:
+            raise HubSpotError(None, "SETUP", "HubSpot has no deal pipeline at all")
+        present = {s.id for s in default.stages}
+        first = default.stages[0].id
+        stage_ids = {s.value: (DEFAULT_PIPELINE_FALLBACK[s] if DEFAULT_PIPELINE_FALLBACK[s] in present else first) for s in DealStage}
+        pipeline_id = str(default.id)
+        report.notes.append("deals use the default pipeline (free tier): stages mapped to its closest stages")
+    state.set_setup(PIPELINE_STATE_KEY, {"pipeline_id": pipeline_id, "stages": stage_ids})
+    report.pipeline_id, report.stage_ids = pipeline_id, stage_ids
+    return stage_ids
+
+
+def run_setup(
+    client: HubSpotClient,
+    state: StateStore,
+    tier: str,
+    custom_properties: Mapping[str, Sequence[str]],
+    unique_properties: Mapping[str, str],
+) -> SetupReport:
+    report = SetupReport()
+    ensure_properties(client, custom_properties, unique_properties, report)
+    ensure_deal_pipeline(client, state, tier, report)
+    state.set_setup("schema_ready", True)
+    return report
+
+
+def pipeline_from_state(state: StateStore) -> dict[str, Any]:
+    value = state.get_setup(PIPELINE_STATE_KEY)
+    if not value:
+        raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_setup (or run `fp-hubspot setup`) first")
+    return value

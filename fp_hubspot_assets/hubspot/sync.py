@@ -1,0 +1,278 @@
+"""The sync engine: diff mapped records against the state store and write only what changed.
+
+For one object type: hash each record's outgoing properties, compare with the hash remembered for its
+source key, upsert the new and changed ones by our unique property in 100-record batches (several batches
+in flight, all under the one rate budget), record every success in the ID map as its batch completes, log
+each record's action, and adopt contacts whose email already exists in HubSpot. Associations follow once
+both ends exist. A kill at any point loses nothing: the next run re-upserts what was not recorded, and an
+upsert by our own unique id can never create a second record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from fp_hubspot_assets.hubspot import endpoints as ep
+from fp_hubspot_assets.hubspot.client import EXISTING_ID, BatchOutcome, HubSpotClient
+from fp_hubspot_assets.state.store import LogRow, StateStore
+
+logger = logging.getLogger(__name__)
+
+# A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
+# (logged as skipped) until its data changes.
+MAX_FAILED_ATTEMPTS = 3
+REFERENCE_PREFIXES = ("assoc_",)
+REFERENCE_COLUMNS = ("source_key", "product_key")
+ACTIONS = ("created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired")
+
+
+@dataclass
+class SyncContext:
+    client: HubSpotClient | None  # None only for a dry run without credentials
+    state: StateStore
+    run_id: str
+    dry_run: bool = False
+    max_workers: int = 4
+    progress: Callable[[str], None] = logger.info
+    progress_every: int = 50  # batches
+
+
+@dataclass
+class SyncReport:
+    object_type: str
+    counts: Counter[str] = field(default_factory=Counter)
+    touched: list[tuple[str, str | None, str, str]] = field(default_factory=list)  # key, hs id, action, message
+    requests: int = 0
+    write_requests: int = 0
+    associations_created: int = 0
+    duration_s: float = 0.0
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def touched_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            self.touched,
+            schema={"source_key": pl.String, "hubspot_id": pl.String, "action": pl.String, "message": pl.String},
+            orient="row",
+        )
+
+    def summary(self) -> dict[str, int]:
+        return {action: self.counts.get(action, 0) for action in ACTIONS}
+
+
+def property_columns(records: pl.DataFrame) -> list[str]:
+    """The columns that are HubSpot properties (everything but keys and references), in a stable order."""
+    return sorted(
+        c for c in records.columns if c not in REFERENCE_COLUMNS and not c.startswith(REFERENCE_PREFIXES) and c != "dealstage"
+    )
+
+
+def payload_hashes(records: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
+    """A stable digest of each record's outgoing properties (blake2b; independent of polars versions)."""
+    if records.is_empty():
+        return pl.Series("payload_hash", [], dtype=pl.String)
+    joined = records.select(
+        pl.concat_str(
+            [pl.lit(c + "=") + pl.col(c).cast(pl.String).fill_null("\x00") for c in columns], separator="\x1f"
+        ).alias("j")
+    )["j"]
+    return pl.Series(
+        "payload_hash", [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in joined], dtype=pl.String
+    )
+
+
+def plan(records: pl.DataFrame, state: StateStore, object_type: str) -> pl.DataFrame:
+    """Attach payload hashes and the remembered state: one row per record with ``decision`` = write | unchanged
+    | gave_up (rejected MAX_FAILED_ATTEMPTS times with this very content)."""
+    columns = property_columns(records)
+    frame = records.with_columns(payload_hashes(records, columns))
+    known = state.id_map(object_type).rename({"payload_hash": "known_hash"})
+    failures = state.failures(object_type).select(
+        "source_key", pl.col("payload_hash").alias("failed_hash"), "attempts", "last_message"
+    )
+    frame = frame.join(known, on="source_key", how="left").join(failures, on="source_key", how="left")
+    return frame.with_columns(
+        pl.when(pl.col("known_hash") == pl.col("payload_hash"))
+        .then(pl.lit("unchanged"))
+        .when((pl.col("failed_hash") == pl.col("payload_hash")) & (pl.col("attempts") >= MAX_FAILED_ATTEMPTS))
+        .then(pl.lit("gave_up"))
+        .otherwise(pl.lit("write"))
+        .alias("decision")
+    )
+
+
+def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: pl.DataFrame) -> SyncReport:
+    """Write the new and changed records of one object type; returns counts and the touched records."""
+    started = time.perf_counter()
+    report = SyncReport(object_type, dry_run=ctx.dry_run)
+    requests_before = _requests(ctx)
+    planned = plan(records, ctx.state, object_type)
+    report.counts["unchanged"] = planned.filter(pl.col("decision") == "unchanged").height
+    gave_up = planned.filter(pl.col("decision") == "gave_up")
+    for key, hs_id, message in gave_up.select("source_key", "hubspot_id", "last_message").iter_rows():
+        report.touched.append((key, hs_id, "skipped", f"rejected {MAX_FAILED_ATTEMPTS} times, retried when its data changes: {message}"))
+    report.counts["skipped"] += gave_up.height
+    todo = planned.filter(pl.col("decision") == "write")
+    columns = property_columns(records)
+    if ctx.dry_run:
+        for key, hs_id in todo.select("source_key", "hubspot_id").iter_rows():
+            action = "would_update" if hs_id else "would_create"
+            report.counts[action] += 1
+            report.touched.append((key, hs_id, action, ""))
+        report.duration_s = time.perf_counter() - started
+        return report
+    assert ctx.client is not None, "a sync that writes needs a HubSpot client"
+    hashes = dict(zip(todo["source_key"], todo["payload_hash"], strict=True))
+    payloads = [
+        (row["source_key"], {c: ("" if row[c] is None else str(row[c])) for c in columns})
+        for row in todo.select(["source_key", *columns]).iter_rows(named=True)
+    ]
+    batches = [payloads[i : i + 100] for i in range(0, len(payloads), 100)]
+    if batches:
+        ctx.progress(f"{object_type}: writing {len(payloads)} new or changed records in {len(batches)} batches")
+    done = 0
+
+    def finish(batch: Sequence[tuple[str, dict[str, str]]], outcome: BatchOutcome) -> None:
+        nonlocal done
+        _adopt_conflicts(ctx, object_type, batch, outcome, report)
+        _record(ctx, object_type, outcome, hashes, report)
+        done += 1
+        if done % ctx.progress_every == 0 or done == len(batches):
+            ctx.progress(f"{object_type}: {done}/{len(batches)} batches, {sum(report.counts.values())} records processed")
+
+    client = ctx.client
+    _run_batches(
+        ctx.max_workers,
+        batches,
+        lambda batch: client.batch_upsert(object_type, id_property, batch),
+        finish,
+    )
+    report.requests, report.write_requests = _requests(ctx)[0] - requests_before[0], _requests(ctx)[1] - requests_before[1]
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _run_batches(
+    workers: int,
+    batches: Sequence[Sequence[tuple[str, dict[str, str]]]],
+    send: Callable[[Sequence[tuple[str, dict[str, str]]]], BatchOutcome],
+    finish: Callable[[Sequence[tuple[str, dict[str, str]]], BatchOutcome], None],
+) -> None:
+    """Keep ``workers`` batches in flight; results are recorded on the calling thread as each completes,
+    so the state store is written by one thread and a crash loses at most the batches in flight."""
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hubspot") as pool:
+        pending: dict[Future[BatchOutcome], Sequence[tuple[str, dict[str, str]]]] = {}
+        queue = iter(batches)
+        try:
+            for batch in queue:
+                pending[pool.submit(send, batch)] = batch
+                if len(pending) >= workers:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    batch = pending.pop(future)
+                    finish(batch, future.result())
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(send, nxt)] = nxt
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _adopt_conflicts(
+    ctx: SyncContext,
+    object_type: str,
+    batch: Sequence[tuple[str, dict[str, str]]],
+    outcome: BatchOutcome,
+    report: SyncReport,
+) -> None:
+    """A contact whose email already exists in HubSpot: stamp our id on the existing record (adopt it)."""
+    if object_type != "contacts" or ctx.client is None:
+        return
+    props = dict(batch)
+    adopt = []
+    for key, (_category, message) in list(outcome.failed.items()):
+        match = EXISTING_ID.search(message)
+        if match:
+            adopt.append((key, match.group(1), props[key]))
+    for i in range(0, len(adopt), 100):
+        chunk = adopt[i : i + 100]
+        result = ctx.client.batch_update(object_type, chunk)
+        for key, (hs_id, _new) in result.ok.items():
+            del outcome.failed[key]
+            outcome.ok[key] = (hs_id, False)
+            outcome.adopted.add(key)
+        outcome.failed.update(result.failed)
+
+
+def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: dict[str, str], report: SyncReport) -> None:
+    rows = [(key, hs_id, hashes[key]) for key, (hs_id, _new) in outcome.ok.items()]
+    log_rows: list[LogRow] = []
+    for key, (hs_id, new) in outcome.ok.items():
+        action = "adopted" if key in outcome.adopted else "created" if new else "updated"
+        message = "email already in HubSpot: the existing contact was adopted" if action == "adopted" else ""
+        report.counts[action] += 1
+        report.touched.append((key, hs_id, action, message))
+        log_rows.append(LogRow(object_type, key, action, hs_id, None, message or None))
+    failures = []
+    for key, (category, message) in outcome.failed.items():
+        report.counts["failed"] += 1
+        report.touched.append((key, None, "failed", f"{category}: {message}"))
+        log_rows.append(LogRow(object_type, key, "failed", None, category, message))
+        failures.append((key, hashes[key], category, message))
+    with ctx.state.transaction():
+        ctx.state.record_synced(object_type, rows, ctx.run_id)
+        ctx.state.clear_failures(object_type, outcome.ok.keys())
+        ctx.state.record_failures(object_type, failures)
+        ctx.state.log(ctx.run_id, log_rows)
+
+
+def sync_associations(
+    ctx: SyncContext, from_type: str, to_type: str, pairs: Iterable[tuple[str, str]], report: SyncReport
+) -> None:
+    """Create the (from source key, to source key) associations HubSpot does not have yet, 100 per batch.
+    Pairs whose ends are not in HubSpot (yet) wait for a later run."""
+    type_id = ep.ASSOCIATION_TYPE_IDS.get((from_type, to_type), 0)
+    wanted = {(a, b) for a, b in pairs if a and b}
+    known = {(a, b) for a, b, _t in ctx.state.known_associations(from_type, to_type)}
+    missing = sorted(wanted - known)
+    if not missing:
+        return
+    from_ids = ctx.state.hubspot_ids(from_type, {a for a, _ in missing})
+    to_ids = ctx.state.hubspot_ids(to_type, {b for _, b in missing})
+    ready = [(a, b) for a, b in missing if a in from_ids and b in to_ids]
+    if ctx.dry_run:
+        report.counts[f"would_associate_{to_type}"] += len(ready)
+        return
+    assert ctx.client is not None
+    client = ctx.client
+    for i in range(0, len(ready), 100):
+        chunk = ready[i : i + 100]
+        failed = client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk])
+        bad = {idx for idx, _c, _m in failed}
+        ok = [(a, b, type_id) for j, (a, b) in enumerate(chunk) if j not in bad]
+        ctx.state.record_associations(from_type, to_type, ok)
+        report.associations_created += len(ok)
+        for idx, category, message in failed:
+            a, b = chunk[idx]
+            ctx.state.log(ctx.run_id, [LogRow(from_type, a, "failed", from_ids[a], category, f"association to {to_type} {b}: {message}")])
+            report.counts["association_failed"] += 1
+
+
+def _requests(ctx: SyncContext) -> tuple[int, int]:
+    if ctx.client is None:
+        return (0, 0)
+    return ctx.client.total_requests, ctx.client.write_requests

@@ -1,0 +1,49 @@
+"""Choosing one address per contact/company from web (FocusPoint) and SAP addresses.
+
+The panel's ``address_source`` picks billing or shipping. For each record we look at its address owners
+in order (``level`` 0 = its own addresses, 1 = a fallback owner such as a web customer's SAP business
+partner) and take, per owner level: the default address of the preferred kind, then any of that kind,
+then the default / any of the other kind. Ties go to the most recently updated address.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+
+from fp_hubspot_assets.mapping.common import non_empty
+
+ADDRESS_FIELDS = ("street", "street2", "city", "zip", "state", "country")
+
+
+def pick_address(
+    owners: pl.DataFrame,
+    addresses: pl.DataFrame,
+    address_source: Literal["billing", "shipping"],
+) -> pl.DataFrame:
+    """``owners`` (``source_key``, ``owner_key``, ``level``) → one row per source_key that has a usable
+    address: ``source_key`` + ``ADDRESS_FIELDS`` (cleaned, null when blank). Addresses with no street,
+    city, zip, state or country are ignored: sending them would clear good data."""
+    cleaned = addresses.select(
+        "owner_key",
+        "address_key",
+        "updated_at",
+        pl.col("address_type").str.strip_chars().str.to_lowercase().alias("address_type"),
+        pl.col("is_default").fill_null(False).alias("is_default"),
+        *[non_empty(pl.col(f)).alias(f) for f in ADDRESS_FIELDS],
+    ).filter(pl.any_horizontal(pl.col(f).is_not_null() for f in ("street", "city", "zip", "state", "country")))
+    candidates = owners.join(cleaned, on="owner_key", how="inner").with_columns(
+        pl.when(pl.col("address_type") == address_source)
+        .then(0)
+        .when(pl.col("address_type").is_in(["billing", "shipping"]))
+        .then(1)
+        .otherwise(2)
+        .alias("_kind_rank"),
+    )
+    best = candidates.sort(
+        ["source_key", "level", "_kind_rank", "is_default", "updated_at", "address_key"],
+        descending=[False, False, False, True, True, False],
+        nulls_last=True,
+    ).unique("source_key", keep="first", maintain_order=True)
+    return best.select("source_key", *ADDRESS_FIELDS)

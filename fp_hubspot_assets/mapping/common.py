@@ -1,0 +1,277 @@
+"""Vectorized building blocks shared by the mappers: text/email/phone/number/date normalization, issue
+frames, key hygiene and the final hardening pass every record frame goes through.
+
+Everything here returns polars expressions or frames; nothing loops over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import polars as pl
+
+from fp_hubspot_assets.mapping.model import (
+    ALIASES_SCHEMA,
+    ID_PROPERTY,
+    ISSUES_SCHEMA,
+    PROPERTIES,
+    REFERENCES,
+    REPAIRED,
+    SKIPPED,
+    Mapped,
+)
+
+HUBSPOT_MAX_CHARS = 65_536  # HubSpot's limit for one property value
+MAX_DECIMAL = 1e15  # beyond this a float has no exact cents left; such amounts are bad input, not money
+MIN_DATE = datetime(1970, 1, 1)
+MAX_DATE = datetime(2101, 1, 1)  # exclusive: 2100 is the last accepted year
+
+# Local parts as HubSpot accepts them (RFC 5322 "atext" and dots); domains as LDH labels with a real TLD
+# (letters, or an IDN "xn--" label). Checked on the already-lowercased, space-free address.
+_EMAIL_RE = (
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}|xn--[a-z0-9-]{1,59})$"
+)
+
+
+# ── text ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def text(expr: pl.Expr) -> pl.Expr:
+    """NUL bytes removed, surrounding whitespace trimmed; null stays null."""
+    return expr.str.replace_all("\x00", "", literal=True).str.strip_chars()
+
+
+def non_empty(expr: pl.Expr) -> pl.Expr:
+    """``text(expr)`` with "" turned into null, so ``coalesce`` skips blanks."""
+    cleaned = text(expr)
+    return pl.when(cleaned.str.len_chars() > 0).then(cleaned)
+
+
+def normalize_email(expr: pl.Expr) -> pl.Expr:
+    """Lowercase, every whitespace (inner too) and NUL removed; null when nothing is left."""
+    cleaned = expr.str.replace_all(r"[\s\x00]+", "").str.to_lowercase()
+    return pl.when(cleaned.str.len_chars() > 0).then(cleaned)
+
+
+def email_is_valid(normalized: pl.Expr) -> pl.Expr:
+    """True for a syntactically valid (normalized) address HubSpot accepts; false for null."""
+    return (
+        normalized.str.contains(_EMAIL_RE)
+        & (normalized.str.len_chars() <= 254)
+        & (normalized.str.split("@").list.first().str.len_chars() <= 64)
+    ).fill_null(False)
+
+
+def email_domain(normalized: pl.Expr) -> pl.Expr:
+    return normalized.str.split("@").list.last()
+
+
+def normalize_phone(expr: pl.Expr) -> pl.Expr:
+    """Trimmed, inner whitespace runs collapsed; null when it holds no digit at all (not a phone)."""
+    cleaned = text(expr).str.replace_all(r"\s+", " ")
+    return pl.when(cleaned.str.contains(r"\d")).then(cleaned)
+
+
+def with_clean_phone(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``phone`` normalized in place; a non-blank phone without digits is cleared and reported."""
+    cleaned = frame.with_columns(normalize_phone(pl.col("phone")).alias("_phone"))
+    dropped = issues_where(
+        cleaned, pl.col("_phone").is_null() & non_empty(pl.col("phone")).is_not_null(), REPAIRED, "phone has no digits; cleared"
+    )
+    return cleaned.drop("phone").rename({"_phone": "phone"}), dropped
+
+
+def join_sorted(list_expr: pl.Expr) -> pl.Expr:
+    """A list of strings as HubSpot multi-value text: trimmed, blanks dropped, unique, sorted, ";"-joined."""
+    return (
+        list_expr.list.eval(text(pl.element()))
+        .list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
+        .list.unique()
+        .list.sort()
+        .list.join(";")
+    )
+
+
+# ── numbers and dates ────────────────────────────────────────────────────────────────────────────────
+
+
+def decimal_string(expr: pl.Expr) -> pl.Expr:
+    """A finite float as a plain decimal string ("19.99", "3", "-0.5"; at most 6 decimals, never an
+    exponent). Null for null, NaN, ±inf and magnitudes ≥ 1e15 — callers decide what that means."""
+    rounded = expr.cast(pl.Float64).round(6)
+    as_text = rounded.cast(pl.String).str.replace(r"\.0$", "")
+    ok = rounded.is_finite() & (rounded.abs() < MAX_DECIMAL)
+    return pl.when(ok & (rounded == 0)).then(pl.lit("0")).when(ok).then(as_text)
+
+
+def bad_number(expr: pl.Expr) -> pl.Expr:
+    """NaN, infinite or out of range (null is not "bad": it is missing)."""
+    value = expr.cast(pl.Float64)
+    return value.is_not_null() & ~(value.is_finite() & (value.abs() < MAX_DECIMAL))
+
+
+def date_in_range(expr: pl.Expr) -> pl.Expr:
+    return (expr >= MIN_DATE) & (expr < MAX_DATE)
+
+
+def iso_datetime(expr: pl.Expr) -> pl.Expr:
+    """UTC ISO-8601 with milliseconds and "Z" (HubSpot date-time); null outside 1970..2100 or null.
+    Canonical datetimes are naive UTC."""
+    return pl.when(date_in_range(expr)).then(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """``now`` as the canonical frames hold time: naive, in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+# ── keys ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def natural_order(column: str) -> list[pl.Expr]:
+    """Sort keys that order ids numerically within a prefix ("CP9" before "CP10")."""
+    return [pl.col(column).str.len_chars(), pl.col(column)]
+
+
+def valid_key(expr: pl.Expr) -> pl.Expr:
+    """A usable source key: non-empty, no NUL, no surrounding whitespace, short enough for HubSpot."""
+    return (
+        (expr.str.len_chars() > 0)
+        & ~expr.str.contains("\x00", literal=True)
+        & (expr == expr.str.strip_chars())
+        & (expr.str.len_chars() <= 255)
+    ).fill_null(False)
+
+
+def usable_rows(frame: pl.DataFrame, key: str, entity: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows with a valid, unique ``key``. Invalid keys are skipped; of duplicated keys the most recently
+    updated row is kept (ties: the first) and the others skipped."""
+    bad = frame.filter(~valid_key(pl.col(key)))
+    problems = [
+        # the key as far as it is printable: issues must stay loggable even for hostile keys
+        issues_for(bad.with_columns(preview(pl.col(key).fill_null(""), 255)), key, SKIPPED, f"invalid {entity} key")
+    ]
+    good = frame.filter(valid_key(pl.col(key)))
+    if not good.get_column(key).is_duplicated().any():
+        return good, concat_issues(problems)
+    order = ["updated_at", "_row"] if "updated_at" in good.columns else ["_row"]
+    ranked = good.with_row_index("_row").sort(order, descending=[True, False][-len(order) :], nulls_last=True)
+    first = ranked.get_column(key).is_first_distinct()
+    problems.append(
+        issues_for(ranked.filter(~first), key, SKIPPED, f"duplicate {entity} row; kept the most recently updated")
+    )
+    kept = ranked.filter(first).sort("_row").drop("_row")
+    return kept, concat_issues(problems)
+
+
+# ── issues ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+def empty_issues() -> pl.DataFrame:
+    return pl.DataFrame(schema=ISSUES_SCHEMA)
+
+
+def empty_aliases() -> pl.DataFrame:
+    return pl.DataFrame(schema=ALIASES_SCHEMA)
+
+
+def issues_for(frame: pl.DataFrame, key: str, action: str, reason: str | pl.Expr) -> pl.DataFrame:
+    """One issue per row of ``frame`` (already filtered to the problem rows)."""
+    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+    return frame.select(
+        pl.col(key).cast(pl.String).alias("source_key"),
+        pl.lit(action, dtype=pl.String).alias("action"),
+        reason_expr.cast(pl.String).alias("reason"),
+    )
+
+
+def issues_where(frame: pl.DataFrame, condition: pl.Expr, action: str, reason: str | pl.Expr) -> pl.DataFrame:
+    """One issue per row of ``frame`` (keyed by ``source_key``) where ``condition`` holds."""
+    return issues_for(frame.filter(condition.fill_null(False)), "source_key", action, reason)
+
+
+def concat_issues(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat([empty_issues(), *[p.select(ISSUES_SCHEMA.names()) for p in parts]], how="vertical")
+
+
+def preview(expr: pl.Expr, width: int = 80) -> pl.Expr:
+    """A value cut short for an issue message (reasons stay readable even for hostile input)."""
+    cleaned = expr.str.replace_all("\x00", "", literal=True)
+    return pl.when(cleaned.str.len_chars() > width).then(cleaned.str.slice(0, width) + "…").otherwise(cleaned)
+
+
+# ── the final hardening pass ─────────────────────────────────────────────────────────────────────────
+
+
+def empty_records(object_type: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"source_key": pl.String}
+        | {p: pl.String for p in PROPERTIES[object_type]}
+        | {r: pl.String for r in REFERENCES[object_type]}
+    )
+
+
+def finalize(
+    object_type: str,
+    frame: pl.DataFrame,
+    issues: Sequence[pl.DataFrame],
+    aliases: pl.DataFrame | None = None,
+) -> Mapped:
+    """Shape ``frame`` into the records contract and harden every property value.
+
+    ``frame`` holds ``source_key`` and every declared property and reference column (values may be null).
+    Properties become non-null strings with NUL bytes removed, whitespace trimmed and at most
+    ``HUBSPOT_MAX_CHARS`` characters; each removal/truncation is a "repaired" issue. The id property is
+    set to ``source_key`` (keys were validated on the way in, so it is never altered).
+    """
+    props = PROPERTIES[object_type]
+    refs = REFERENCES[object_type]
+    id_prop = ID_PROPERTY[object_type]
+    missing = [c for c in ["source_key", *props, *refs] if c != id_prop and c not in frame.columns]
+    if missing:
+        raise ValueError(f"{object_type}: mapper did not produce column(s) {missing}")
+    payload = [p for p in props if p != id_prop]
+    base = frame.select(
+        pl.col("source_key").cast(pl.String),
+        *[pl.col(p).cast(pl.String) for p in payload],
+        *[pl.col(r).cast(pl.String) for r in refs],
+    )
+    flags = base.with_columns(
+        *[pl.col(p).str.contains("\x00", literal=True).fill_null(False).alias(f"_nul_{p}") for p in payload],
+        *[
+            (text(pl.col(p)).str.len_chars() > HUBSPOT_MAX_CHARS).fill_null(False).alias(f"_long_{p}")
+            for p in payload
+        ],
+    )
+    flag_cols = [c for c in flags.columns if c.startswith(("_nul_", "_long_"))]
+    raised = flags.select([pl.col(c).any() for c in flag_cols]).row(0, named=True) if flag_cols else {}
+    repairs = []
+    for col, hit in raised.items():
+        if hit:
+            prop = col.removeprefix("_nul_").removeprefix("_long_")
+            reason = (
+                f"NUL bytes removed from {prop}"
+                if col.startswith("_nul_")
+                else f"{prop} truncated to {HUBSPOT_MAX_CHARS} characters"
+            )
+            repairs.append(issues_where(flags, pl.col(col), REPAIRED, reason))
+    records = base.select(
+        "source_key",
+        *[
+            pl.col("source_key").alias(p)
+            if p == id_prop
+            else text(pl.col(p)).str.slice(0, HUBSPOT_MAX_CHARS).str.strip_chars().fill_null("").alias(p)
+            for p in props
+        ],
+        *refs,
+    )
+    if records.get_column("source_key").is_duplicated().any() or records.get_column("source_key").has_nulls():
+        raise ValueError(f"{object_type}: mapper produced null or duplicate source keys")
+    return Mapped(
+        object_type=object_type,
+        records=records,
+        issues=concat_issues([*issues, *repairs]),
+        aliases=aliases,
+    )
