@@ -94,27 +94,19 @@ def run_main_job(dry_run: bool = False) -> dict[str, int]:
     """Materialize every asset through the Dagster instance at $DAGSTER_HOME; return the summary counts."""
     from dagster import DagsterInstance
 
-    from fp_hubspot_assets.definitions import SYNC_JOB, defs
-
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(SYNC_JOB).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"resources": {"hubspot": {"config": {"dry_run": dry_run}}}},
-        )
-        writes = 0
-        for event in result.all_events:
-            mat = event.event_specific_data.materialization if event.is_step_materialization else None  # type: ignore[union-attr]
-            if mat is not None and "api_write_requests" in mat.metadata:
-                writes += int(mat.metadata["api_write_requests"].value)
-        if not result.success:
-            failed = [e.step_key for e in result.all_events if e.is_step_failure]
-            raise SystemExit(f"the sync run {result.run_id} failed in {failed}; see `make dev` → Runs for details")
+    from fp_hubspot_assets.runner import OBJECT_TYPES, resource_config, run_sync
     from fp_hubspot_assets.state.store import StateStore
 
-    ids = StateStore(StateStore.default_url()).id_map_all()
-    counts = {t: ids.filter(ids["object_type"] == t).height for t in ("contacts", "companies", "products", "deals", "line_items")}
-    return counts | {"writes": writes}
+    with DagsterInstance.get() as instance:
+        summary = run_sync(instance, resource_config(dry_run=dry_run))
+    if not summary.success:
+        raise SystemExit(
+            f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"
+        )
+    with StateStore(StateStore.default_url()) as store:
+        ids = store.id_map_all()
+    counts = {t: ids.filter(ids["object_type"] == t).height for t in OBJECT_TYPES}
+    return counts | {"writes": summary.writes}
 
 
 def cmd_demo_run(args: argparse.Namespace) -> int:

@@ -32,18 +32,25 @@ def pick_address(
         pl.col("address_type").str.strip_chars().str.to_lowercase().alias("address_type"),
         pl.col("is_default").fill_null(False).alias("is_default"),
         *[non_empty(pl.col(f)).alias(f) for f in ADDRESS_FIELDS],
-    ).filter(pl.any_horizontal(pl.col(f).is_not_null() for f in ("street", "city", "zip", "state", "country")))
-    candidates = owners.join(cleaned, on="owner_key", how="inner").with_columns(
+    ).filter(
+        pl.any_horizontal(pl.col(f).is_not_null() for f in ("street", "city", "zip", "state", "country"))
+    )
+    candidates = owners.join(cleaned, on="owner_key", how="inner").with_row_index("_row")
+    kind_rank = (
         pl.when(pl.col("address_type") == address_source)
         .then(0)
         .when(pl.col("address_type").is_in(["billing", "shipping"]))
         .then(1)
         .otherwise(2)
-        .alias("_kind_rank"),
     )
-    best = candidates.sort(
-        ["source_key", "level", "_kind_rank", "is_default", "updated_at", "address_key"],
-        descending=[False, False, False, True, True, False],
-        nulls_last=True,
-    ).unique("source_key", keep="first", maintain_order=True)
-    return best.select("source_key", *ADDRESS_FIELDS)
+    # one small integer per candidate (lower is better), so the per-record choice is a cheap arg-min
+    # instead of a multi-column sort over every address
+    rank = pl.col("level").cast(pl.Int64) * 6 + kind_rank * 2 + (~pl.col("is_default")).cast(pl.Int64)
+    best_rows = candidates.group_by("source_key").agg(
+        pl.col("_row")
+        .sort_by([rank, "updated_at", "address_key"], descending=[False, True, False], nulls_last=True)
+        .first()
+    )
+    return candidates.filter(pl.col("_row").is_in(best_rows.get_column("_row").implode())).select(
+        "source_key", *ADDRESS_FIELDS
+    )

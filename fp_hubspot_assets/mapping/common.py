@@ -44,9 +44,9 @@ def text(expr: pl.Expr) -> pl.Expr:
 
 
 def non_empty(expr: pl.Expr) -> pl.Expr:
-    """``text(expr)`` with "" turned into null, so ``coalesce`` skips blanks."""
-    cleaned = text(expr)
-    return pl.when(cleaned.str.len_chars() > 0).then(cleaned)
+    """``expr`` trimmed, or null when nothing but whitespace/NUL is in it, so ``coalesce`` skips blanks.
+    NUL bytes are left in on purpose: ``finalize`` removes them from outgoing properties and reports it."""
+    return pl.when(text(expr).str.len_chars() > 0).then(expr.str.strip_chars())
 
 
 def normalize_email(expr: pl.Expr) -> pl.Expr:
@@ -70,7 +70,7 @@ def email_domain(normalized: pl.Expr) -> pl.Expr:
 
 def normalize_phone(expr: pl.Expr) -> pl.Expr:
     """Trimmed, inner whitespace runs collapsed; null when it holds no digit at all (not a phone)."""
-    cleaned = text(expr).str.replace_all(r"\s+", " ")
+    cleaned = expr.str.strip_chars().str.replace_all(r"\s+", " ")
     return pl.when(cleaned.str.contains(r"\d")).then(cleaned)
 
 
@@ -78,20 +78,19 @@ def with_clean_phone(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``phone`` normalized in place; a non-blank phone without digits is cleared and reported."""
     cleaned = frame.with_columns(normalize_phone(pl.col("phone")).alias("_phone"))
     dropped = issues_where(
-        cleaned, pl.col("_phone").is_null() & non_empty(pl.col("phone")).is_not_null(), REPAIRED, "phone has no digits; cleared"
+        cleaned,
+        pl.col("_phone").is_null() & non_empty(pl.col("phone")).is_not_null(),
+        REPAIRED,
+        "phone has no digits; cleared",
     )
     return cleaned.drop("phone").rename({"_phone": "phone"}), dropped
 
 
 def join_sorted(list_expr: pl.Expr) -> pl.Expr:
-    """A list of strings as HubSpot multi-value text: trimmed, blanks dropped, unique, sorted, ";"-joined."""
-    return (
-        list_expr.list.eval(text(pl.element()))
-        .list.eval(pl.element().filter(pl.element().str.len_chars() > 0))
-        .list.unique()
-        .list.sort()
-        .list.join(";")
-    )
+    """A list of strings as HubSpot multi-value text: trimmed, blanks dropped, unique, sorted, ";"-joined.
+    (One ``list.eval`` pass: per-list native ops cost more than one evaluated pipeline on 1M rows.)"""
+    element = text(pl.element())
+    return list_expr.list.eval(element.filter(element.str.len_chars() > 0).unique().sort()).list.join(";")
 
 
 # ── numbers and dates ────────────────────────────────────────────────────────────────────────────────
@@ -151,7 +150,9 @@ def usable_rows(frame: pl.DataFrame, key: str, entity: str) -> tuple[pl.DataFram
     bad = frame.filter(~valid_key(pl.col(key)))
     problems = [
         # the key as far as it is printable: issues must stay loggable even for hostile keys
-        issues_for(bad.with_columns(preview(pl.col(key).fill_null(""), 255)), key, SKIPPED, f"invalid {entity} key")
+        issues_for(
+            bad.with_columns(preview(pl.col(key).fill_null(""), 255)), key, SKIPPED, f"invalid {entity} key"
+        )
     ]
     good = frame.filter(valid_key(pl.col(key)))
     if not good.get_column(key).is_duplicated().any():
@@ -160,7 +161,9 @@ def usable_rows(frame: pl.DataFrame, key: str, entity: str) -> tuple[pl.DataFram
     ranked = good.with_row_index("_row").sort(order, descending=[True, False][-len(order) :], nulls_last=True)
     first = ranked.get_column(key).is_first_distinct()
     problems.append(
-        issues_for(ranked.filter(~first), key, SKIPPED, f"duplicate {entity} row; kept the most recently updated")
+        issues_for(
+            ranked.filter(~first), key, SKIPPED, f"duplicate {entity} row; kept the most recently updated"
+        )
     )
     kept = ranked.filter(first).sort("_row").drop("_row")
     return kept, concat_issues(problems)

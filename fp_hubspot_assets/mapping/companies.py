@@ -54,20 +54,25 @@ def map_companies(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pa
     domain = email_domain(email)
     frame = frame.with_columns(
         non_empty(pl.col("company_name")).alias("_name"),
-        pl.when(email_is_valid(email) & ~domain.str.contains(FREE_MAIL_DOMAIN_RE)).then(domain).alias("domain"),
+        pl.when(email_is_valid(email) & ~domain.str.contains(FREE_MAIL_DOMAIN_RE))
+        .then(domain)
+        .alias("domain"),
         join_sorted(pl.col("roles").list.eval(pl.element().filter(~pl.element().is_in(SYSTEM_ROLES)))).alias(
             "fp_group"
         ),
     )
-    unnamed = issues_where(frame, pl.col("_name").is_null(), REPAIRED, "company has no name; used its card code")
+    unnamed = issues_where(
+        frame, pl.col("_name").is_null(), REPAIRED, "company has no name; used its card code"
+    )
     frame, phone_dropped = with_clean_phone(frame)
     owners = frame.select("source_key", pl.col("source_key").alias("owner_key"), pl.lit(0).alias("level"))
     address = pick_address(owners, addresses, settings.address_source)
     records = frame.join(address, on="source_key", how="left", maintain_order="left").with_columns(
-        pl.coalesce("_name", non_empty(pl.col("card_code")), pl.col("source_key").str.strip_prefix("BP")).alias("name"),
+        pl.coalesce(
+            "_name", non_empty(pl.col("card_code")), pl.col("source_key").str.strip_prefix("BP")
+        ).alias("name"),
         pl.col("street").alias("address"),
         pl.col("street2").alias("address2"),
         pl.lit("sap").alias("fp_source"),
     )
     return finalize("companies", records, [key_issues, inactive, unnamed, phone_dropped])
-

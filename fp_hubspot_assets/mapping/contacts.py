@@ -67,7 +67,9 @@ def _exclusions(frame: pl.DataFrame) -> pl.DataFrame:
         .otherwise(
             pl.format(
                 "holds none of the selected roles (has: {})",
-                pl.when(pl.col("fp_roles") == "").then(pl.lit("no roles")).otherwise(preview(pl.col("fp_roles"))),
+                pl.when(pl.col("fp_roles") == "")
+                .then(pl.lit("no roles"))
+                .otherwise(preview(pl.col("fp_roles"))),
             )
         )
     )
@@ -90,7 +92,9 @@ def _merge_duplicate_emails(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
         .filter(pl.col("source_key") != pl.col("survivor_key"))
         .select("source_key", "survivor_key")
     )
-    issues = issues_for(aliases, "source_key", SKIPPED, pl.format("duplicate email of {}", pl.col("survivor_key")))
+    issues = issues_for(
+        aliases, "source_key", SKIPPED, pl.format("duplicate email of {}", pl.col("survivor_key"))
+    )
     kept = frame.join(aliases, on="source_key", how="anti", maintain_order="left")
     return kept, aliases, issues
 
@@ -160,7 +164,9 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
     people = frame.filter(known_kind & ~((pl.col("kind") == "bp") & pl.col("is_company").fill_null(False)))
     people, key_issues = usable_rows(people.rename({"customer_key": "source_key"}), "source_key", "customer")
 
-    people = _with_roles(people, settings.customers).with_columns(pl.col("active").fill_null(True).alias("_active"))
+    people = _with_roles(people, settings.customers).with_columns(
+        pl.col("active").fill_null(True).alias("_active")
+    )
     excluded = _exclusions(people)
     people = people.filter(pl.col("_active") & pl.col("_selected"))
 
@@ -179,7 +185,9 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
     people = _partners(customers, _names(people))
     address = pick_address(_address_owners(people), addresses, settings.address_source)
     records = people.join(address, on="source_key", how="left", maintain_order="left").with_columns(
-        pl.concat_str([pl.col("street"), pl.col("street2")], separator=", ", ignore_nulls=True).alias("address"),
+        pl.concat_str([pl.col("street"), pl.col("street2")], separator=", ", ignore_nulls=True).alias(
+            "address"
+        ),
         pl.col("store_id").alias("fp_store"),
         pl.col("kind").replace_strict(SOURCE_LABEL, return_dtype=pl.String).alias("fp_source"),
     )

@@ -37,9 +37,9 @@ def _exclusion_reason(frame: pl.DataFrame, options: ItemOptions) -> pl.Expr:
     """Why a row is not sent (null when it is): inactive, or the combination setting."""
     if options.sync_combinations:
         with_combinations = frame.filter(_is_combination()).get_column("item_code").unique()
-        by_setting = pl.when(~_is_combination() & pl.col("item_code").is_in(with_combinations.implode())).then(
-            pl.lit("item has attribute combinations; each combination is sent as its own product")
-        )
+        by_setting = pl.when(
+            ~_is_combination() & pl.col("item_code").is_in(with_combinations.implode())
+        ).then(pl.lit("item has attribute combinations; each combination is sent as its own product"))
     else:
         by_setting = pl.when(_is_combination()).then(
             pl.lit("attribute combination not sent: items.sync_combinations is off")
@@ -47,7 +47,9 @@ def _exclusion_reason(frame: pl.DataFrame, options: ItemOptions) -> pl.Expr:
     return pl.when(~pl.col("active").fill_null(True)).then(pl.lit("inactive item")).otherwise(by_setting)
 
 
-def _with_sku(frame: pl.DataFrame, stores: pl.DataFrame, options: ItemOptions) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _with_sku(
+    frame: pl.DataFrame, stores: pl.DataFrame, options: ItemOptions
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """hs_sku: "" unless ``sync_sku``; with ``store_prefix`` "<store_code>-<sku>" of the home store."""
     sku = non_empty(pl.col("sku"))
     if not options.sync_sku:
@@ -62,9 +64,15 @@ def _with_sku(frame: pl.DataFrame, stores: pl.DataFrame, options: ItemOptions) -
         frame,
         sku.is_not_null() & pl.col("_store_code").is_null(),
         REPAIRED,
-        pl.format("no store code for home store '{}'; SKU sent without prefix", pl.col("store_id").fill_null("")),
+        pl.format(
+            "no store code for home store '{}'; SKU sent without prefix", pl.col("store_id").fill_null("")
+        ),
     )
-    prefixed = pl.when(pl.col("_store_code").is_not_null()).then(pl.format("{}-{}", "_store_code", sku)).otherwise(sku)
+    prefixed = (
+        pl.when(pl.col("_store_code").is_not_null())
+        .then(pl.format("{}-{}", "_store_code", sku))
+        .otherwise(sku)
+    )
     return frame.with_columns(prefixed.alias("hs_sku")), no_code
 
 
@@ -81,9 +89,7 @@ def map_products(items: pl.DataFrame, stores: pl.DataFrame, settings: PanelSetti
 
     price = pl.col("price").cast(pl.Float64)
     bad_price = bad_number(price) | (price < 0)
-    skipped = issues_where(
-        frame, bad_price, SKIPPED, pl.format("invalid price {}", price.cast(pl.String))
-    )
+    skipped = issues_where(frame, bad_price, SKIPPED, pl.format("invalid price {}", price.cast(pl.String)))
     frame = frame.filter(~bad_price.fill_null(False))
 
     base_name = non_empty(pl.col("name"))
@@ -92,7 +98,10 @@ def map_products(items: pl.DataFrame, stores: pl.DataFrame, settings: PanelSetti
     variant = pl.coalesce(non_empty(pl.col("attributes")), non_empty(pl.col("combination_id")))
     frame, sku_issues = _with_sku(frame, stores, settings.items)
     records = frame.with_columns(
-        pl.when(_is_combination()).then(pl.format("{} ({})", base_name, variant)).otherwise(base_name).alias("name"),
+        pl.when(_is_combination())
+        .then(pl.format("{} ({})", base_name, variant))
+        .otherwise(base_name)
+        .alias("name"),
         decimal_string(price).alias("price"),
         pl.col("store_id").alias("fp_store"),
     )

@@ -29,7 +29,9 @@ def order_stage(frame: pl.DataFrame, mapping: DealStageMapping) -> pl.Expr:
     """The stage of each order row by the mapping's rules, in precedence order."""
     expr: pl.Expr = pl.lit(mapping.unmapped_order_stage.value)
     for stage, rule in reversed(mapping.rules()):
-        expr = pl.when(_status(frame, rule.field).is_in(rule.values)).then(pl.lit(stage.value)).otherwise(expr)
+        expr = (
+            pl.when(_status(frame, rule.field).is_in(rule.values)).then(pl.lit(stage.value)).otherwise(expr)
+        )
     return expr
 
 

@@ -25,6 +25,7 @@ class ApiError(Exception):
         context: dict[str, list[str]] | None = None,
         errors: list[dict[str, Any]] | None = None,
         sub_category: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +34,7 @@ class ApiError(Exception):
         self.context = context or {}
         self.errors = errors or []
         self.sub_category = sub_category
+        self.extra = extra or {}  # top-level keys of special bodies (e.g. a 429's policyName)
 
     def body(self) -> dict[str, Any]:
         """The top-level error body of a failed request."""
@@ -48,6 +50,7 @@ class ApiError(Exception):
             body["context"] = self.context
         if self.errors:
             body["errors"] = self.errors
+        body.update(self.extra)
         return body
 
     def batch_entry(self, extra_context: dict[str, list[str]] | None = None) -> dict[str, Any]:

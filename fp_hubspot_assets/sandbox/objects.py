@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-from .catalog import ASSOCIATION_TYPES, DEFAULT_READ_PROPERTIES, MODIFIED_PROPERTY, SINGULAR
+from .catalog import ASSOCIATION_TYPES, DEFAULT_READ_PROPERTIES, MODIFIED_PROPERTY, SINGULAR, canonical_type
 from .errors import ApiError, not_found, validation_error
 from .rules import Rules, as_id, normalize_properties
 from .schema import Schema
@@ -75,8 +75,6 @@ class Objects:
         return out
 
     def _inline_associations(self, obj_type: str, rec_id: int, to_types: list[str]) -> Json:
-        from .catalog import canonical_type
-
         found: Json = {}
         for name in to_types:
             to_type = canonical_type(name)

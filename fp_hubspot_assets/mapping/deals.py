@@ -1,0 +1,257 @@
+"""Orders and shopping carts → HubSpot deals.
+
+A cart and the order it became are ONE deal: its key is the cart's key (``C<id>``) when the order came from
+a web cart, else the order's (``O<entry>``). The link is read both ways (``orders.cart_key`` and
+``carts.order_key``) so a late or partial source still yields one deal, never two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from fp_hubspot_assets.mapping.common import (
+    bad_number,
+    concat_issues,
+    date_in_range,
+    decimal_string,
+    empty_aliases,
+    finalize,
+    iso_datetime,
+    issues_where,
+    natural_order,
+    non_empty,
+    preview,
+    usable_rows,
+    valid_key,
+)
+from fp_hubspot_assets.mapping.model import REPAIRED, Mapped
+from fp_hubspot_assets.mapping.stages import deal_stage_for
+from fp_hubspot_assets.panel import PanelSettings
+
+_ORDER_FIELDS = (
+    "order_key",
+    "doc_num",
+    "card_code",
+    "store_id",
+    "doc_date",
+    "total",
+    "currency",
+    "order_status",
+    "shipment_status",
+    "payment_status",
+    "updated_at",
+)
+
+
+def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
+    """For each ``group`` value, the row with the lowest ``key`` (ids in numeric order)."""
+    return frame.filter(pl.col(group).is_not_null()).sort(natural_order(key)).unique(group, keep="first")
+
+
+def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (null for cart
+    deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
+    ``updated_at``, ``web_customer_key``, and the lines (``order_lines`` / ``cart_lines``). Shared by deals and line items so both agree on deal keys.
+
+    An order claims its cart (``orders.cart_key``, else a cart whose ``order_key`` names it); if several
+    orders claim one cart the lowest order key keeps it and the others are deals of their own (repaired).
+    Carts that no order claimed are cart deals.
+    """
+    orders, order_issues = usable_rows(orders, "order_key", "order")
+    carts, cart_issues = usable_rows(carts, "cart_key", "cart")
+    cart_of_order = _first_by_key(carts, "order_key", "cart_key").select(
+        "order_key", pl.col("cart_key").alias("_cart_ref")
+    )
+    orders = orders.join(cart_of_order, on="order_key", how="left", maintain_order="left").with_columns(
+        pl.coalesce(pl.when(valid_key(pl.col("cart_key"))).then(pl.col("cart_key")), "_cart_ref").alias(
+            "_cart"
+        )
+    )
+    claims = _first_by_key(orders, "_cart", "order_key").select("order_key", pl.lit(True).alias("_claims"))
+    orders = orders.join(claims, on="order_key", how="left", maintain_order="left").with_columns(
+        pl.col("_claims").fill_null(False)
+    )
+    split = issues_where(
+        orders.with_columns(pl.col("order_key").alias("source_key")),
+        pl.col("_cart").is_not_null() & ~pl.col("_claims"),
+        REPAIRED,
+        pl.format("cart {} already became another order; this order is a deal of its own", pl.col("_cart")),
+    )
+    cart_info = carts.select(
+        pl.col("cart_key").alias("_cart"),
+        pl.col("customer_key").alias("_cart_customer"),
+        pl.col("store_id").alias("_cart_store"),
+        pl.col("cart_id"),
+        pl.col("created_at"),
+    )
+    order_deals = orders.join(cart_info, on="_cart", how="left", maintain_order="left").select(
+        pl.when(pl.col("_claims")).then(pl.col("_cart")).otherwise(pl.col("order_key")).alias("deal_key"),
+        pl.lit("order").alias("origin"),
+        *[c for c in _ORDER_FIELDS if c != "store_id"],
+        pl.coalesce("store_id", "_cart_store").alias("store_id"),
+        pl.when(pl.col("_claims")).then(pl.col("_cart")).alias("cart_key"),
+        "cart_id",
+        "created_at",
+        pl.lit(None, pl.String).alias("status"),
+        pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
+        pl.col("lines").alias("order_lines"),
+    )
+    claimed = order_deals.get_column("cart_key").drop_nulls().implode()
+    cart_deals = carts.filter(~pl.col("cart_key").is_in(claimed)).select(
+        pl.col("cart_key").alias("deal_key"),
+        pl.lit("cart").alias("origin"),
+        "cart_key",
+        "cart_id",
+        "store_id",
+        pl.col("total"),
+        "currency",
+        "status",
+        "created_at",
+        "updated_at",
+        non_empty(pl.col("customer_key")).alias("web_customer_key"),
+        pl.col("lines").alias("cart_lines"),
+    )
+    lost_order = issues_where(
+        cart_deals.with_columns(pl.col("deal_key").alias("source_key")),
+        pl.col("status").str.strip_chars().str.to_lowercase() == "ordered",
+        REPAIRED,
+        "cart is ordered but its order is not in the source; staged as an unmapped order",
+    )
+    deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
+    return deals, concat_issues([order_issues, cart_issues, split, lost_order])
+
+
+def _contact_lookup(customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every customer key with its business partner, per partner key ``BP<code>`` its SAP contact: the
+    private partner itself, or the company's first active contact person by key)."""
+    people = customers.select(
+        "customer_key",
+        pl.col("kind").str.strip_chars().str.to_lowercase().alias("kind"),
+        "card_code",
+        pl.col("is_company").fill_null(False),
+        pl.col("active").fill_null(True),
+    ).unique("customer_key", keep="first", maintain_order=True)
+    first_person = _first_by_key(
+        people.filter((pl.col("kind") == "contact_person") & pl.col("active")), "card_code", "customer_key"
+    ).select(
+        pl.format("BP{}", pl.col("card_code")).alias("_bp"), pl.col("customer_key").alias("_first_person")
+    )
+    partners = (
+        people.filter(pl.col("kind") == "bp")
+        .select(pl.col("customer_key").alias("_bp"), "is_company")
+        .join(first_person, on="_bp", how="left")
+        .select(
+            "_bp",
+            pl.lit(True).alias("_bp_known"),
+            pl.when(pl.col("is_company"))
+            .then(pl.col("_first_person"))
+            .otherwise(pl.col("_bp"))
+            .alias("_sap_contact"),
+        )
+    )
+    return people.select(
+        pl.col("customer_key").alias("web_customer_key"), pl.col("card_code").alias("_web_card")
+    ), partners
+
+
+def _associations(
+    deals: pl.DataFrame, customers: pl.DataFrame, contacts: Mapped, companies: Mapped
+) -> pl.DataFrame:
+    people, partners = _contact_lookup(customers)
+    aliases = contacts.aliases if contacts.aliases is not None else empty_aliases()
+    frame = (
+        deals.join(
+            people.with_columns(pl.lit(True).alias("_web_known")),
+            on="web_customer_key",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.col("_web_known").fill_null(False),
+            pl.format("BP{}", pl.coalesce(non_empty(pl.col("card_code")), "_web_card")).alias("_bp"),
+        )
+        .join(partners, on="_bp", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("_bp_known").fill_null(False),
+            pl.when(pl.col("_web_known"))
+            .then(pl.col("web_customer_key"))
+            .otherwise(pl.col("_sap_contact"))
+            .alias("_contact"),
+        )
+        .join(aliases.rename({"source_key": "_contact"}), on="_contact", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("survivor_key", "_contact").alias("_contact"))
+    )
+    return frame.with_columns(
+        pl.when(pl.col("_contact").is_in(contacts.keys().implode()))
+        .then(pl.col("_contact"))
+        .alias("assoc_contacts"),
+        pl.when(pl.col("_bp").is_in(companies.keys().implode())).then(pl.col("_bp")).alias("assoc_companies"),
+    )
+
+
+def map_deals(
+    orders: pl.DataFrame,
+    carts: pl.DataFrame,
+    customers: pl.DataFrame,
+    contacts: Mapped,
+    companies: Mapped,
+    settings: PanelSettings,
+    now: datetime,
+) -> Mapped:
+    """Orders and carts → deals: dealname, amount, deal_currency_code, closedate, fp_* statuses, fp_store,
+    plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
+    deals, source_issues = deal_sources(orders, carts)
+    deals = deals.with_columns(
+        deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
+        pl.col("deal_key").alias("source_key"),
+    )
+    deals = _associations(deals, customers, contacts, companies)
+    is_order = pl.col("origin") == "order"
+    unknown = issues_where(
+        deals,
+        ~pl.col("_web_known") & ~pl.col("_bp_known"),
+        REPAIRED,
+        pl.format(
+            "customer unknown (web customer '{}', business partner '{}'); deal sent without contact",
+            preview(pl.col("web_customer_key").fill_null("")),
+            preview(pl.col("card_code").fill_null("")),
+        ),
+    )
+    bad_amount = issues_where(
+        deals,
+        bad_number(pl.col("total")),
+        REPAIRED,
+        pl.format("invalid amount {}; cleared", pl.col("total").cast(pl.String)),
+    )
+    bad_date = issues_where(
+        deals,
+        is_order & pl.col("doc_date").is_not_null() & ~date_in_range(pl.col("doc_date")),
+        REPAIRED,
+        pl.format("order date {} outside 1970..2100; closedate cleared", pl.col("doc_date").cast(pl.String)),
+    )
+    records = deals.with_columns(
+        pl.when(is_order)
+        .then(
+            pl.format(
+                "Order #{}",
+                pl.coalesce(pl.col("doc_num").cast(pl.String), pl.col("order_key").str.strip_prefix("O")),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "Cart {}",
+                pl.coalesce(pl.col("cart_id").cast(pl.String), pl.col("cart_key").str.strip_prefix("C")),
+            )
+        )
+        .alias("dealname"),
+        decimal_string(pl.col("total")).alias("amount"),
+        non_empty(pl.col("currency")).str.to_uppercase().alias("deal_currency_code"),
+        pl.when(is_order).then(iso_datetime(pl.col("doc_date"))).alias("closedate"),
+        pl.col("order_status").alias("fp_order_status"),
+        pl.col("shipment_status").alias("fp_shipment_status"),
+        pl.col("payment_status").alias("fp_payment_status"),
+        pl.col("store_id").alias("fp_store"),
+    )
+    return finalize("deals", records, [source_issues, unknown, bad_amount, bad_date])

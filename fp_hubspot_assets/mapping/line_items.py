@@ -1,0 +1,128 @@
+"""Order lines (or, while a cart is not ordered, cart lines) → HubSpot line items, one per line of every
+deal. Keys are ``<deal_key>:L<line_num>`` so a cart's lines and its order's lines never both exist under
+different deals."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fp_hubspot_assets.mapping.common import (
+    bad_number,
+    concat_issues,
+    decimal_string,
+    empty_records,
+    finalize,
+    issues_for,
+    issues_where,
+    non_empty,
+    usable_rows,
+)
+from fp_hubspot_assets.mapping.deals import deal_sources
+from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
+from fp_hubspot_assets.mapping.products import tier_exclusion_reason
+from fp_hubspot_assets.panel import PanelSettings
+
+_LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quantity", "price")
+
+
+def _exploded(deals: pl.DataFrame, lines_column: str) -> pl.DataFrame:
+    """One row per line of ``lines_column`` (order or cart lines), with its deal key."""
+    lines = deals.select("deal_key", pl.col(lines_column).alias("_line")).explode("_line")
+    lines = lines.filter(pl.col("_line").is_not_null()).unnest("_line")
+    return lines.select(
+        "deal_key",
+        *[pl.col(f) if f in lines.columns else pl.lit(None, pl.String).alias(f) for f in _LINE_FIELDS],
+    )
+
+
+def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every line of every deal: ``source_key`` (``<deal_key>:L<line_num>``), ``deal_key`` and the line
+    fields. Lines without a line number are skipped: there is no stable key for them. (Bad order/cart
+    rows are reported by the deals mapping, not again here.)"""
+    deals, _ = deal_sources(orders, carts)
+    lines = pl.concat(
+        [
+            _exploded(deals.filter(pl.col("origin") == "order"), "order_lines"),
+            _exploded(deals.filter(pl.col("origin") == "cart"), "cart_lines"),
+        ],
+        how="vertical_relaxed",
+    ).with_columns(pl.format("{}:L{}", "deal_key", pl.col("line_num").cast(pl.String)).alias("source_key"))
+    unnumbered = issues_where(
+        lines.with_columns(pl.format("{}:L?", "deal_key").alias("source_key")),
+        pl.col("line_num").is_null(),
+        SKIPPED,
+        "line has no line number",
+    )
+    lines, dup_issues = usable_rows(lines.filter(pl.col("line_num").is_not_null()), "source_key", "line")
+    return lines, concat_issues([unnumbered, dup_issues])
+
+
+def map_line_items(
+    orders: pl.DataFrame,
+    carts: pl.DataFrame,
+    products: Mapped,
+    settings: PanelSettings,
+    deals: Mapped | None = None,
+) -> Mapped:
+    """Deal lines → line items: name, quantity, price (decimal strings), ``product_key`` (the combination's
+    product when combinations are synced and the line has one, else the item's; null when that product is
+    not sent) and ``assoc_deals``. With ``deals`` only lines of deals in ``deals.records`` are sent."""
+    lines, issues = deal_lines(orders, carts)
+    if deals is not None:
+        lines = lines.filter(pl.col("deal_key").is_in(deals.keys().implode()))
+    if not settings.tier.sends_products:
+        excluded = issues_for(
+            lines, "source_key", EXCLUDED, tier_exclusion_reason(settings.tier, "line items")
+        )
+        return Mapped("line_items", empty_records("line_items"), concat_issues([issues, excluded]))
+
+    quantity, price = pl.col("quantity").cast(pl.Float64), pl.col("price").cast(pl.Float64)
+    reason = (
+        pl.when(quantity.is_null())
+        .then(pl.lit("line has no quantity"))
+        .when(bad_number(quantity) | (quantity < 0))
+        .then(pl.format("invalid quantity {}", quantity.cast(pl.String)))
+        .when(bad_number(price) | (price < 0))
+        .then(pl.format("invalid price {}", price.cast(pl.String)))
+    )
+    lines = lines.with_columns(reason.alias("_invalid"))
+    invalid = issues_where(lines, pl.col("_invalid").is_not_null(), SKIPPED, pl.col("_invalid"))
+    lines = lines.filter(pl.col("_invalid").is_null())
+
+    item = non_empty(pl.col("item_code"))
+    combination = (
+        non_empty(pl.col("combination_id")) if settings.items.sync_combinations else pl.lit(None, pl.String)
+    )
+    wanted = pl.when(item.is_not_null()).then(
+        pl.when(combination.is_not_null())
+        .then(pl.format("I{}#{}", item, combination))
+        .otherwise(pl.format("I{}", item))
+    )
+    product_names = products.records.select(
+        pl.col("source_key").alias("_wanted"), pl.col("name").alias("_product_name")
+    )
+    lines = lines.with_columns(wanted.alias("_wanted")).join(
+        product_names, on="_wanted", how="left", maintain_order="left"
+    )
+    no_product = issues_where(
+        lines,
+        pl.col("_product_name").is_null(),
+        REPAIRED,
+        pl.when(pl.col("_wanted").is_null())
+        .then(pl.lit("line has no item; sent without product"))
+        .otherwise(pl.format("product {} is not synced; sent without product", pl.col("_wanted"))),
+    )
+    no_price = issues_where(lines, price.is_null(), REPAIRED, "line has no price")
+    records = lines.with_columns(
+        pl.coalesce(
+            non_empty(pl.col("description")),
+            non_empty(pl.col("_product_name")),
+            item,
+            pl.format("Line {}", pl.col("line_num").cast(pl.String)),
+        ).alias("name"),
+        decimal_string(quantity).alias("quantity"),
+        decimal_string(price).alias("price"),
+        pl.when(pl.col("_product_name").is_not_null()).then(pl.col("_wanted")).alias("product_key"),
+        pl.col("deal_key").alias("assoc_deals"),
+    )
+    return finalize("line_items", records, [issues, invalid, no_product, no_price])

@@ -1,0 +1,197 @@
+"""Running the reader's SQL and turning raw columns into typed ones without ever failing on bad data.
+
+Two paths share every SQL text (identifiers double-quoted, values only as ``:named`` parameters):
+- SQLite: the ``sqlite3`` module directly (read-only), about twice as fast as going through SQLAlchemy rows.
+  SQLite lets any column hold any type, so columns we parse are selected as text (``Source.text``) and parsed
+  in polars, where a bad value becomes a reject instead of an exception.
+- anything else (PostgreSQL, SQL Server…): SQLAlchemy ``text()`` on an engine.
+
+Timestamps: SQLite holds SQLAlchemy's text format; bound parameters are rendered in the same format, so text
+comparison is time comparison. SAP change markers are ``UpdateDate`` (day) + ``UpdateTS`` (HHMMSS).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+
+TEXT_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+REJECTS = pl.Schema({"entity": pl.String, "source_key": pl.String, "reason": pl.String})
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; the database holds naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+class Source:
+    """One database: runs a query and returns a polars frame with the query's column names."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        self.sqlite = self.url.get_backend_name() == "sqlite"
+        if self.sqlite and (not self.url.database or self.url.database == ":memory:"):
+            raise ValueError("SapReader needs a SQLite file, not an in-memory database")
+        self._engine = None if self.sqlite else sa.create_engine(self.url)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # -- SQL fragments (constant text only) ------------------------------------------------------------------
+
+    def text(self, alias: str, column: str) -> str:
+        """A column we parse ourselves, selected under its own name: cast to text on SQLite so one corrupt
+        cell cannot poison the column."""
+        ref = f'{alias}."{column}"'
+        return f'CAST({ref} AS TEXT) AS "{column}"' if self.sqlite else ref
+
+    def since_params(self, since: datetime | None) -> dict[str, object]:
+        """Bound values for ``fp_changed``/``sap_changed`` (none when reading everything)."""
+        if since is None:
+            return {}
+        moment = naive_utc(since)
+        day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        ts = moment.hour * 10_000 + moment.minute * 100 + moment.second
+        return {"since": self._bind(moment), "since_day": self._bind(day), "since_ts": ts}
+
+    def _bind(self, moment: datetime) -> object:
+        return moment.strftime(TEXT_DATETIME) if self.sqlite else moment
+
+    @staticmethod
+    def fp_changed(alias: str, since: datetime | None) -> str:
+        return "1=1" if since is None else f'{alias}."UpdatedAt" >= :since'
+
+    @staticmethod
+    def sap_changed(alias: str, since: datetime | None) -> str:
+        if since is None:
+            return "1=1"
+        return (
+            f'({alias}."UpdateDate" > :since_day OR ({alias}."UpdateDate" = :since_day '
+            f'AND COALESCE({alias}."UpdateTS", 0) >= :since_ts))'
+        )
+
+    def well_formed(self, column: str) -> str:
+        """Excludes text that is not a timestamp from MAX() on SQLite (where 'garbage' > '2025-…')."""
+        if not self.sqlite:
+            return f"{column} IS NOT NULL"
+        return f"typeof({column}) = 'text' AND {column} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
+
+    # -- running ------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _cursor(self) -> Iterator[sqlite3.Cursor]:
+        uri = Path(self.url.database).resolve().as_uri() + "?mode=ro"
+        con = sqlite3.connect(uri, uri=True)
+        try:
+            yield con.cursor()
+        finally:
+            con.close()
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> pl.DataFrame:
+        params = params or {}
+        if self.sqlite:
+            with self._cursor() as cur:
+                cur.execute(sql, params)
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+        else:
+            assert self._engine is not None
+            with self._engine.connect() as conn:
+                result = conn.execute(sa.text(sql), params)
+                names = list(result.keys())
+                rows = [tuple(r) for r in result]
+        if not rows:
+            return pl.DataFrame(schema=dict.fromkeys(names, pl.Null))
+        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+
+
+# --- parsing raw columns ------------------------------------------------------------------------------------
+
+
+def as_datetime(column: pl.Series | pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Text (SQLite) or a native timestamp/date (other databases) -> Datetime(us); unparseable -> null."""
+    expr = column if isinstance(column, pl.Expr) else pl.lit(column)
+    if dtype == pl.String:
+        text = expr.str.strip_chars()
+        return pl.coalesce(
+            text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+            text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+            text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+        )
+    if dtype == pl.Null or dtype.is_numeric():  # a number where a timestamp belongs is not a timestamp
+        return pl.lit(None, dtype=pl.Datetime("us"))
+    return expr.cast(pl.Datetime("us"))
+
+
+def as_number(column: pl.Expr, dtype: pl.DataType, target: pl.DataType = pl.Float64) -> pl.Expr:
+    if dtype == pl.String:
+        return column.str.strip_chars().cast(target, strict=False)
+    return column.cast(target, strict=False)
+
+
+def sap_stamp(day: pl.Expr, ts: pl.Expr) -> pl.Expr:
+    """UpdateDate + UpdateTS (HHMMSS) -> one timestamp; a missing UpdateTS counts as midnight."""
+    hhmmss = ts.cast(pl.Int64, strict=False).fill_null(0)
+    seconds = (hhmmss // 10_000) * 3600 + (hhmmss // 100 % 100) * 60 + hhmmss % 100
+    return day + pl.duration(seconds=seconds)
+
+
+def parse(frame: pl.DataFrame, specs: dict[str, tuple[str, str]]) -> tuple[pl.DataFrame, pl.Series]:
+    """Parse columns in place. ``specs``: column -> (kind 'datetime'|'float'|'int', label for the reason).
+
+    Returns the frame with typed columns and, per row, the reason it cannot be read (null when it can):
+    a value that is present but does not parse.
+    """
+    reasons: list[pl.Expr] = []
+    parsed: list[pl.Expr] = []
+    for name, (kind, label) in specs.items():
+        dtype = frame.schema[name]
+        raw = pl.col(name)
+        if kind == "datetime":
+            typed = as_datetime(raw, dtype)
+        else:
+            typed = as_number(raw, dtype, pl.Float64 if kind == "float" else pl.Int64)
+        parsed.append(typed.alias(name))
+        bad = raw.is_not_null() & typed.is_null()
+        shown = raw.cast(pl.String, strict=False).fill_null("?")
+        reasons.append(pl.when(bad).then(pl.format(f"{label} {{}} is not a {kind}", shown.str.slice(0, 40))))
+    if not specs:
+        return frame, pl.Series("reason", [None] * frame.height, dtype=pl.String)
+    reason = frame.select(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason")).to_series()
+    reason = reason.replace("", None)
+    return frame.with_columns(parsed), reason
+
+
+def split_rejects(
+    frame: pl.DataFrame, reason: pl.Series, entity: str, key: pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows with a reason leave ``frame`` and become reject rows ``(entity, source_key, reason)``."""
+    flagged = frame.with_columns(reason.alias("__reason"))
+    bad = flagged.filter(pl.col("__reason").is_not_null())
+    rejects = bad.select(
+        pl.lit(entity).alias("entity"), key.cast(pl.String).alias("source_key"), pl.col("__reason").alias("reason")
+    )
+    return flagged.filter(pl.col("__reason").is_null()).drop("__reason"), rejects.cast(REJECTS)  # type: ignore[arg-type]
+
+
+def empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTS)
+
+
+def max_stamp(frame: pl.DataFrame) -> datetime | None:
+    """The newest non-null timestamp in a one-column frame of stamps."""
+    if frame.is_empty():
+        return None
+    col = frame.to_series()
+    value = col.max() if col.dtype == pl.Datetime else None
+    return value if isinstance(value, datetime) else None
+
+
+ONE_SECOND = timedelta(seconds=1)

@@ -1,0 +1,718 @@
+"""The SQL source reader: SAP Business One + FocusPoint tables -> the canonical frames of ``schemas.py``.
+
+``SapReader(url).read(entity, since)`` returns a ``ReadResult``: ``frame`` in exactly the canonical schema, and
+``rejects`` (entity, source_key, reason) for records that cannot be read (an unparseable date or number, a
+missing key or link). A reject never stops a read; its neighbours are read as usual.
+
+``since`` makes a read incremental: rows whose change marker is at or after ``since`` (SAP: ``UpdateDate`` +
+``UpdateTS``; FocusPoint: ``UpdatedAt``). Child rows without a marker follow their owner (CRD1 and OCPR their
+business partner, ITM1 and combinations their item), and an order also counts as changed when one of its
+deliveries or invoices changed. ``max_updated_at(entity)`` gives the newest marker, for sensor cursors.
+How every table maps to the frames: docs/source-model.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from fp_hubspot_assets.sap.fetch import (
+    REJECTS,
+    Source,
+    as_datetime,
+    empty_rejects,
+    max_stamp,
+    parse,
+    sap_stamp,
+    split_rejects,
+)
+from fp_hubspot_assets.sap.schemas import CART_LINE, ORDER_LINE, SCHEMAS, conform
+from fp_hubspot_assets.sap.tables import ORDER_OBJECT_TYPE
+
+SAP_PRICE_LIST = 1  # price list of items no store publishes
+PAID_TOLERANCE = 0.005
+ENTITIES = tuple(SCHEMAS)
+STRINGS = pl.List(pl.String)
+Frames = tuple[pl.DataFrame, pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    frame: pl.DataFrame  # the entity's canonical schema, exactly
+    rejects: pl.DataFrame  # entity, source_key, reason
+
+
+def _key(prefix: str, column: str) -> pl.Expr:
+    return pl.format(prefix + "{}", pl.col(column))
+
+
+def _flag(column: str, yes: str = "Y") -> pl.Expr:
+    return pl.col(column).cast(pl.String).str.strip_chars().str.to_uppercase() == yes
+
+
+def _bool(column: str) -> pl.Expr:
+    """A boolean column as SQLite (0/1) or other databases (true/false) return it."""
+    return pl.col(column).cast(pl.Int64, strict=False).cast(pl.Boolean)
+
+
+def _reject_rows(frame: pl.DataFrame, entity: str, key: pl.Expr, reason: str) -> pl.DataFrame:
+    return frame.select(
+        pl.lit(entity).alias("entity"), key.cast(pl.String).alias("source_key"), pl.lit(reason).alias("reason")
+    ).cast(REJECTS)  # type: ignore[arg-type]
+
+
+def _first_reason(frame: pl.DataFrame, structural: pl.Expr, parsed: pl.Series) -> pl.Series:
+    """Per row: the structural problem (missing key, unknown code) if any, else the parse problem."""
+    return frame.select(pl.coalesce(structural, pl.lit(parsed)).alias("reason")).to_series()
+
+
+def _nest(lines: pl.DataFrame, owner: str, struct: pl.Struct, fields: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Lines -> one row per owner with the lines as a list of ``struct`` (ordered by line number)."""
+    return (
+        lines.sort(owner, "LineNum")
+        .group_by(owner, maintain_order=True)
+        .agg(pl.struct(**fields).cast(struct).alias("lines"))
+    )
+
+
+class SapReader:
+    """Reads the canonical frames from a SAP Business One + FocusPoint database at a SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.source = Source(url)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> SapReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, entity: str, since: datetime | None = None) -> ReadResult:
+        readers: dict[str, Callable[[datetime | None], Frames]] = {
+            "stores": self._stores,
+            "customers": self._customers,
+            "addresses": self._addresses,
+            "items": self._items,
+            "orders": self._orders,
+            "carts": self._carts,
+        }
+        if entity not in readers:
+            raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+        frame, rejects = readers[entity](since)
+        return ReadResult(conform(frame, entity), rejects)
+
+    def read_all(self, since: datetime | None = None) -> dict[str, ReadResult]:
+        return {entity: self.read(entity, since) for entity in ENTITIES}
+
+    def _q(self, sql: str, since: datetime | None) -> pl.DataFrame:
+        return self.source.query(sql, self.source.since_params(since))
+
+    # -- stores ---------------------------------------------------------------------------------------------
+
+    def _stores(self, since: datetime | None) -> Frames:
+        """Stores have no change marker and are few: always read whole."""
+        raw = self.source.query(
+            'SELECT s."StoreId", s."StoreCode", s."Name", s."Currency", s."PriceList" FROM "FP_STORE" s '
+            'ORDER BY s."StoreId"'
+        )
+        frame = raw.select(
+            pl.col("StoreId").cast(pl.String).alias("store_id"),
+            pl.col("StoreCode").alias("store_code"),
+            pl.col("Name").alias("name"),
+            pl.col("Currency").alias("currency"),
+            pl.col("PriceList").cast(pl.Int64, strict=False).alias("price_list"),
+        )
+        return frame, empty_rejects()
+
+    # -- customers ------------------------------------------------------------------------------------------
+
+    def _customers(self, since: datetime | None) -> Frames:
+        parts = [self._web_customers(since), self._partners(since), self._contact_persons(since)]
+        frames = [conform(f, "customers") for f, _ in parts]
+        return pl.concat(frames), pl.concat([r for _, r in parts])
+
+    def _web_customers(self, since: datetime | None) -> Frames:
+        t, changed = self.source.text, self.source.fp_changed("c", since)
+        raw = self._q(
+            f'SELECT c."CustomerId", c."StoreId", c."CardCode", p."CardName", c."Email", c."FirstName", '
+            f'c."LastName", c."Phone", c."IsGuest", c."Disabled", {t("c", "CreatedAt")}, '
+            f'{t("c", "UpdatedAt")} '
+            f'FROM "FP_CUSTOMER" c LEFT JOIN "OCRD" p ON p."CardCode" = c."CardCode" '
+            f'WHERE {changed} ORDER BY c."CustomerId"',
+            since,
+        )
+        raw, reason = parse(raw, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")})
+        raw, rejects = split_rejects(raw, reason, "customers", _key("W", "CustomerId"))
+        roles = self._q(
+            'SELECT cr."CustomerId", r."Name" FROM "FP_CUSTOMER_ROLE" cr '
+            'JOIN "FP_ROLE" r ON r."RoleId" = cr."RoleId" JOIN "FP_CUSTOMER" c ON c."CustomerId" = cr."CustomerId" '
+            f'WHERE {changed} ORDER BY cr."CustomerId", cr."RoleId"',
+            since,
+        )
+        if roles.height:
+            raw = raw.join(
+                roles.group_by("CustomerId", maintain_order=True).agg(pl.col("Name").cast(pl.String).alias("roles")),
+                on="CustomerId",
+                how="left",
+            )
+        else:
+            raw = raw.with_columns(pl.lit(None, dtype=STRINGS).alias("roles"))
+        no_roles = pl.lit([], dtype=STRINGS)
+        is_guest = _bool("IsGuest").fill_null(False)
+        frame = raw.select(
+            _key("W", "CustomerId").alias("customer_key"),
+            pl.lit("web").alias("kind"),
+            pl.col("StoreId").cast(pl.String).alias("store_id"),
+            pl.col("CardCode").alias("card_code"),
+            pl.lit(False).alias("is_company"),
+            pl.col("CardName").alias("company_name"),
+            pl.col("Email").alias("email"),
+            pl.col("FirstName").alias("first_name"),
+            pl.col("LastName").alias("last_name"),
+            pl.col("Phone").alias("phone"),
+            pl.when(is_guest)
+            .then(pl.concat_list([pl.lit("Guest"), pl.col("roles").fill_null(no_roles)]).list.unique(maintain_order=True))
+            .otherwise(pl.col("roles").fill_null(no_roles))
+            .alias("roles"),
+            is_guest.alias("is_guest"),
+            (~_bool("Disabled").fill_null(False)).alias("active"),
+            pl.col("CreatedAt").alias("created_at"),
+            pl.col("UpdatedAt").alias("updated_at"),
+        )
+        return frame, rejects
+
+    def _partner_columns(self, alias: str) -> str:
+        t = self.source.text
+        return (
+            f'g."GroupName", {t(alias, "CreateDate")}, {t(alias, "UpdateDate")}, {alias}."UpdateTS"'
+        )
+
+    def _sap_dates(self, raw: pl.DataFrame, entity: str, key: pl.Expr) -> Frames:
+        raw, reason = parse(raw, {"CreateDate": ("datetime", "CreateDate"), "UpdateDate": ("datetime", "UpdateDate")})
+        raw, rejects = split_rejects(raw, reason, entity, key)
+        return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("__updated")), rejects
+
+    @staticmethod
+    def _partner_roles() -> pl.Expr:
+        """'Registered' plus the partner's OCRG group as a client role."""
+        return (
+            pl.concat_list([pl.lit("Registered"), pl.col("GroupName").cast(pl.String)])
+            .list.drop_nulls()
+            .alias("roles")
+        )
+
+    def _partners(self, since: datetime | None) -> Frames:
+        raw = self._q(
+            'SELECT p."CardCode", p."CardName", p."CmpPrivate", p."E_Mail", p."Phone1", p."validFor", '
+            f'p."frozenFor", {self._partner_columns("p")} '
+            'FROM "OCRD" p LEFT JOIN "OCRG" g ON g."GroupCode" = p."GroupCode" '
+            f'WHERE p."CardType" = \'C\' AND {self.source.sap_changed("p", since)} ORDER BY p."CardCode"',
+            since,
+        )
+        raw, rejects = self._sap_dates(raw, "customers", _key("BP", "CardCode"))
+        private = _flag("CmpPrivate", "I")
+        name = pl.col("CardName").str.strip_chars()
+        frame = raw.select(
+            _key("BP", "CardCode").alias("customer_key"),
+            pl.lit("bp").alias("kind"),
+            pl.col("CardCode").alias("card_code"),
+            (~private).alias("is_company"),
+            pl.col("CardName").alias("company_name"),
+            pl.col("E_Mail").alias("email"),
+            pl.when(private).then(name.str.extract(r"^(\S+)\s")).alias("first_name"),
+            pl.when(private).then(name.str.extract(r"^\S+\s+(.+)$").fill_null(name)).alias("last_name"),
+            pl.col("Phone1").alias("phone"),
+            self._partner_roles(),
+            pl.lit(False).alias("is_guest"),
+            (_flag("validFor") & ~_flag("frozenFor")).fill_null(False).alias("active"),
+            pl.col("CreateDate").alias("created_at"),
+            pl.col("__updated").alias("updated_at"),
+        )
+        return frame, rejects
+
+    def _contact_persons(self, since: datetime | None) -> Frames:
+        """Contact persons carry their partner's markers: SAP saves them through the partner."""
+        raw = self._q(
+            'SELECT cp."CntctCode", cp."CardCode", p."CardCode" AS "Partner", cp."Name", cp."FirstName", '
+            'cp."LastName", cp."E_MailL", cp."Tel1", cp."Active", p."CardName", '
+            f'{self._partner_columns("p")} '
+            'FROM "OCPR" cp LEFT JOIN "OCRD" p ON p."CardCode" = cp."CardCode" '
+            'LEFT JOIN "OCRG" g ON g."GroupCode" = p."GroupCode" '
+            f'WHERE (p."CardCode" IS NULL OR p."CardType" = \'C\') AND {self.source.sap_changed("p", since)} '
+            'ORDER BY cp."CntctCode"',
+            since,
+        )
+        key = _key("CP", "CntctCode")
+        orphan = raw.filter(pl.col("Partner").is_null())
+        rejects = [_reject_rows(orphan, "customers", key, "contact person without a business partner")]
+        raw, bad_dates = self._sap_dates(raw.filter(pl.col("Partner").is_not_null()), "customers", key)
+        name = pl.col("Name").str.strip_chars()
+        frame = raw.select(
+            key.alias("customer_key"),
+            pl.lit("contact_person").alias("kind"),
+            pl.col("CardCode").alias("card_code"),
+            pl.lit(False).alias("is_company"),
+            pl.col("CardName").alias("company_name"),
+            pl.col("E_MailL").alias("email"),
+            pl.col("FirstName").fill_null(name.str.extract(r"^(\S+)\s")).alias("first_name"),
+            pl.col("LastName").fill_null(name.str.extract(r"^\S+\s+(.+)$").fill_null(name)).alias("last_name"),
+            pl.col("Tel1").alias("phone"),
+            self._partner_roles(),
+            pl.lit(False).alias("is_guest"),
+            _flag("Active").fill_null(False).alias("active"),
+            pl.col("CreateDate").alias("created_at"),
+            pl.col("__updated").alias("updated_at"),
+        )
+        return frame, pl.concat([*rejects, bad_dates])
+
+    # -- addresses ------------------------------------------------------------------------------------------
+
+    def _addresses(self, since: datetime | None) -> Frames:
+        web, web_rejects = self._web_addresses(since)
+        sap, sap_rejects = self._sap_addresses(since)
+        return pl.concat([conform(web, "addresses"), conform(sap, "addresses")]), pl.concat([web_rejects, sap_rejects])
+
+    def _web_addresses(self, since: datetime | None) -> Frames:
+        raw = self._q(
+            'SELECT a."AddressId", a."CustomerId", a."AddressType", a."IsDefault", a."Street", a."Street2", '
+            f'a."City", a."Zip", a."State", a."Country", {self.source.text("a", "UpdatedAt")} '
+            f'FROM "FP_ADDRESS" a WHERE {self.source.fp_changed("a", since)} ORDER BY a."AddressId"',
+            since,
+        )
+        key = pl.format("W{}:A{}", pl.col("CustomerId").cast(pl.String).fill_null("?"), pl.col("AddressId"))
+        raw, reason = parse(raw, {"UpdatedAt": ("datetime", "UpdatedAt")})
+        kind = pl.col("AddressType").cast(pl.String).str.strip_chars().str.to_lowercase()
+        structural = (
+            pl.when(pl.col("CustomerId").is_null())
+            .then(pl.lit("address without a customer"))
+            .when(~kind.is_in(["billing", "shipping"]) | kind.is_null())
+            .then(pl.format("unknown AddressType {}", pl.col("AddressType").cast(pl.String).fill_null("NULL")))
+        )
+        reason = _first_reason(raw, structural, reason)
+        raw, rejects = split_rejects(raw, reason, "addresses", key)
+        frame = raw.select(
+            key.alias("address_key"),
+            _key("W", "CustomerId").alias("owner_key"),
+            pl.lit("web").alias("source"),
+            kind.alias("address_type"),
+            _bool("IsDefault").fill_null(False).alias("is_default"),
+            pl.col("Street").alias("street"),
+            pl.col("Street2").alias("street2"),
+            pl.col("City").alias("city"),
+            pl.col("Zip").alias("zip"),
+            pl.col("State").alias("state"),
+            pl.col("Country").str.strip_chars().str.to_uppercase().alias("country"),
+            pl.col("UpdatedAt").alias("updated_at"),
+        )
+        return frame, rejects
+
+    def _sap_addresses(self, since: datetime | None) -> Frames:
+        """CRD1 rows follow their partner's change marker (SAP saves addresses through the partner)."""
+        raw = self._q(
+            'SELECT r."CardCode", r."Address", r."AdresType", r."Street", r."Block", r."City", r."ZipCode", '
+            f'r."State", r."Country", p."BillToDef", p."ShipToDef", '
+            f'{self.source.text("p", "UpdateDate")}, p."UpdateTS" '
+            'FROM "CRD1" r JOIN "OCRD" p ON p."CardCode" = r."CardCode" '
+            f'WHERE p."CardType" = \'C\' AND {self.source.sap_changed("p", since)} '
+            'ORDER BY r."CardCode", r."AdresType", r."Address"',
+            since,
+        )
+        kind = pl.col("AdresType").cast(pl.String).str.strip_chars().str.to_uppercase()
+        key = pl.format("BP{}:{}:{}", pl.col("CardCode"), kind, pl.col("Address"))
+        raw, reason = parse(raw, {"UpdateDate": ("datetime", "UpdateDate")})
+        unknown = pl.when(~kind.is_in(["B", "S"])).then(pl.format("unknown AdresType {}", pl.col("AdresType")))
+        reason = _first_reason(raw, unknown, reason)
+        raw, rejects = split_rejects(raw, reason, "addresses", key)
+        default = pl.when(kind == "B").then(pl.col("BillToDef")).otherwise(pl.col("ShipToDef"))
+        frame = raw.select(
+            key.alias("address_key"),
+            _key("BP", "CardCode").alias("owner_key"),
+            pl.lit("sap").alias("source"),
+            pl.when(kind == "B").then(pl.lit("billing")).otherwise(pl.lit("shipping")).alias("address_type"),
+            (default == pl.col("Address")).fill_null(False).alias("is_default"),
+            pl.col("Street").alias("street"),
+            pl.col("Block").alias("street2"),
+            pl.col("City").alias("city"),
+            pl.col("ZipCode").alias("zip"),
+            pl.col("State").alias("state"),
+            pl.col("Country").str.strip_chars().str.to_uppercase().alias("country"),
+            sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("updated_at"),
+        )
+        return frame, rejects
+
+    # -- items ----------------------------------------------------------------------------------------------
+
+    def _changed_items(self, column: str, since: datetime | None) -> str:
+        """Items changed themselves (OITM, which a price change saves too) or through a combination."""
+        if since is None:
+            return "1=1"
+        return (
+            f'{column} IN (SELECT i2."ItemCode" FROM "OITM" i2 WHERE {self.source.sap_changed("i2", since)} '
+            'UNION SELECT c2."ItemCode" FROM "FP_ITEM_COMBINATION" c2 WHERE c2."UpdatedAt" >= :since)'
+        )
+
+    def _items(self, since: datetime | None) -> Frames:
+        t = self.source.text
+        item_scope = self._changed_items('i."ItemCode"', since)
+        combo_scope = self._changed_items('c."ItemCode"', since)
+        items = self._q(
+            'SELECT i."ItemCode", i."ItemName", i."UserText", i."validFor", i."frozenFor", '
+            f'{t("i", "UpdateDate")}, i."UpdateTS", s."StoreId", s."Currency" AS "StoreCurrency", '
+            f'COALESCE(s."PriceList", {SAP_PRICE_LIST}) AS "PriceList", {t("p", "Price")}, '
+            'p."Currency" '
+            'FROM "OITM" i '
+            'LEFT JOIN (SELECT "ItemCode", MIN("StoreId") AS "Home" FROM "FP_ITEM_STORE" GROUP BY "ItemCode") h '
+            'ON h."ItemCode" = i."ItemCode" '
+            'LEFT JOIN "FP_STORE" s ON s."StoreId" = h."Home" '
+            f'LEFT JOIN "ITM1" p ON p."ItemCode" = i."ItemCode" AND p."PriceList" = COALESCE(s."PriceList", {SAP_PRICE_LIST}) '
+            f'WHERE {item_scope} ORDER BY i."ItemCode"',
+            since,
+        )
+        combos = self._q(
+            'SELECT c."CombinationId", c."ItemCode", c."Sku", c."Attributes", '
+            f'{t("c", "PriceDelta")}, {t("c", "UpdatedAt")}, '
+            'i."ItemCode" AS "Known" '
+            'FROM "FP_ITEM_COMBINATION" c LEFT JOIN "OITM" i ON i."ItemCode" = c."ItemCode" '
+            f'WHERE {combo_scope} ORDER BY c."ItemCode", c."CombinationId"',
+            since,
+        )
+        items, reason = parse(items, {"UpdateDate": ("datetime", "UpdateDate"), "Price": ("float", "Price")})
+        items, item_rejects = split_rejects(items, reason, "items", _key("I", "ItemCode"))
+        combo_key = pl.format("I{}#{}", pl.col("ItemCode").cast(pl.String).fill_null("?"), pl.col("CombinationId"))
+        orphans = combos.filter(pl.col("Known").is_null())
+        combos, reason = parse(
+            combos.filter(pl.col("Known").is_not_null()),
+            {"PriceDelta": ("float", "PriceDelta"), "UpdatedAt": ("datetime", "UpdatedAt")},
+        )
+        combos, combo_rejects = split_rejects(combos, reason, "items", combo_key)
+        # combinations of an item rejected above go with it
+        combos, follow = self._drop_with(combos, item_rejects, "ItemCode", combo_key, "item rejected")
+        rejects = [item_rejects, _reject_rows(orphans, "items", combo_key, "combination of an unknown item"),
+                   combo_rejects, follow]  # fmt: skip
+        items = items.with_columns(
+            sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("__updated"),
+            pl.col("ItemCode").is_in(combos["ItemCode"].implode()).alias("__has"),
+            (_flag("validFor") & ~_flag("frozenFor")).fill_null(False).alias("__active"),
+            pl.coalesce(pl.col("Currency"), pl.col("StoreCurrency")).alias("__currency"),
+        )
+        base = items.select(
+            _key("I", "ItemCode").alias("product_key"),
+            pl.col("ItemCode").alias("item_code"),
+            pl.col("ItemName").alias("name"),
+            pl.col("ItemCode").alias("sku"),
+            pl.col("UserText").alias("description"),
+            pl.col("Price").alias("price"),
+            pl.col("__currency").alias("currency"),
+            pl.col("StoreId").cast(pl.String).alias("store_id"),
+            pl.col("__has").alias("has_combinations"),
+            pl.col("__active").alias("active"),
+            pl.col("__updated").alias("updated_at"),
+        )
+        variants = combos.join(items, on="ItemCode", how="inner").select(
+            combo_key.alias("product_key"),
+            pl.col("ItemCode").alias("item_code"),
+            pl.col("CombinationId").cast(pl.String).alias("combination_id"),
+            pl.col("ItemName").alias("name"),
+            pl.col("Attributes").alias("attributes"),
+            pl.col("Sku").alias("sku"),
+            pl.col("UserText").alias("description"),
+            (pl.col("Price") + pl.col("PriceDelta").fill_null(0.0)).round(2).alias("price"),
+            pl.col("__currency").alias("currency"),
+            pl.col("StoreId").cast(pl.String).alias("store_id"),
+            pl.lit(True).alias("has_combinations"),
+            pl.col("__active").alias("active"),
+            pl.max_horizontal("__updated", "UpdatedAt").alias("updated_at"),
+        )
+        frame = pl.concat([conform(base, "items"), conform(variants, "items")]).sort("item_code", "combination_id",
+                                                                                     nulls_last=False)  # fmt: skip
+        return frame, pl.concat(rejects)
+
+    @staticmethod
+    def _drop_with(rows: pl.DataFrame, rejected: pl.DataFrame, column: str, key: pl.Expr, reason: str) -> Frames:
+        """Rows whose parent (``column`` = parent key minus its prefix letter) was rejected are rejected too."""
+        parents = rejected["source_key"].str.slice(1)
+        gone = pl.col(column).cast(pl.String).is_in(parents.implode())
+        return rows.filter(~gone), _reject_rows(rows.filter(gone), "items", key, reason)
+
+    # -- orders ---------------------------------------------------------------------------------------------
+
+    def _changed_orders(self, since: datetime | None) -> str:
+        """An order changed itself or through one of its deliveries or invoices."""
+        if since is None:
+            return "1=1"
+        s = self.source
+
+        def via(head: str, body: str) -> str:
+            return (
+                f'SELECT l."BaseEntry" FROM "{body}" l JOIN "{head}" d ON d."DocEntry" = l."DocEntry" '
+                f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND {s.sap_changed("d", since)}'
+            )
+
+        return f'({s.sap_changed("o", since)} OR o."DocEntry" IN ({via("ODLN", "DLN1")}) OR o."DocEntry" IN ({via("OINV", "INV1")}))'
+
+    def _orders(self, since: datetime | None) -> Frames:
+        t, changed = self.source.text, self._changed_orders(since)
+        in_scope = "1=1" if since is None else f'l."DocEntry" IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {changed})'
+        heads = self._q(
+            'SELECT o."DocEntry", o."DocNum", o."CardCode", o."DocCur", o."DocStatus", o."CANCELED", '
+            f'o."U_FP_CartId", o."U_FP_StoreId", {t("o", "DocTotal")}, '
+            f'{t("o", "DocDate")}, {t("o", "UpdateDate")}, o."UpdateTS", '
+            'c."CustomerId" '
+            'FROM "ORDR" o LEFT JOIN "FP_CART" c ON c."CartId" = o."U_FP_CartId" '
+            f'WHERE {changed} ORDER BY o."DocEntry"',
+            since,
+        )
+        lines = self._q(
+            'SELECT l."DocEntry", l."LineNum", l."ItemCode", l."U_FP_CombinationId", l."Dscription", '
+            f'{t("l", "Quantity")}, {t("l", "Price")} '
+            f'FROM "RDR1" l WHERE {in_scope} ORDER BY l."DocEntry", l."LineNum"',
+            since,
+        )
+        key = _key("O", "DocEntry")
+        heads, reason = parse(
+            heads,
+            {"DocDate": ("datetime", "DocDate"), "DocTotal": ("float", "DocTotal"), "UpdateDate": ("datetime", "UpdateDate")},
+        )
+        no_card = pl.when(pl.col("CardCode").is_null()).then(pl.lit("order without a business partner (CardCode)"))
+        reason = _first_reason(heads, no_card, reason)
+        heads, rejects = split_rejects(heads, reason, "orders", key)
+        lines, line_rejects = self._lines(lines, "DocEntry", "orders", "O")
+        heads, dropped = self._without(heads, line_rejects, "DocEntry", "orders", key)
+        progress = self._order_progress(in_scope.replace('l."DocEntry"', 'l."BaseEntry"'), since)
+        nested = _nest(
+            lines,
+            "DocEntry",
+            ORDER_LINE,
+            {
+                "line_num": pl.col("LineNum"),
+                "item_code": pl.col("ItemCode"),
+                "combination_id": pl.col("U_FP_CombinationId").cast(pl.String),
+                "description": pl.col("Dscription"),
+                "quantity": pl.col("Quantity"),
+                "price": pl.col("Price"),
+            },
+        )
+        shipped = self._shipment(lines, progress["delivered"])
+        orders = (
+            heads.join(nested, on="DocEntry", how="left")
+            .join(shipped, on="DocEntry", how="left")
+            .join(progress["invoiced"], on="DocEntry", how="left")
+            .join(progress["delivery_stamp"], on="DocEntry", how="left")
+        )
+        frame = orders.select(
+            key.alias("order_key"),
+            pl.col("DocEntry").cast(pl.Int64).alias("doc_entry"),
+            pl.col("DocNum").cast(pl.Int64).alias("doc_num"),
+            pl.col("CardCode").alias("card_code"),
+            _key("W", "CustomerId").alias("web_customer_key"),
+            _key("C", "U_FP_CartId").alias("cart_key"),
+            pl.col("U_FP_StoreId").cast(pl.String).alias("store_id"),
+            pl.col("DocDate").alias("doc_date"),
+            pl.col("DocTotal").alias("total"),
+            pl.col("DocCur").alias("currency"),
+            pl.when(_flag("CANCELED"))
+            .then(pl.lit("canceled"))
+            .when(_flag("DocStatus", "C"))
+            .then(pl.lit("closed"))
+            .otherwise(pl.lit("open"))
+            .alias("order_status"),
+            pl.col("shipment_status").fill_null("not_shipped"),
+            self._payment_status().alias("payment_status"),
+            pl.max_horizontal(
+                sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")), pl.col("delivered_at"), pl.col("invoiced_at")
+            ).alias("updated_at"),
+            pl.col("lines").fill_null(pl.lit([], dtype=pl.List(ORDER_LINE))),
+        )
+        return frame, pl.concat([rejects, line_rejects.unique(subset="source_key", keep="first", maintain_order=True),
+                                 dropped]).filter(pl.col("reason").is_not_null())  # fmt: skip
+
+    def _lines(self, lines: pl.DataFrame, owner: str, entity: str, prefix: str) -> Frames:
+        """Parse line quantities/prices; a line that cannot be read makes its whole document a reject."""
+        lines, reason = parse(lines, {"Quantity": ("float", "Quantity"), "Price": ("float", "Price")})
+        no_item = pl.when(pl.col("ItemCode").is_null()).then(pl.lit("ItemCode is missing"))
+        reason = _first_reason(lines, no_item, reason)
+        with_line = lines.select(
+            pl.when(pl.lit(reason).is_not_null()).then(pl.format("line {}: {}", pl.col("LineNum"), pl.lit(reason)))
+        ).to_series()
+        return split_rejects(lines, with_line, entity, _key(prefix, owner))
+
+    @staticmethod
+    def _without(heads: pl.DataFrame, line_rejects: pl.DataFrame, owner: str, entity: str, key: pl.Expr) -> Frames:
+        """Drop documents that have a rejected line (the line rejects already name them)."""
+        bad = line_rejects["source_key"].str.slice(1).cast(pl.Int64, strict=False)
+        keep = ~pl.col(owner).cast(pl.Int64).is_in(bad.implode())
+        return heads.filter(keep), empty_rejects()
+
+    def _order_progress(self, scope: str, since: datetime | None) -> dict[str, pl.DataFrame]:
+        """Delivered quantities per order line, paid totals per order, and when each last changed."""
+        t = self.source.text
+
+        def docs(head: str, body: str, columns: str) -> pl.DataFrame:
+            raw = self._q(
+                f'SELECT DISTINCT l."BaseEntry", d."DocEntry" AS "Doc", {columns}, '
+                f'{t("d", "UpdateDate")}, d."UpdateTS" '
+                f'FROM "{body}" l JOIN "{head}" d ON d."DocEntry" = l."DocEntry" '
+                f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND COALESCE(d."CANCELED", \'N\') <> \'Y\' AND {scope}',
+                since,
+            )
+            specs = {c: ("float", c) for c in ("DocTotal", "PaidToDate") if c in raw.columns}
+            raw, _ = parse(raw, {**specs, "UpdateDate": ("datetime", "UpdateDate")})
+            return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("stamp"))
+
+        deliveries = docs("ODLN", "DLN1", 'd."DocTotal"')
+        invoices = docs("OINV", "INV1", f'{t("d", "DocTotal")}, {t("d", "PaidToDate")}')
+        delivered = self._q(
+            'SELECT l."BaseEntry", l."BaseLine", SUM(l."Quantity") AS "Delivered" '
+            'FROM "DLN1" l JOIN "ODLN" d ON d."DocEntry" = l."DocEntry" '
+            f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND COALESCE(d."CANCELED", \'N\') <> \'Y\' AND {scope} '
+            'GROUP BY l."BaseEntry", l."BaseLine"',
+            since,
+        )
+        entry = pl.col("BaseEntry").cast(pl.Int64).alias("DocEntry")
+        return {
+            "delivered": delivered.select(
+                entry, pl.col("BaseLine").cast(pl.Int64), pl.col("Delivered").cast(pl.Float64, strict=False)
+            ),
+            "delivery_stamp": deliveries.group_by(entry).agg(pl.col("stamp").max().alias("delivered_at")),
+            "invoiced": invoices.group_by(entry).agg(
+                pl.col("PaidToDate").fill_null(0.0).sum().alias("paid"),
+                pl.col("stamp").max().alias("invoiced_at"),
+            ),
+        }
+
+    @staticmethod
+    def _shipment(lines: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame:
+        """Per order: delivered quantity per line (capped at the ordered one) summed against the ordered total."""
+        per_line = lines.select(
+            pl.col("DocEntry").cast(pl.Int64), pl.col("LineNum").cast(pl.Int64).alias("BaseLine"), "Quantity"
+        ).join(delivered, on=["DocEntry", "BaseLine"], how="left")
+        capped = pl.min_horizontal(pl.col("Delivered").fill_null(0.0), pl.col("Quantity"))
+        sums = per_line.group_by("DocEntry").agg(capped.sum().alias("done"), pl.col("Quantity").sum().alias("all"))
+        return sums.select(
+            "DocEntry",
+            pl.when(pl.col("done") <= 0)
+            .then(pl.lit("not_shipped"))
+            .when(pl.col("done") >= pl.col("all") - 1e-9)
+            .then(pl.lit("shipped"))
+            .otherwise(pl.lit("partially_shipped"))
+            .alias("shipment_status"),
+        )
+
+    @staticmethod
+    def _payment_status() -> pl.Expr:
+        """Paid-to-date of the order's invoices (INV1 based on the order) against the order total."""
+        paid = pl.col("paid").fill_null(0.0)
+        return (
+            pl.when(paid <= 0)
+            .then(pl.lit("unpaid"))
+            .when(paid >= pl.col("DocTotal") - PAID_TOLERANCE)
+            .then(pl.lit("paid"))
+            .otherwise(pl.lit("partially_paid"))
+        )
+
+    # -- carts ----------------------------------------------------------------------------------------------
+
+    def _carts(self, since: datetime | None) -> Frames:
+        t, changed = self.source.text, self.source.fp_changed("c", since)
+        heads = self._q(
+            'SELECT c."CartId", c."StoreId", c."CustomerId", c."Email", c."Status", c."OrderDocEntry", '
+            f'{t("c", "CreatedAt")}, {t("c", "UpdatedAt")}, s."Currency" '
+            'FROM "FP_CART" c LEFT JOIN "FP_STORE" s ON s."StoreId" = c."StoreId" '
+            f'WHERE {changed} ORDER BY c."CartId"',
+            since,
+        )
+        scope = "1=1" if since is None else f'l."CartId" IN (SELECT c."CartId" FROM "FP_CART" c WHERE {changed})'
+        lines = self._q(
+            'SELECT l."CartId", l."LineNum", l."ItemCode", l."CombinationId", '
+            f'{t("l", "Quantity")}, {t("l", "Price")} '
+            f'FROM "FP_CART_LINE" l WHERE {scope} ORDER BY l."CartId", l."LineNum"',
+            since,
+        )
+        key = _key("C", "CartId")
+        heads, reason = parse(heads, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")})
+        status = pl.col("Status").cast(pl.String).str.strip_chars().str.to_lowercase()
+        structural = (
+            pl.when(pl.col("CustomerId").is_null())
+            .then(pl.lit("cart without a customer"))
+            .when(~status.is_in(["open", "ordered"]) | status.is_null())
+            .then(pl.format("unknown cart Status {}", pl.col("Status").cast(pl.String).fill_null("NULL")))
+        )
+        reason = _first_reason(heads, structural, reason)
+        heads, rejects = split_rejects(heads, reason, "carts", key)
+        lines, line_rejects = self._lines(lines, "CartId", "carts", "C")
+        heads, _ = self._without(heads, line_rejects, "CartId", "carts", key)
+        nested = _nest(
+            lines.with_columns(pl.col("CartId").cast(pl.Int64)),
+            "CartId",
+            CART_LINE,
+            {
+                "line_num": pl.col("LineNum"),
+                "item_code": pl.col("ItemCode"),
+                "combination_id": pl.col("CombinationId").cast(pl.String),
+                "quantity": pl.col("Quantity"),
+                "price": pl.col("Price"),
+            },
+        )
+        totals = lines.group_by(pl.col("CartId").cast(pl.Int64)).agg(
+            (pl.col("Quantity") * pl.col("Price")).sum().round(2).alias("total")
+        )
+        carts = heads.with_columns(pl.col("CartId").cast(pl.Int64)).join(nested, on="CartId", how="left").join(
+            totals, on="CartId", how="left"
+        )
+        ordered = status == "ordered"
+        frame = carts.select(
+            key.alias("cart_key"),
+            pl.col("CartId").alias("cart_id"),
+            pl.col("StoreId").cast(pl.String).alias("store_id"),
+            _key("W", "CustomerId").alias("customer_key"),
+            pl.col("Email").alias("email"),
+            status.alias("status"),
+            pl.when(ordered & pl.col("OrderDocEntry").is_not_null()).then(_key("O", "OrderDocEntry")).alias("order_key"),
+            pl.col("total").fill_null(0.0),
+            pl.col("Currency").alias("currency"),
+            pl.col("CreatedAt").alias("created_at"),
+            pl.col("UpdatedAt").alias("updated_at"),
+            pl.col("lines").fill_null(pl.lit([], dtype=pl.List(CART_LINE))),
+        )
+        return frame, pl.concat([rejects, line_rejects.unique(subset="source_key", keep="first", maintain_order=True)])
+
+    # -- change markers -------------------------------------------------------------------------------------
+
+    def max_updated_at(self, entity: str) -> datetime | None:
+        """The newest change marker among the tables ``entity`` is read from (None for stores: no marker)."""
+        markers: dict[str, list[tuple[str, str]]] = {
+            "stores": [],
+            "customers": [("fp", "FP_CUSTOMER"), ("sap", "OCRD")],
+            "addresses": [("fp", "FP_ADDRESS"), ("sap", "OCRD")],
+            "items": [("sap", "OITM"), ("fp", "FP_ITEM_COMBINATION")],
+            "orders": [("sap", "ORDR"), ("sap", "ODLN"), ("sap", "OINV")],
+            "carts": [("fp", "FP_CART")],
+        }
+        if entity not in markers:
+            raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+        stamps = [self._fp_max(table) if kind == "fp" else self._sap_max(table) for kind, table in markers[entity]]
+        found = [s for s in stamps if s is not None]
+        return max(found) if found else None
+
+    def _fp_max(self, table: str) -> datetime | None:
+        ok = self.source.well_formed('t."UpdatedAt"')
+        raw = self.source.query(f'SELECT MAX(t."UpdatedAt") AS m FROM "{table}" t WHERE {ok}')
+        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"])))
+
+    def _sap_max(self, table: str) -> datetime | None:
+        customers_only = ' AND t."CardType" = \'C\'' if table == "OCRD" else ""
+        ok = self.source.well_formed('t."UpdateDate"')
+        raw = self.source.query(
+            f'SELECT t."UpdateDate" AS d, MAX(t."UpdateTS") AS ts FROM "{table}" t '
+            f'WHERE t."UpdateDate" = (SELECT MAX(t."UpdateDate") FROM "{table}" t WHERE {ok}{customers_only})'
+            f'{customers_only} GROUP BY t."UpdateDate"'
+        )
+        if raw.is_empty():
+            return None
+        return max_stamp(raw.select(sap_stamp(as_datetime(pl.col("d"), raw.schema["d"]), pl.col("ts"))))

@@ -1,0 +1,478 @@
+"""The state store on both backends (SQLite file, PostgreSQL schema): every table, upserts, speed,
+file permissions, token encryption and two concurrent writer processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from polars.testing import assert_frame_equal
+
+from fp_hubspot_assets.state import crypto
+from fp_hubspot_assets.state.schema import SCHEMA_VERSION_KEY, id_map, metadata, oauth_tokens
+from fp_hubspot_assets.state.store import LogRow, StateSchemaError, StateStore, TokenRecord
+
+if TYPE_CHECKING:
+    from multiprocessing import Queue
+    from multiprocessing.synchronize import Barrier
+
+
+@pytest.fixture
+def store(state_url: str) -> Iterator[StateStore]:
+    s = StateStore(state_url)
+    yield s
+    s.dispose()
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(sa.engine.make_url(url).database or "")
+
+
+# ---------------------------------------------------------------------------- creation
+
+
+def test_create_is_idempotent_and_keeps_data(state_url: str) -> None:
+    first = StateStore(state_url)
+    first.record_synced("contacts", [("W1", "101", "h1")], "run-1")
+    first.dispose()
+    second = StateStore(state_url)  # tables exist now: must neither fail nor wipe them
+    try:
+        assert second.hubspot_ids("contacts", ["W1"]) == {"W1": "101"}
+        present = set(sa.inspect(second.engine).get_table_names())
+        assert {t.name for t in metadata.sorted_tables} <= present
+    finally:
+        second.dispose()
+
+
+def test_store_from_a_newer_schema_version_is_refused(store: StateStore) -> None:
+    store.set_setup(SCHEMA_VERSION_KEY, 999)
+    with pytest.raises(StateSchemaError, match="upgrade"):
+        StateStore(store.url)
+
+
+def test_sqlite_file_and_wal_are_private_to_the_owner(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "fp_state.db"
+    store = StateStore(f"sqlite:///{path}")
+    try:
+        store.set_cursor("c", "1")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        wal = path.with_name(path.name + "-wal")
+        assert wal.exists(), "the store should run in WAL mode"
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    finally:
+        store.dispose()
+
+
+def test_existing_world_readable_file_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "fp_state.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    StateStore(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_in_memory_sqlite_works() -> None:
+    store = StateStore("sqlite://")
+    store.set_setup("k", {"a": 1})
+    assert store.get_setup("k") == {"a": 1}
+    store.dispose()
+
+
+def test_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FP_STATE_URL", "postgresql://u@h/db")
+    assert StateStore.default_url() == "postgresql://u@h/db"
+    monkeypatch.delenv("FP_STATE_URL")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert StateStore.default_url() == f"sqlite:///{tmp_path / 'home' / 'fp_state.db'}"
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert StateStore.default_url() == f"sqlite:///{tmp_path.resolve() / '.fp_state.db'}"
+
+
+def test_unsupported_url_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unsupported state store URL"):
+        StateStore("mysql://u@h/db")
+
+
+@pytest.mark.postgres
+def test_bare_postgresql_url_uses_the_installed_psycopg2(pg_url: str) -> None:
+    store = StateStore(pg_url.replace("postgresql+psycopg2://", "postgresql://", 1))
+    try:
+        assert store.engine.dialect.driver == "psycopg2"
+        store.set_cursor("c", "v")
+        assert store.get_cursor("c") == "v"
+    finally:
+        store.dispose()
+
+
+# ---------------------------------------------------------------------------- id map
+
+
+def test_id_map_round_trip_and_upsert(store: StateStore) -> None:
+    assert store.id_map("contacts").is_empty()
+    assert store.id_map("contacts").schema == pl.Schema(
+        {"source_key": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String}
+    )
+    store.record_synced("contacts", [("W1", "101", "h1"), ("W2", "102", None)], "run-1")
+    store.record_synced("companies", [("BP1", "101", "c1")], "run-1")  # same HubSpot id, other type: fine
+    store.record_synced("contacts", [("W2", "102", "h2"), ("W3", "103", "h3")], "run-2")
+
+    frame = store.id_map("contacts").sort("source_key")
+    assert frame.rows() == [("W1", "101", "h1"), ("W2", "102", "h2"), ("W3", "103", "h3")]
+    assert store.hubspot_ids("contacts", ["W1", "W3", "W9"]) == {"W1": "101", "W3": "103"}
+    assert store.hubspot_ids("contacts", []) == {}
+
+    everything = store.id_map_all()
+    assert everything.columns == ["object_type", "source_key", "hubspot_id", "payload_hash", "synced_at"]
+    assert everything.schema["synced_at"] == pl.Datetime("us", "UTC")
+    assert everything.select("object_type", "source_key").rows() == [
+        ("companies", "BP1"),
+        ("contacts", "W1"),
+        ("contacts", "W2"),
+        ("contacts", "W3"),
+    ]
+    assert (datetime.now(UTC) - everything["synced_at"].max()) < timedelta(minutes=5)  # type: ignore[operator]
+    with store.engine.connect() as conn:
+        run_ids = dict(conn.execute(sa.select(id_map.c.source_key, id_map.c.run_id)).all())
+    assert run_ids == {"W1": "run-1", "W2": "run-2", "W3": "run-2", "BP1": "run-1"}
+
+
+def test_hubspot_id_is_unique_per_type(store: StateStore) -> None:
+    store.record_synced("contacts", [("W1", "101", "h1")], "run-1")
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:  # the constraint itself
+        conn.execute(
+            sa.insert(id_map),
+            {
+                "object_type": "contacts",
+                "source_key": "W2",
+                "hubspot_id": "101",
+                "synced_at": datetime.now(UTC),
+            },
+        )
+    # through the API, the latest claim wins and the displaced key is reported
+    assert store.record_synced("contacts", [("BP7", "101", "h7")], "run-2") == ["W1"]
+    assert store.id_map("contacts").rows() == [("BP7", "101", "h7")]
+    # inside one batch too: applied in order
+    displaced = store.record_synced(
+        "contacts", [("A", "500", "a"), ("B", "500", "b"), ("C", "600", "c")], "r"
+    )
+    assert displaced == ["A"]
+    assert store.hubspot_ids("contacts", ["A", "B", "C"]) == {"B": "500", "C": "600"}
+    # a key that moves to a new id frees its old one
+    store.record_synced("contacts", [("B", "501", "b"), ("D", "500", "d")], "r")
+    assert store.hubspot_ids("contacts", ["B", "D"]) == {"B": "501", "D": "500"}
+
+
+def test_record_synced_100k_rows_round_trip(store: StateStore) -> None:
+    rows = [(f"W{i}", str(50_000_000 + i), f"{i:040x}") for i in range(100_000)]
+    started = time.perf_counter()
+    store.record_synced("contacts", rows, "run-big")
+    elapsed = time.perf_counter() - started
+    limit = 5.0 if store.engine.dialect.name == "sqlite" else 10.0
+    assert elapsed < limit, f"record_synced of 100k rows took {elapsed:.1f}s"
+
+    started = time.perf_counter()
+    frame = store.id_map("contacts")
+    read = time.perf_counter() - started
+    expected = pl.DataFrame(rows, schema=["source_key", "hubspot_id", "payload_hash"], orient="row")
+    assert_frame_equal(frame.sort("source_key"), expected.sort("source_key"))
+    assert read < 2.0, f"id_map of 100k rows took {read:.1f}s"
+
+    store.record_synced("contacts", rows[:10], "run-again")  # re-recording is a no-op upsert
+    assert store.id_map("contacts").height == 100_000
+
+
+def test_forget_drops_ids_and_their_associations(store: StateStore) -> None:
+    store.record_synced("contacts", [("W1", "1", "h"), ("W2", "2", "h")], "r")
+    store.record_associations("contacts", "companies", [("W1", "BP1", 1), ("W2", "BP1", 1)])
+    store.record_associations("deals", "contacts", [("C1", "W1", 3), ("C2", "W2", 3)])
+    store.forget("contacts", ["W1"])
+    assert store.hubspot_ids("contacts", ["W1", "W2"]) == {"W2": "2"}
+    assert store.known_associations("contacts", "companies") == {("W2", "BP1", 1)}
+    assert store.known_associations("deals", "contacts") == {("C2", "W2", 3)}
+
+
+# ---------------------------------------------------------------------------- associations
+
+
+def test_associations_round_trip(store: StateStore) -> None:
+    assert store.known_associations("contacts", "companies") == set()
+    store.record_associations("contacts", "companies", [("W1", "BP1", 1), ("W2", "BP1", 1)])
+    store.record_associations("contacts", "companies", [("W1", "BP1", 1), ("W1", "BP1", 279)])  # idempotent
+    store.record_associations("deals", "contacts", [("C1", "W1", 3)])
+    assert store.known_associations("contacts", "companies") == {
+        ("W1", "BP1", 1),
+        ("W2", "BP1", 1),
+        ("W1", "BP1", 279),
+    }
+    store.forget_associations("contacts", "companies", [("W1", "BP1", 279)])
+    assert store.known_associations("contacts", "companies") == {("W1", "BP1", 1), ("W2", "BP1", 1)}
+    assert store.known_associations("deals", "contacts") == {("C1", "W1", 3)}
+
+
+# ---------------------------------------------------------------------------- integration log
+
+
+def test_integration_log(store: StateStore) -> None:
+    store.log(
+        "run-1",
+        [
+            LogRow("contacts", "W1", "created", "101"),
+            LogRow("contacts", "W2", "failed", None, "VALIDATION_ERROR", "Property values were not valid"),
+            ("contacts", "W3", "unchanged", "103"),  # plain tuples are accepted too
+            LogRow("deals", "C1", "created", "900"),
+        ],
+    )
+    store.log("run-2", [LogRow("contacts", "W1", "updated", "101")])
+
+    frame = store.log_frame("run-1")
+    assert frame.columns == [
+        "id", "run_id", "logged_at", "object_type", "source_key", "action", "hubspot_id", "error_category", "message",
+    ]  # fmt: skip
+    assert frame.schema["logged_at"] == pl.Datetime("us", "UTC")
+    assert frame["source_key"].to_list() == ["C1", "W3", "W2", "W1"]  # newest first
+    failed = frame.filter(pl.col("action") == "failed").row(0, named=True)
+    assert (failed["error_category"], failed["message"], failed["hubspot_id"]) == (
+        "VALIDATION_ERROR",
+        "Property values were not valid",
+        None,
+    )
+    assert store.log_frame().height == 5
+    assert store.log_frame(limit=2)["run_id"].to_list() == ["run-2", "run-1"]
+    assert store.log_counts("run-1") == {
+        "contacts": {"created": 1, "failed": 1, "unchanged": 1},
+        "deals": {"created": 1},
+    }
+    assert store.log_counts("nope") == {}
+
+    with pytest.raises(ValueError, match="unknown integration-log action 'exploded'"):
+        store.log("run-3", [LogRow("contacts", "W1", "exploded")])
+    assert store.log_frame("run-3").is_empty()
+
+    assert store.prune_log(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert store.prune_log(datetime.now(UTC) + timedelta(seconds=1)) == 5
+    assert store.log_frame().is_empty()
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_failures_count_attempts_per_payload(store: StateStore) -> None:
+    store.record_failures(
+        "contacts", [("W1", "h1", "VALIDATION_ERROR", "bad email"), ("W2", "h2", "CONFLICT", "x")]
+    )
+    store.record_failures("contacts", [("W1", "h1", "VALIDATION_ERROR", "bad email again")])  # same payload
+    store.record_failures("contacts", [("W2", "h2-new", "RATE_LIMIT", "slow down")])  # payload changed
+    frame = store.failures("contacts").sort("source_key")
+    assert frame.rows() == [
+        ("W1", "h1", 2, "VALIDATION_ERROR", "bad email again"),
+        ("W2", "h2-new", 1, "RATE_LIMIT", "slow down"),
+    ]
+    assert frame.schema["attempts"] == pl.Int64
+    assert store.failures("deals").is_empty()
+    store.clear_failures("contacts", ["W1", "W9"])
+    assert store.failures("contacts")["source_key"].to_list() == ["W2"]
+
+
+# ---------------------------------------------------------------------------- cursors, setup, baseline
+
+
+def test_cursors_and_setup_state(store: StateStore) -> None:
+    assert store.get_cursor("sap_orders") is None
+    store.set_cursor("sap_orders", "2024-01-01T00:00:00")
+    store.set_cursor("sap_orders", "2024-02-01T00:00:00")
+    assert store.get_cursor("sap_orders") == "2024-02-01T00:00:00"
+
+    assert store.get_setup("pipeline") is None
+    assert store.get_setup("pipeline", {"missing": True}) == {"missing": True}
+    pipeline = {"id": "default", "stages": {"checkout_pending": "s1", "checkout_completed": "s2"}}
+    store.set_setup("pipeline", pipeline)
+    store.set_setup("first_setup_done", True)
+    store.set_setup("properties_created", ["fp_customer_id", "fp_deal_id"])
+    assert store.get_setup("pipeline") == pipeline
+    assert store.get_setup("first_setup_done") is True
+    assert store.get_setup("properties_created") == ["fp_customer_id", "fp_deal_id"]
+    store.set_setup("first_setup_done", False)
+    assert store.get_setup("first_setup_done", True) is False
+    with pytest.raises(TypeError):
+        store.set_setup("bad", object())
+
+
+def test_baseline(store: StateStore) -> None:
+    assert store.baseline("deals") == set()
+    assert store.add_baseline("deals", ["O1", "O2", "O2"]) == 2
+    assert store.add_baseline("deals", ["O2", "O3"]) == 1
+    assert store.add_baseline("deals", []) == 0
+    assert store.baseline("deals") == {"O1", "O2", "O3"}
+    assert store.baseline("contacts") == set()
+
+
+def test_anything_synced(store: StateStore) -> None:
+    assert store.anything_synced() is False
+    store.record_synced(
+        "contacts", [("W1", "101", None)], "setup"
+    )  # adopted at first setup: content not sent
+    store.set_setup("first_setup_done", True)
+    store.add_baseline("deals", ["O1"])
+    assert store.anything_synced() is False
+    store.record_synced("contacts", [("W1", "101", "h1")], "run-1")
+    assert store.anything_synced() is True
+    store.forget("contacts", ["W1"])
+    assert store.anything_synced() is False
+    store.record_associations("contacts", "companies", [("W1", "BP1", 1)])
+    assert store.anything_synced() is True
+
+
+# ---------------------------------------------------------------------------- transactions
+
+
+def test_transaction_is_atomic_and_joined_by_store_calls(store: StateStore) -> None:
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.record_synced("contacts", [("W1", "101", "h1")], "r")
+        store.log("r", [LogRow("contacts", "W1", "created", "101")])
+        assert store.hubspot_ids("contacts", ["W1"]) == {"W1": "101"}  # own writes are visible inside
+        raise RuntimeError("boom")
+    assert store.hubspot_ids("contacts", ["W1"]) == {}
+    assert store.log_frame().is_empty()
+
+    with store.transaction() as conn:
+        store.record_synced("contacts", [("W1", "101", "h1")], "r")
+        with store.transaction() as inner:
+            assert inner is conn
+            store.set_cursor("c", "1")
+    assert store.hubspot_ids("contacts", ["W1"]) == {"W1": "101"}
+    assert store.get_cursor("c") == "1"
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+def test_tokens_are_encrypted_at_rest(store: StateStore, fp_state_key: str) -> None:
+    assert store.load_tokens("portal-1") is None
+    expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    store.save_tokens("portal-1", "refresh-SECRET-1234", "access-SECRET-5678", expires)
+
+    record = store.load_tokens("portal-1")
+    assert record == TokenRecord(
+        account="portal-1",
+        refresh_token="refresh-SECRET-1234",
+        access_token="access-SECRET-5678",
+        expires_at=datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC),
+        updated_at=record.updated_at if record else datetime.now(UTC),
+    )
+    assert "SECRET" not in repr(record)
+
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(oauth_tokens)).one()._asdict()
+    assert "SECRET" not in str(stored)
+    assert crypto.decrypt(stored["refresh_token_enc"]) == "refresh-SECRET-1234"
+
+    store.save_tokens("portal-1", "refresh-2", None, None)  # a refresh replaces the row
+    record = store.load_tokens("portal-1")
+    assert record is not None
+    assert (record.refresh_token, record.access_token, record.expires_at) == ("refresh-2", None, None)
+    store.delete_tokens("portal-1")
+    assert store.load_tokens("portal-1") is None
+
+
+def test_tokens_with_a_wrong_or_missing_key_fail_clearly(
+    store: StateStore, fp_state_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save_tokens("portal-1", "refresh-SECRET", "access-SECRET", None)
+    monkeypatch.setenv(crypto.KEY_ENV_VAR, crypto.generate_key())
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY is not the key"):
+        store.load_tokens("portal-1")
+    monkeypatch.delenv(crypto.KEY_ENV_VAR)
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY is not set"):
+        store.load_tokens("portal-1")
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY is not set"):
+        store.save_tokens("portal-2", "r", None, None)
+    monkeypatch.setenv(crypto.KEY_ENV_VAR, "not-a-fernet-key")
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY key #1 is not a valid Fernet key"):
+        store.load_tokens("portal-1")
+    # rotation: a new key first, the old one after it, still reads what the old one wrote
+    monkeypatch.setenv(crypto.KEY_ENV_VAR, f"{crypto.generate_key()},{fp_state_key}")
+    record = store.load_tokens("portal-1")
+    assert record is not None and record.refresh_token == "refresh-SECRET"
+
+
+def test_naive_datetimes_are_refused(store: StateStore, fp_state_key: str) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.save_tokens("portal-1", "r", "a", datetime(2030, 1, 1))
+
+
+def test_crypto_round_trip_and_errors() -> None:
+    key = crypto.generate_key()
+    token = crypto.encrypt("pat-na1-secret", key)
+    assert "pat-na1-secret" not in token
+    assert crypto.decrypt(token, key) == "pat-na1-secret"
+    assert crypto.encrypt("same", key) != crypto.encrypt("same", key)  # random IV
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY"):
+        crypto.decrypt(token, crypto.generate_key())
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY"):
+        crypto.decrypt("garbage", key)
+    with pytest.raises(crypto.StateKeyError, match="FP_STATE_KEY is not set"):
+        crypto.load_key(" , ")
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+WRITERS = 2
+BATCHES = 40
+BATCH_SIZE = 200
+
+
+def _concurrent_writer(url: str, worker: int, barrier: Barrier, spans: Queue[tuple[float, float]]) -> None:
+    """One writer process: its own store (creating the tables if it is first), many short transactions."""
+    barrier.wait(timeout=60)
+    started = time.time()
+    store = StateStore(url)
+    for batch in range(BATCHES):
+        keys = [f"W{worker}-{batch}-{i}" for i in range(BATCH_SIZE)]
+        store.record_synced(
+            "contacts", [(k, f"{worker}{batch:03d}{i:04d}", "h") for i, k in enumerate(keys)], f"run-{worker}"
+        )
+        store.log(f"run-{worker}", [LogRow("contacts", k, "created") for k in keys])
+        store.record_failures("contacts", [("shared", "same-hash", "RATE_LIMIT", f"worker {worker}")])
+        store.record_associations("contacts", "companies", [(keys[0], "BP1", 1)])
+    store.dispose()
+    spans.put((started, time.time()))
+
+
+def test_two_processes_write_concurrently_without_losing_rows(state_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter each, as two Dagster runs would be
+    barrier = ctx.Barrier(WRITERS)
+    spans: Queue[tuple[float, float]] = ctx.Queue()
+    procs = [
+        ctx.Process(target=_concurrent_writer, args=(state_url, w, barrier, spans)) for w in range(WRITERS)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    assert [proc.exitcode for proc in procs] == [0] * WRITERS
+    starts, ends = zip(*(spans.get(timeout=5) for _ in procs), strict=True)
+    assert max(starts) < min(ends), "the writers did not overlap in time: the test proves nothing"
+
+    store = StateStore(state_url)
+    try:
+        per_writer = BATCHES * BATCH_SIZE
+        assert store.id_map("contacts").height == WRITERS * per_writer
+        assert store.log_counts("run-0") == {"contacts": {"created": per_writer}}
+        assert store.log_counts("run-1") == {"contacts": {"created": per_writer}}
+        # every increment of the shared failure row survived (no lost update)
+        assert store.failures("contacts")["attempts"].to_list() == [WRITERS * BATCHES]
+        assert len(store.known_associations("contacts", "companies")) == WRITERS * BATCHES
+    finally:
+        store.dispose()
