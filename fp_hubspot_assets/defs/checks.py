@@ -1,6 +1,5 @@
 """Asset checks: duplicates that would corrupt HubSpot block the writers; data smells only warn."""
 
-from __future__ import annotations
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetIn, asset_check

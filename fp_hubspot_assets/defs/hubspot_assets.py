@@ -4,7 +4,6 @@ Lineage reads SAP → payloads → HubSpot: ``sap_customers`` → ``contact_payl
 Payload assets carry the blocking duplicate checks, so a corrupting batch never reaches HubSpot.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -93,9 +92,13 @@ def deal_payloads(
 @asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
        description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
 def line_item_payloads(
-    sap_orders: pl.DataFrame, store_carts: pl.DataFrame, product_payloads: Mapped, panel: PanelResource
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    product_payloads: Mapped,
+    deal_payloads: Mapped,
+    panel: PanelResource,
 ) -> Output[Mapped]:
-    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings())
+    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads)
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
@@ -112,7 +115,7 @@ def hubspot_schema(
         return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url})
     client = hubspot.client(settings)
     report = run_setup(
-        client, state.store(), settings.tier.value, custom_properties(), mapping.ID_PROPERTY
+        client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in mapping.OBJECT_TYPES}
     )
     for note in report.notes:
         context.log.warning(note)
@@ -126,11 +129,6 @@ def hubspot_schema(
             "api_requests": client.total_requests,
         }
     )
-
-
-def custom_properties() -> dict[str, list[str]]:
-    """Our own (``fp_``) properties per object type, which set-up creates in the FocusPoint group."""
-    return {t: [p for p in props if p.startswith("fp_")] for t, props in mapping.PROPERTIES.items()}
 
 
 Resolver = Callable[[pl.DataFrame, StateStore], pl.DataFrame]
@@ -173,11 +171,20 @@ def write_object_type(
         max_workers=hubspot.max_workers,
         progress=context.log.info,
     )
-    records = resolve(mapped.records, store) if resolve is not None and mapped.records.height else mapped.records
+    requests_before, writes_before = client.total_requests, client.write_requests
+    records = mapped.records
+    if resolve is not None and records.height:
+        try:
+            records = resolve(records, store)
+        except RuntimeError:
+            if not hubspot.dry_run:  # a dry run before set-up reports stage names instead of stage ids
+                raise
     report: SyncReport = sync_records(ctx, object_type, mapping.ID_PROPERTY[object_type], records)
     for to_type, column in associations:
         if column in records.columns:
             sync_associations(ctx, object_type, to_type, records.select("source_key", column).iter_rows(), report)
+    report.requests = client.total_requests - requests_before
+    report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
     if not hubspot.dry_run and issues.height:
         store.log(context.run_id, [LogRow(object_type, k, a, None, "SOURCE_DATA", r) for k, a, r in issues.select("source_key", "action", "reason").iter_rows()])

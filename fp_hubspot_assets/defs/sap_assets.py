@@ -1,6 +1,5 @@
 """Source assets: SAP Business One + FocusPoint tables read into the canonical polars frames."""
 
-from __future__ import annotations
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset

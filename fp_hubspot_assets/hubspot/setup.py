@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hubspot.crm.pipelines import PipelineInput, PipelineStageInput
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
@@ -52,18 +52,15 @@ class SetupReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _label(name: str) -> str:
-    return name.removeprefix("fp_").replace("_", " ").title().replace("Id", "ID")
+class PropertySpec(Protocol):
+    name: str
+    label: str
+    unique: bool
 
 
-def ensure_properties(
-    client: HubSpotClient,
-    custom_properties: Mapping[str, Sequence[str]],
-    unique_properties: Mapping[str, str],
-    report: SetupReport,
-) -> None:
+def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[PropertySpec]], report: SetupReport) -> None:
     """Create the FocusPoint group and every missing custom property; the unique id one with hasUniqueValue."""
-    for object_type, names in custom_properties.items():
+    for object_type, specs in properties.items():
         groups = {g.name for g in client.list_property_groups(object_type)}
         if GROUP_NAME not in groups:
             client.create_property_group(
@@ -71,31 +68,29 @@ def ensure_properties(
             )
             report.created_groups.append(object_type)
         existing = {p.name: p for p in client.list_properties(object_type)}
-        unique = unique_properties.get(object_type)
-        if unique and unique in existing and not getattr(existing[unique], "has_unique_value", True):
-            raise HubSpotError(
-                None,
-                "SETUP",
-                f"{object_type}.{unique} exists in HubSpot without hasUniqueValue; upserts need a unique property. "
-                "Delete that property in HubSpot (Settings → Properties) and run set-up again.",
-            )
-        for name in [unique, *names] if unique else names:
-            if name in existing or name is None:
+        for spec in specs:
+            if spec.name in existing:
+                if spec.unique and not getattr(existing[spec.name], "has_unique_value", False):
+                    raise HubSpotError(
+                        None,
+                        "SETUP",
+                        f"{object_type}.{spec.name} exists in HubSpot without hasUniqueValue, so upserts cannot use it. "
+                        "Delete that property in HubSpot (Settings → Properties) and run set-up again.",
+                    )
                 continue
             client.create_property(
                 object_type,
                 PropertyCreate(
-                    name=name,
-                    label=_label(name),
+                    name=spec.name,
+                    label=spec.label,
                     type="string",
                     field_type="text",
                     group_name=GROUP_NAME,
-                    has_unique_value=name == unique,
+                    has_unique_value=spec.unique,
                     description="Written by the FocusPoint sync (fp-hubspot-assets).",
                 ),
             )
-            existing[name] = True
-            report.created_properties.append(f"{object_type}.{name}")
+            report.created_properties.append(f"{object_type}.{spec.name}")
 
 
 def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
@@ -147,11 +142,10 @@ def run_setup(
     client: HubSpotClient,
     state: StateStore,
     tier: str,
-    custom_properties: Mapping[str, Sequence[str]],
-    unique_properties: Mapping[str, str],
+    properties: Mapping[str, Sequence[PropertySpec]],
 ) -> SetupReport:
     report = SetupReport()
-    ensure_properties(client, custom_properties, unique_properties, report)
+    ensure_properties(client, properties, report)
     ensure_deal_pipeline(client, state, tier, report)
     state.set_setup("schema_ready", True)
     return report
@@ -160,5 +154,5 @@ def run_setup(
 def pipeline_from_state(state: StateStore) -> dict[str, Any]:
     value = state.get_setup(PIPELINE_STATE_KEY)
     if not value:
-        raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_setup (or run `fp-hubspot setup`) first")
+        raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_schema (or run `make demo` / `fp-hubspot sync`) first")
     return value

@@ -70,9 +70,7 @@ class SyncReport:
 
 def property_columns(records: pl.DataFrame) -> list[str]:
     """The columns that are HubSpot properties (everything but keys and references), in a stable order."""
-    return sorted(
-        c for c in records.columns if c not in REFERENCE_COLUMNS and not c.startswith(REFERENCE_PREFIXES) and c != "dealstage"
-    )
+    return sorted(c for c in records.columns if c not in REFERENCE_COLUMNS and not c.startswith(REFERENCE_PREFIXES))
 
 
 def payload_hashes(records: pl.DataFrame, columns: Sequence[str]) -> pl.Series:

@@ -60,12 +60,12 @@ def email_is_valid(normalized: pl.Expr) -> pl.Expr:
     return (
         normalized.str.contains(_EMAIL_RE)
         & (normalized.str.len_chars() <= 254)
-        & (normalized.str.split("@").list.first().str.len_chars() <= 64)
+        & normalized.str.contains(r"^[^@]{1,64}@")  # local part ≤ 64 characters
     ).fill_null(False)
 
 
 def email_domain(normalized: pl.Expr) -> pl.Expr:
-    return normalized.str.split("@").list.last()
+    return normalized.str.extract(r"@([^@]+)$", 1)
 
 
 def normalize_phone(expr: pl.Expr) -> pl.Expr:

@@ -43,12 +43,17 @@ def _with_roles(frame: pl.DataFrame, options: CustomerRoles) -> pl.DataFrame:
     Guests are sent only when "Guest" is selected. Registered (non-guest) customers are sent when
     ``all_registered`` or when they hold a selected role; SAP rows hold whatever roles the reader gave them.
     """
-    roles = pl.col("roles").fill_null([]).list.eval(pl.element().str.strip_chars())
-    guest = pl.col("is_guest").fill_null(False) | roles.list.contains("Guest")
-    frame = frame.with_columns(guest.alias("_guest")).with_columns(
-        pl.when(pl.col("_guest") & ~roles.list.contains("Guest"))
-        .then(pl.concat_list([roles, pl.lit("Guest")]))
-        .otherwise(roles)
+    frame = frame.with_columns(
+        pl.col("roles").fill_null([]).list.eval(pl.element().str.strip_chars()).alias("_roles")
+    )
+    frame = frame.with_columns(pl.col("_roles").list.contains("Guest").alias("_has_guest_role"))
+    frame = frame.with_columns(
+        (pl.col("is_guest").fill_null(False) | pl.col("_has_guest_role")).alias("_guest")
+    )
+    frame = frame.with_columns(
+        pl.when(pl.col("_guest") & ~pl.col("_has_guest_role"))
+        .then(pl.concat_list([pl.col("_roles"), pl.lit("Guest")]))
+        .otherwise(pl.col("_roles"))
         .alias("_roles")
     )
     holds_selected = pl.col("_roles").list.eval(pl.element().is_in(options.roles)).list.any().fill_null(False)
@@ -170,8 +175,8 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
     excluded = _exclusions(people)
     people = people.filter(pl.col("_active") & pl.col("_selected"))
 
-    email = normalize_email(pl.col("email"))
-    people = people.with_columns(email.alias("_email_norm"), email_is_valid(email).alias("_email_ok"))
+    people = people.with_columns(normalize_email(pl.col("email")).alias("_email_norm"))
+    people = people.with_columns(email_is_valid(pl.col("_email_norm")).alias("_email_ok"))
     bad_email = issues_where(
         people,
         pl.col("_email_norm").is_not_null() & ~pl.col("_email_ok"),

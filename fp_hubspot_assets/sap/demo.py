@@ -21,7 +21,7 @@ import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -43,6 +43,8 @@ from fp_hubspot_assets.sap.tables import metadata
 
 AS_OF = datetime(2025, 6, 30, 12, 0, 0)
 MIN_CUSTOMERS = 100
+STALE_AFTER = timedelta(days=3)  # stale open carts were last touched longer ago than this before as_of
+FRESH_WITHIN = timedelta(hours=12)  # fresh open carts were touched within this before as_of
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"  # SQLAlchemy's SQLite DateTime storage format
 US_PER_S = 1_000_000
 DAY_S = 86_400
@@ -216,6 +218,10 @@ def _sap_marker(us: np.ndarray) -> tuple[pl.Series, pl.Series]:
     sod = seconds % DAY_S
     hhmmss = (sod // 3600) * 10_000 + (sod % 3600) // 60 * 100 + sod % 60
     return _ts(day * US_PER_S), pl.Series(hhmmss.astype(np.int64))
+
+
+def _us(delta: timedelta) -> int:
+    return int(delta.total_seconds()) * US_PER_S
 
 
 def _day(us: np.ndarray) -> np.ndarray:
@@ -613,10 +619,10 @@ class _Builder:
         status = _exact_choice(rng, n, np.array([s.ordered_carts, s.fresh_open_carts, n - s.ordered_carts - s.fresh_open_carts]))
         cust_created = self.cust_created[customer]
         hour = 3600 * US_PER_S
-        stale_end = self.now - 6 * DAY_S * US_PER_S
+        stale_end = self.now - _us(STALE_AFTER) - 3 * DAY_S * US_PER_S - US_PER_S  # + up to 3 days of edits
         created = np.where(
             status == 1,
-            self._between(self.now - 12 * hour, self.now - hour, n),
+            self._between(self.now - _us(FRESH_WITHIN), self.now - hour, n),
             self._between(cust_created, np.maximum(stale_end, cust_created), n),
         )
         updated = np.where(

@@ -21,8 +21,24 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from fp_hubspot_assets.sap.tables import metadata
+
 TEXT_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 REJECTS = pl.Schema({"entity": pl.String, "source_key": pl.String, "reason": pl.String})
+
+
+def _column_types() -> dict[str, pl.DataType]:
+    """Polars type of every table column by name (names never change type across our tables)."""
+    by_sql = {sa.Integer: pl.Int64(), sa.Float: pl.Float64(), sa.DateTime: pl.Datetime("us"), sa.Boolean: pl.Boolean()}
+    types: dict[str, pl.DataType] = {}
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            sql_type = next((t for t in by_sql if isinstance(column.type, t)), None)
+            types.setdefault(column.name, by_sql[sql_type] if sql_type else pl.String())
+    return types
+
+
+COLUMN_TYPES = _column_types()
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -107,9 +123,10 @@ class Source:
                 result = conn.execute(sa.text(sql), params)
                 names = list(result.keys())
                 rows = [tuple(r) for r in result]
-        if not rows:
-            return pl.DataFrame(schema=dict.fromkeys(names, pl.Null))
-        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+        frame = pl.DataFrame(rows or None, schema=names, orient="row", infer_schema_length=None)
+        # a column with no value at all has no type: give it the table's, so string/number logic still applies
+        untyped = [n for n, dtype in frame.schema.items() if dtype == pl.Null]
+        return frame.with_columns(pl.col(n).cast(COLUMN_TYPES.get(n, pl.String())) for n in untyped)
 
 
 # --- parsing raw columns ------------------------------------------------------------------------------------

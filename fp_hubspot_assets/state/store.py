@@ -237,12 +237,10 @@ class StateStore:
             stmt = stmt.returning(*table.primary_key.columns)
         conn.execute(stmt, rows)
 
-    def _upsert_rows(
-        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keep: Sequence[str] = ()
-    ) -> None:
-        """Upsert on the primary key: a conflicting row gets every non-key column except ``keep`` replaced."""
+    def _upsert_rows(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Upsert on the primary key: a conflicting row gets every non-key column replaced."""
         keys = [c.name for c in table.primary_key.columns]
-        names = [c.name for c in table.columns if c.name not in keys and c.name not in keep]
+        names = [c.name for c in table.columns if c.name not in keys]
 
         def on_conflict(ins: Any) -> Any:
             return ins.on_conflict_do_update(index_elements=keys, set_={n: ins.excluded[n] for n in names})
@@ -326,7 +324,7 @@ class StateStore:
         an id that another key held, HubSpot's latest write wins and the other key's mapping is dropped
         (it will be re-resolved on its next sync). Returns those displaced source keys (usually none).
         """
-        latest, displaced = _last_owner_wins((str(k), str(h), p) for k, h, p in rows)
+        latest, displaced = _last_owner_wins((str(k), _required_id(k, h), p) for k, h, p in rows)
         if not latest:
             return []
         now = utcnow()
@@ -434,7 +432,8 @@ class StateStore:
                 raise ValueError(
                     f"unknown integration-log action {row.action!r}; expected one of {LOG_ACTIONS}"
                 )
-            params.append({"run_id": run_id, "logged_at": now, **row._asdict()})
+            hubspot_id = None if row.hubspot_id is None else str(row.hubspot_id)
+            params.append({"run_id": run_id, "logged_at": now, **row._asdict(), "hubspot_id": hubspot_id})
         if params:
             self._write(lambda conn: conn.execute(sa.insert(integration_log), params))
 
@@ -664,6 +663,14 @@ def _last_owner_wins(
         owner[hubspot_id] = key
         displaced.discard(key)
     return latest, displaced
+
+
+def _required_id(source_key: str, hubspot_id: object) -> str:
+    if hubspot_id is None or hubspot_id == "":
+        raise ValueError(
+            f"record_synced: {source_key!r} has no HubSpot id (use failures/log for rejected records)"
+        )
+    return str(hubspot_id)
 
 
 def _is_transient(exc: DBAPIError, retry_unique: bool) -> bool:

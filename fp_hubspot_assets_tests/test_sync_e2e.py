@@ -1,0 +1,184 @@
+"""The main job end to end: Dagster materializes every asset against the sandbox over real HTTP through the
+official SDK, and HubSpot's content is compared with the expected records one by one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+from fp_hubspot_assets import mapping
+from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.panel import load_panel
+from fp_hubspot_assets.sap import simulate
+from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
+
+TYPES = ("companies", "contacts", "products", "deals", "line_items")
+ASSOCIATIONS = {  # object type -> (reference column, associated type)
+    "contacts": [("assoc_companies", "companies")],
+    "deals": [("assoc_contacts", "contacts"), ("assoc_companies", "companies")],
+    "line_items": [("assoc_deals", "deals")],
+}
+
+
+def expected_payloads(env: SyncEnv) -> dict[str, mapping.Mapped]:
+    frames = SapReader(env.sap_url).read_all()
+    f = {name: result.frame for name, result in frames.items()}
+    settings = load_panel(env.panel_path)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    companies = mapping.map_companies(f["customers"], f["addresses"], settings)
+    contacts = mapping.map_contacts(f["customers"], f["addresses"], settings)
+    products = mapping.map_products(f["items"], f["stores"], settings)
+    deals = mapping.map_deals(f["orders"], f["carts"], f["customers"], contacts, companies, settings, now)
+    line_items = mapping.map_line_items(f["orders"], f["carts"], products, settings, deals=deals)
+    return {"companies": companies, "contacts": contacts, "products": products, "deals": deals, "line_items": line_items}
+
+
+def _value(record: dict[str, Any], prop: str) -> str:
+    value = record["properties"].get(prop)
+    return "" if value is None else str(value)
+
+
+def assert_hubspot_matches(env: SyncEnv) -> None:
+    """Every expected record is in HubSpot exactly once with exactly our properties and associations."""
+    expected = expected_payloads(env)
+    stages = pipeline_from_state(env.state())
+    ids: dict[str, dict[str, str]] = {}
+    for object_type in TYPES:
+        records = expected[object_type].records
+        assert records.height > 0, f"the demo should produce {object_type}"
+        in_hubspot = env.hubspot(object_type)
+        raw = env.sandbox.objects(object_type)
+        assert len(raw) == len(in_hubspot), f"{object_type}: duplicate fp ids in HubSpot"
+        assert set(in_hubspot) == set(records["source_key"]), f"{object_type}: HubSpot holds other records"
+        ids[object_type] = {key: rec["id"] for key, rec in in_hubspot.items()}
+        columns = [c for c in records.columns if c != "source_key" and not c.startswith("assoc_") and c != "product_key"]
+        for row in records.iter_rows(named=True):
+            record = in_hubspot[row["source_key"]]
+            for column in columns:
+                want = row[column] or ""
+                if column == "dealstage":
+                    want = stages["stages"][want]
+                assert _value(record, column) == want, (object_type, row["source_key"], column)
+            if object_type == "deals":
+                assert _value(record, "pipeline") == stages["pipeline_id"]
+            if object_type == "line_items":
+                product = row["product_key"]
+                assert _value(record, "hs_product_id") == (ids["products"][product] if product else "")
+    for object_type, links in ASSOCIATIONS.items():
+        in_hubspot = env.hubspot(object_type)
+        for column, to_type in links:
+            for key, target in expected[object_type].records.select("source_key", column).iter_rows():
+                linked = {a["id"] for a in in_hubspot[key]["associations"].get(to_type, [])}
+                if target is None:
+                    continue
+                assert ids[to_type][target] in linked, (object_type, key, to_type, target)
+
+
+def test_full_sync_matches_hubspot_and_rerun_writes_nothing(sync_env: SyncEnv) -> None:
+    first = sync_env.run()
+    assert first.writes > 0
+    assert_hubspot_matches(sync_env)
+    for object_type in TYPES:
+        assert first.count(object_type, "created") == sync_env.sandbox.stats()["records"][object_type]
+    upserts_before = _upserts(sync_env)
+
+    second = sync_env.run()
+    assert second.writes == 0
+    assert _upserts(sync_env) == upserts_before
+    for object_type in TYPES:
+        assert second.count(object_type, "created") == second.count(object_type, "updated") == 0
+        assert second.count(object_type, "unchanged") == first.count(object_type, "created")
+    meta = second.metadata["hubspot_contacts"]
+    assert {"api_requests", "duration_seconds", "records", "count_failed", "count_skipped"} <= set(meta)
+
+
+def _upserts(env: SyncEnv) -> int:
+    counts = env.sandbox.stats()["requests"].get("POST /crm/v3/objects/{objectType}/batch/upsert", {})
+    return sum(counts.values())
+
+
+def _logged(env: SyncEnv, run_id: str, action: str) -> dict[str, set[str]]:
+    log = env.state().log_frame(run_id=run_id).filter(pl.col("action") == action)
+    out: dict[str, set[str]] = {}
+    for object_type, key in log.select("object_type", "source_key").iter_rows():
+        out.setdefault(object_type, set()).add(key)
+    return out
+
+
+def test_source_changes_update_exactly_those_records(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    contacts = sync_env.hubspot("contacts")
+    web = sorted(k for k in contacts if k.startswith("W"))
+    email_key, address_key = web[0], web[1]
+    simulate.set_customer_email(sync_env.sap_url, email_key, "changed.address@example.org")
+    simulate.set_customer_address(
+        sync_env.sap_url, address_key, street="1 New Street", city="Newtown", zip_code="12345", country="DE"
+    )
+    products = sync_env.hubspot("products")
+    item_code = next(k for k in sorted(products) if "#" not in k)[1:]
+    simulate.set_item_price(sync_env.sap_url, item_code, 1234.5)
+    deals = sync_env.hubspot("deals")
+    order_key = next(k for k in sorted(deals) if k.startswith("O") and _value(deals[k], "fp_order_status") == "open")
+    simulate.cancel_order(sync_env.sap_url, int(order_key[1:]))
+
+    run = sync_env.run()
+    updated = _logged(sync_env, run.run_id, "updated")
+    assert updated.get("contacts") == {email_key, address_key}
+    assert updated.get("products") == {k for k in products if k == f"I{item_code}" or k.startswith(f"I{item_code}#")}
+    assert updated.get("deals") == {order_key}
+    assert "companies" not in updated and "line_items" not in updated
+    assert _logged(sync_env, run.run_id, "created") == {}
+    after = sync_env.hubspot("contacts")
+    assert _value(after[email_key], "email") == "changed.address@example.org"
+    assert after[email_key]["id"] == contacts[email_key]["id"]
+    assert _value(after[address_key], "city") == "Newtown"
+    assert _value(sync_env.hubspot("products")[f"I{item_code}"], "price") in {"1234.5", "1234.50"}
+    assert _value(sync_env.hubspot("deals")[order_key], "fp_order_status") == "canceled"
+    assert_hubspot_matches(sync_env)
+
+
+def test_cart_that_becomes_an_order_keeps_its_deal(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    deals = sync_env.hubspot("deals")
+    cart_key = next(k for k in sorted(deals) if k.startswith("C") and _value(deals[k], "fp_order_status") == "")
+    doc_entry = simulate.complete_cart(sync_env.sap_url, int(cart_key[1:]))
+
+    sync_env.run()
+    after = sync_env.hubspot("deals")
+    assert len(after) == len(deals), "the order must not become a second deal"
+    assert f"O{doc_entry}" not in after
+    assert after[cart_key]["id"] == deals[cart_key]["id"]
+    assert _value(after[cart_key], "fp_order_status") == "open"
+    assert _value(after[cart_key], "dealstage") != _value(deals[cart_key], "dealstage")
+    assert_hubspot_matches(sync_env)
+
+
+def test_existing_contact_with_the_same_email_is_adopted(sync_env: SyncEnv) -> None:
+    expected = expected_payloads(sync_env)["contacts"].records.filter(pl.col("email") != "")
+    key, email = expected.select("source_key", "email").row(0)
+    client = sync_env.sandbox.client()
+    existing = client.crm.contacts.basic_api.create(
+        SimplePublicObjectInputForCreate(properties={"email": email.upper(), "firstname": "Typed by hand"})
+    )
+
+    run = sync_env.run()
+    same_email = [c for c in sync_env.sandbox.objects("contacts") if (c["properties"].get("email") or "").lower() == email]
+    assert len(same_email) == 1
+    assert same_email[0]["id"] == existing.id
+    assert same_email[0]["properties"]["fp_customer_id"] == key
+    assert key in _logged(sync_env, run.run_id, "adopted").get("contacts", set())
+    assert sync_env.state().hubspot_ids("contacts", [key]) == {key: existing.id}
+    assert_hubspot_matches(sync_env)
+    assert sync_env.run().writes == 0
+
+
+def test_dry_run_reports_and_writes_nothing(sync_env: SyncEnv) -> None:
+    run = sync_env.run(dry_run=True)
+    assert run.writes == 0
+    assert sum(sync_env.sandbox.stats()["records"].values()) == 0
+    assert run.metadata["hubspot_contacts"]["count_would_create"] > 0
+    assert run.metadata["hubspot_contacts"]["dry_run"] is True
