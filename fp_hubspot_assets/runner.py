@@ -28,10 +28,17 @@ class RunSummary:
 
 
 def resource_config(
-    *, panel: str = "", sap_url: str = "", state_url: str = "", dry_run: bool = False, max_workers: int = 4
+    *,
+    panel: str = "",
+    sap_url: str = "",
+    state_url: str = "",
+    dry_run: bool = False,
+    max_workers: int = 4,
+    log_level: str = "INFO",
 ) -> dict[str, Any]:
     """Run config for the job's resources; empty strings keep the environment's defaults."""
     return {
+        "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
             "panel": {"config": {"path": panel}},
             "sap": {"config": {"url": sap_url}},

@@ -2,7 +2,7 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetIn, asset_check
+from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
 
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.mapping import Mapped

@@ -483,7 +483,7 @@ class SapReader:
         reason = _first_reason(heads, no_card, reason)
         heads, rejects = split_rejects(heads, reason, "orders", key)
         lines, line_rejects = self._lines(lines, "DocEntry", "orders", "O")
-        heads, dropped = self._without(heads, line_rejects, "DocEntry", "orders", key)
+        heads = self._without(heads, line_rejects, "DocEntry")
         progress = self._order_progress(in_scope.replace('l."DocEntry"', 'l."BaseEntry"'), since)
         nested = _nest(
             lines,
@@ -529,8 +529,7 @@ class SapReader:
             ).alias("updated_at"),
             pl.col("lines").fill_null(pl.lit([], dtype=pl.List(ORDER_LINE))),
         )
-        return frame, pl.concat([rejects, line_rejects.unique(subset="source_key", keep="first", maintain_order=True),
-                                 dropped]).filter(pl.col("reason").is_not_null())  # fmt: skip
+        return frame, pl.concat([rejects, line_rejects.unique(subset="source_key", keep="first", maintain_order=True)])
 
     def _lines(self, lines: pl.DataFrame, owner: str, entity: str, prefix: str) -> Frames:
         """Parse line quantities/prices; a line that cannot be read makes its whole document a reject."""
@@ -543,11 +542,10 @@ class SapReader:
         return split_rejects(lines, with_line, entity, _key(prefix, owner))
 
     @staticmethod
-    def _without(heads: pl.DataFrame, line_rejects: pl.DataFrame, owner: str, entity: str, key: pl.Expr) -> Frames:
+    def _without(heads: pl.DataFrame, line_rejects: pl.DataFrame, owner: str) -> pl.DataFrame:
         """Drop documents that have a rejected line (the line rejects already name them)."""
         bad = line_rejects["source_key"].str.slice(1).cast(pl.Int64, strict=False)
-        keep = ~pl.col(owner).cast(pl.Int64).is_in(bad.implode())
-        return heads.filter(keep), empty_rejects()
+        return heads.filter(~pl.col(owner).cast(pl.Int64).is_in(bad.implode()))
 
     def _order_progress(self, scope: str, since: datetime | None) -> dict[str, pl.DataFrame]:
         """Delivered quantities per order line, paid totals per order, and when each last changed."""
@@ -565,7 +563,7 @@ class SapReader:
             raw, _ = parse(raw, {**specs, "UpdateDate": ("datetime", "UpdateDate")})
             return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("stamp"))
 
-        deliveries = docs("ODLN", "DLN1", 'd."DocTotal"')
+        deliveries = docs("ODLN", "DLN1", t("d", "DocTotal"))
         invoices = docs("OINV", "INV1", f'{t("d", "DocTotal")}, {t("d", "PaidToDate")}')
         delivered = self._q(
             'SELECT l."BaseEntry", l."BaseLine", SUM(l."Quantity") AS "Delivered" '
@@ -646,7 +644,7 @@ class SapReader:
         reason = _first_reason(heads, structural, reason)
         heads, rejects = split_rejects(heads, reason, "carts", key)
         lines, line_rejects = self._lines(lines, "CartId", "carts", "C")
-        heads, _ = self._without(heads, line_rejects, "CartId", "carts", key)
+        heads = self._without(heads, line_rejects, "CartId")
         nested = _nest(
             lines.with_columns(pl.col("CartId").cast(pl.Int64)),
             "CartId",
