@@ -1,6 +1,8 @@
 """First set-up (Pull Contacts / Pull Companies / Ignore existing deals): assets and job. Filled by issue 6."""
 
-from dagster import AssetsDefinition, JobDefinition, UnresolvedAssetJobDefinition
+from typing import Any
+
+from dagster import AssetsDefinition
 
 assets: list[AssetsDefinition] = []
-jobs: list[JobDefinition | UnresolvedAssetJobDefinition] = []
+jobs: list[Any] = []
