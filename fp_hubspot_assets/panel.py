@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from dagster import ConfigurableResource
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fp_hubspot_assets.sap.schemas import ORDER_STATUSES, PAYMENT_STATUSES, SHIPMENT_STATUSES, SYSTEM_ROLES
 
@@ -134,7 +134,7 @@ class Integration(_Strict):
     # private_app: a legacy private-app token or a Service Key, read from this variable
     access_token_env: str = "FP_HUBSPOT_ACCESS_TOKEN"
     # public_app (OAuth "Authorize" flow)
-    client_id: str | None = None
+    client_id: Annotated[str | None, Field(validate_default=True)] = None
     client_secret_env: str = "FP_HUBSPOT_CLIENT_SECRET"
     redirect_uri: str = "http://127.0.0.1:8976/oauth-callback"
     scopes: list[str] = [
@@ -170,11 +170,12 @@ class Integration(_Strict):
             raise ValueError("must be the NAME of an environment variable (the secret itself never goes here)")
         return value
 
-    @model_validator(mode="after")
-    def _mode_fields(self) -> Integration:
-        if self.mode == "public_app" and not self.client_id:
-            raise ValueError("integration.client_id is required when mode is public_app")
-        return self
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_for_public_app(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "public_app" and not value:
+            raise ValueError("required when mode is public_app (the OAuth app's client id)")
+        return value
 
     @property
     def api_base_url(self) -> str:
@@ -193,19 +194,24 @@ class CustomerRoles(_Strict):
     """Only customers holding one of ``roles`` are sent; ``all_registered`` sends every registered one.
     Guests are sent only when ``Guest`` is selected. ``client_roles`` declares the client's own roles."""
 
+    client_roles: list[str] = []  # declared first: roles are validated against it
     roles: list[str] = ["Registered"]
     all_registered: bool = False
-    client_roles: list[str] = []
 
-    @model_validator(mode="after")
-    def _roles_known(self) -> CustomerRoles:
-        known = set(SYSTEM_ROLES) | set(self.client_roles)
-        unknown = [r for r in self.roles if r not in known]
+    @field_validator("roles")
+    @classmethod
+    def _roles_known(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = set(SYSTEM_ROLES) | set(info.data.get("client_roles") or [])
+        unknown = [r for r in value if r not in known]
         if unknown:
             raise ValueError(
-                f"unknown role(s) {unknown} in roles; system roles are {list(SYSTEM_ROLES)}, "
-                "declare the client's own roles in client_roles"
+                f"unknown role(s) {unknown}; system roles are {list(SYSTEM_ROLES)}, "
+                "declare the client's own roles in customers.client_roles"
             )
+        return value
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> CustomerRoles:
         if not self.roles and not self.all_registered:
             raise ValueError("select at least one role in roles, or set all_registered: true")
         return self
