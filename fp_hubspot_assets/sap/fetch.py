@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -211,4 +211,3 @@ def max_stamp(frame: pl.DataFrame) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-ONE_SECOND = timedelta(seconds=1)
