@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
 
-from fp_hubspot_assets.defs.checks import id_map_unique, orders_reference_known_records, payload_checks
 from fp_hubspot_assets.definitions import defs
+from fp_hubspot_assets.defs.checks import id_map_unique, orders_reference_known_records, payload_checks
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.sap.schemas import conform
 
