@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from dagster import ConfigurableResource
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from fp_hubspot_assets.sap.schemas import ORDER_STATUSES, PAYMENT_STATUSES, SHIPMENT_STATUSES, SYSTEM_ROLES
 
