@@ -42,5 +42,9 @@ lock:
 prod-up: install
 	deploy/prod-up.sh
 
+.PHONY: prod-down
+prod-down:
+	deploy/prod-up.sh stop
+
 clean:
 	rm -rf $(DEMO)

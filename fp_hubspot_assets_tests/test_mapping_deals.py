@@ -219,3 +219,15 @@ def test_late_cart_update_does_not_change_an_order_deal() -> None:
     stale = edited(CART_ROWS, "cart_key", "C1", status="open", updated_at=NOW - timedelta(days=90))
     deal = by_key(deals(cart_rows=stale))["C1"]
     assert (deal["dealname"], deal["dealstage"]) == ("Order #1001", "checkout_shipped")
+
+
+def test_web_order_booked_to_a_collective_partner_is_not_that_partners_deal() -> None:
+    """SAP books unlinked web customers' orders to a collective account (e.g. "Web Shop EU"): the deal belongs
+    to the web customer, not to that company; a linked web customer's deal keeps its own company."""
+    order_rows = edited(ORDER_ROWS, "order_key", "O1", card_code="C300", web_customer_key="W1")
+    cart_rows = edited(CART_ROWS, "cart_key", "C1", customer_key="W1")
+    deal = by_key(deals(order_rows=order_rows, cart_rows=cart_rows))["C1"]
+    assert deal["assoc_contacts"] == "W1"
+    assert deal["assoc_companies"] is None
+    linked = by_key(deals(order_rows=edited(ORDER_ROWS, "order_key", "O1", card_code="C300")))["C1"]
+    assert linked["assoc_companies"] == "BPC100"  # W3 belongs to C100, whatever partner the order names

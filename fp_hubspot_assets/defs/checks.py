@@ -5,7 +5,8 @@ import polars as pl
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
 
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
+from fp_hubspot_assets.panel import PanelResource
 
 
 def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -92,4 +93,35 @@ def id_map_unique(hubspot_id_map: pl.DataFrame) -> AssetCheckResult:
     )
 
 
-all_checks = [*payload_checks, orders_reference_known_records, id_map_unique]
+@asset_check(
+    asset="sap_orders",
+    description="Every order's status is selected by a rule of the panel's deal-stage mapping. Orders no rule "
+    "matches still sync, in deal_stages.unmapped_order_stage (default Checkout Completed); this check names the "
+    "status combinations so the mapping can be completed.",
+)
+def order_statuses_mapped(sap_orders: pl.DataFrame, panel: PanelResource) -> AssetCheckResult:
+    mapping_ = panel.settings().deal_stages
+    unmapped = unmapped_statuses(sap_orders, mapping_)
+    combos = (
+        unmapped.group_by("order_status", "shipment_status", "payment_status")
+        .agg(pl.len().alias("orders"), pl.col("order_key").head(5).str.join(", ").alias("example_orders"))
+        .sort("orders", descending=True)
+    )
+    stage = mapping_.unmapped_order_stage.label
+    return AssetCheckResult(
+        passed=unmapped.height == 0,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{unmapped.height} order(s) match no deal-stage rule and are sent as {stage}"
+            if unmapped.height
+            else "every order status is mapped to a deal stage"
+        ),
+        metadata={
+            "unmapped_orders": unmapped.height,
+            "default_stage": stage,
+            **({"status_combinations": table_metadata(combos)} if unmapped.height else {}),
+        },
+    )
+
+
+all_checks = [*payload_checks, orders_reference_known_records, id_map_unique, order_statuses_mapped]

@@ -1,8 +1,179 @@
-"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals): assets and job. Filled by issue 6."""
+"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset and job.
 
+``hubspot_first_setup`` sits between ``hubspot_schema`` (our id properties must exist before they are
+stamped) and the writers (which must see the stamped records and the baseline). It runs the panel's
+first-setup options:
+
+- in the ``first_setup`` job (what ``fp-hubspot setup`` runs): always, behind the guard — refused with a
+  clear failure once data was synced, unless ``first_setup.force`` (panel) or ``force`` (run config) is set;
+- in the sync jobs: automatically, once, when options are set and nothing has been synced yet, so a first
+  sync never creates duplicates of records the set-up would have pulled; otherwise it reports why it did
+  nothing (already done, or options set too late — a warning, never a blocked sync).
+
+The ``no_ambiguous_matches`` check reports HubSpot duplicates that made a match ambiguous.
+"""
+
+
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetsDefinition
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    define_asset_job,
+)
 
-assets: list[AssetsDefinition] = []
-jobs: list[Any] = []
+from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
+from fp_hubspot_assets.hubspot.first_setup import (
+    FirstSetupRefused,
+    FirstSetupReport,
+    last_report,
+    run_first_setup,
+    wanted,
+)
+from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.panel import PanelResource
+
+FIRST_SETUP_JOB = "first_setup"
+ASSET_NAME = "hubspot_first_setup"
+CHECK_NAME = "no_ambiguous_matches"
+
+
+class FirstSetupConfig(Config):
+    """``force``: run the options even after data was synced (the "manual attempt"; logged)."""
+
+    force: bool = False
+
+
+def _check(report: FirstSetupReport | None) -> AssetCheckResult:
+    ambiguous = report.ambiguous_frame() if report is not None else None
+    if ambiguous is None or not ambiguous.height:
+        return AssetCheckResult(check_name=CHECK_NAME, passed=True, metadata={"ambiguous": 0})
+    return AssetCheckResult(
+        check_name=CHECK_NAME,
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        description="Existing HubSpot duplicates (or shared emails/domains) made these matches ambiguous; "
+        "they were not stamped. Merge the duplicates in HubSpot, then run `fp-hubspot setup` again.",
+        metadata={"ambiguous": ambiguous.height, "cases": table_metadata(ambiguous.head(200))},
+    )
+
+
+def _skipped(status: str, reason: str) -> MaterializeResult:
+    return MaterializeResult(
+        metadata={"status": status, "reason": reason}, check_results=[_check(None)]
+    )
+
+
+@asset(
+    name=ASSET_NAME,
+    ins={
+        "contact_payloads": AssetIn("contact_payloads"),
+        "company_payloads": AssetIn("company_payloads"),
+        "sap_orders": AssetIn("sap_orders"),
+        "store_carts": AssetIn("store_carts"),
+    },
+    deps=[AssetKey("hubspot_schema")],
+    check_specs=[
+        AssetCheckSpec(CHECK_NAME, asset=ASSET_NAME, description="No pulled contact or company was ambiguous.")
+    ],
+    group_name="hubspot",
+    kinds={"hubspot"},
+    owners=["team:data-engineering"],
+    pool="hubspot",
+    description="First set-up: Pull Contacts / Pull Companies (match existing HubSpot records by email / "
+    "domain and stamp our id on them) and Ignore existing deals (baseline today's orders). Runs only before "
+    "anything was synced, unless forced. Never writes to SAP.",
+)
+def hubspot_first_setup(
+    context: AssetExecutionContext,
+    config: FirstSetupConfig,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    panel: PanelResource,
+    hubspot: HubSpotResource,
+    state: StateStoreResource,
+) -> Iterator[MaterializeResult]:
+    settings = panel.settings()
+    options = settings.first_setup
+    store = state.store()
+    explicit = context.job_name == FIRST_SETUP_JOB
+    if not wanted(options):
+        yield _skipped("nothing to do", "no first-setup option is enabled in the panel")
+        return
+    if not explicit:
+        if last_report(store) is not None:
+            yield _skipped("done earlier", "first set-up already ran; `fp-hubspot setup --force` repeats it")
+            return
+        if store.anything_synced():
+            reason = ("first-setup options are set but data was already synced; they are not applied. "
+                      "Run `fp-hubspot setup --force` to apply them on purpose.")
+            context.log.warning(reason)
+            yield _skipped("refused", reason)
+            return
+    force = explicit and (config.force or options.force)
+    client = hubspot.client(settings, store)
+    try:
+        # A dry run reads HubSpot (to count the matches) but stamps and records nothing.
+        report = run_first_setup(
+            client,
+            store,
+            options,
+            contacts=contact_payloads,
+            companies=company_payloads,
+            orders=sap_orders,
+            carts=store_carts,
+            run_id=context.run_id,
+            force=force,
+            dry_run=hubspot.dry_run,
+        )
+    except FirstSetupRefused as exc:
+        raise Failure(description=str(exc), metadata={"status": "refused"}) from None
+    if report.forced:
+        context.log.warning("first set-up was FORCED after data had been synced (the manual attempt)")
+    context.log.info(report.summary_line())
+    yield MaterializeResult(metadata=_metadata(report, client.total_requests), check_results=[_check(report)])
+
+
+def _metadata(report: FirstSetupReport, requests: int) -> dict[str, Any]:
+    counts = report.counts()
+    metadata: dict[str, Any] = {f"count_{k}": v for k, v in counts.items()}
+    metadata |= {
+        "status": "dry run" if report.dry_run else "done",
+        "forced": report.forced,
+        "options": MetadataValue.json(report.options),
+        "baseline_total": report.baseline_total,
+        "api_requests": requests,
+        "summary": report.summary_line(),
+    }
+    ambiguous = report.ambiguous_frame()
+    if ambiguous.height:
+        metadata["ambiguous"] = table_metadata(ambiguous.head(200))
+    return metadata
+
+
+first_setup_job = define_asset_job(
+    FIRST_SETUP_JOB,
+    # sap_items too: the checks on sap_orders (which come along) read it.
+    selection=AssetSelection.assets(ASSET_NAME).upstream() | AssetSelection.assets("sap_items"),
+    description="First set-up: the schema, then Pull Contacts / Pull Companies / Ignore existing deals as the "
+    "panel's first_setup options say (what `fp-hubspot setup` runs). Refused after a sync unless forced.",
+)
+
+assets: list[AssetsDefinition] = [hubspot_first_setup]
+jobs: list[Any] = [first_setup_job]

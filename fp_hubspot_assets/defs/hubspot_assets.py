@@ -113,7 +113,7 @@ def hubspot_schema(
     base_url, _token, sandbox = resolve_connection(settings)
     if hubspot.dry_run:
         return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url})
-    client = hubspot.client(settings)
+    client = hubspot.client(settings, state.store())
     report = run_setup(
         client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in mapping.OBJECT_TYPES}
     )
@@ -158,11 +158,15 @@ def write_object_type(
     state: StateStoreResource,
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
+    baseline_column: str | None = None,
 ) -> MaterializeResult:
-    """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view."""
+    """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view.
+
+    ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
+    are left out and counted as excluded."""
     settings = panel.settings()
     store = state.store()
-    client = hubspot.client(settings)
+    client = hubspot.client(settings, store)
     ctx = SyncContext(
         client=None if hubspot.dry_run else client,
         state=store,
@@ -172,7 +176,7 @@ def write_object_type(
         progress=context.log.info,
     )
     requests_before, writes_before = client.total_requests, client.write_requests
-    records = mapped.records
+    records, baselined = _without_baseline(mapped.records, store, baseline_column)
     if resolve is not None and records.height:
         try:
             records = resolve(records, store)
@@ -188,7 +192,7 @@ def write_object_type(
     issues = mapped.issues.filter(pl.col("action") != "excluded")
     if not hubspot.dry_run and issues.height:
         store.log(context.run_id, [LogRow(object_type, k, a, None, "SOURCE_DATA", r) for k, a, r in issues.select("source_key", "action", "reason").iter_rows()])
-    excluded = mapped.issues.height - issues.height
+    excluded = mapped.issues.height - issues.height + baselined
     counts = report.summary() | {
         "skipped": report.counts["skipped"] + issues.filter(pl.col("action") == "skipped").height,
         "repaired": issues.filter(pl.col("action") == "repaired").height,
@@ -210,9 +214,22 @@ def write_object_type(
         "duration_seconds": round(report.duration_s, 3),
         "records": table_metadata(report.touched_frame()),
     }
+    if baselined:
+        metadata["count_baselined"] = baselined
     if excluded and not mapped.records.height:
         metadata["why_nothing_sent"] = str(mapped.issues["reason"][0])
     return MaterializeResult(metadata=metadata)
+
+
+def _without_baseline(records: pl.DataFrame, store: StateStore, column: str | None) -> tuple[pl.DataFrame, int]:
+    """Drop records of baselined deals (orders that existed at first set-up); returns (kept, how many dropped)."""
+    if column is None or not records.height:
+        return records, 0
+    baseline = store.baseline("deals")
+    if not baseline:
+        return records, 0
+    kept = records.filter(~pl.col(column).is_in(sorted(baseline)))
+    return kept, records.height - kept.height
 
 
 def _writer(
@@ -222,6 +239,7 @@ def _writer(
     description: str,
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
+    baseline_column: str | None = None,
 ) -> AssetsDefinition:
     """One writer asset per object type; they differ only in their inputs, associations and resolver."""
 
@@ -242,17 +260,19 @@ def _writer(
         hubspot: HubSpotResource,
         state: StateStoreResource,
     ) -> MaterializeResult:
-        return write_object_type(context, object_type, payload, panel, hubspot, state, associations, resolve)
+        return write_object_type(
+            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column
+        )
 
     return _write
 
 
 hubspot_companies = _writer(
-    "companies", "company_payloads", ["hubspot_schema"],
+    "companies", "company_payloads", ["hubspot_schema", "hubspot_first_setup"],
     "HubSpot companies for company business partners, upserted by fp_company_id.",
 )
 hubspot_contacts = _writer(
-    "contacts", "contact_payloads", ["hubspot_schema", "hubspot_companies"],
+    "contacts", "contact_payloads", ["hubspot_schema", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot contacts, upserted by fp_customer_id; an existing contact with the same email is adopted. "
     "Associated with their company.",
     associations=[("companies", "assoc_companies")],
@@ -262,17 +282,19 @@ hubspot_products = _writer(
     "HubSpot products (one per item or per attribute combination), upserted by fp_product_id.",
 )
 hubspot_deals = _writer(
-    "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies"],
+    "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot deals for orders and carts in the FocusPoint pipeline, upserted by fp_deal_id; associated with "
     "their contact and company.",
     associations=[("contacts", "assoc_contacts"), ("companies", "assoc_companies")],
     resolve=_resolve_deals,
+    baseline_column="source_key",
 )
 hubspot_line_items = _writer(
     "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
     associations=[("deals", "assoc_deals")],
     resolve=_resolve_line_items,
+    baseline_column="assoc_deals",
 )
 WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
 

@@ -10,6 +10,7 @@ from pydantic import PrivateAttr
 
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
+from fp_hubspot_assets.hubspot.oauth import OAuthTokens
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.sap.reader import SapReader
@@ -54,8 +55,11 @@ class StateStoreResource(ConfigurableResource):
 def resolve_connection(settings: PanelSettings) -> tuple[str, str, bool]:
     """(API base URL, access token, is_sandbox). Real HubSpot when a token is configured, else the local sandbox.
 
-    An explicit ``integration.base_url`` always wins (that is how the demo points at its sandbox)."""
+    An explicit ``integration.base_url`` always wins (that is how the demo points at its sandbox). In
+    ``public_app`` mode the token is "" here: the client gets OAuth tokens from the state store instead."""
     integration = settings.integration
+    if integration.mode == "public_app":
+        return integration.api_base_url, "", False
     token = os.environ.get(integration.access_token_env, "")
     if integration.base_url:
         return integration.base_url, token or SANDBOX_TOKEN, not token
@@ -73,9 +77,14 @@ class HubSpotResource(ConfigurableResource):
     # A shortened rate window (same requests per second) for tests and benchmarks; 0 = HubSpot's 10 s.
     rate_window_seconds: float = 0.0
 
-    def client(self, settings: PanelSettings) -> HubSpotClient:
+    def client(self, settings: PanelSettings, store: StateStore | None = None) -> HubSpotClient:
+        """The run's client. ``public_app`` mode reads (and refreshes) OAuth tokens in ``store`` (default: the
+        environment's state store); the first request fails with NotAuthorized until `fp-hubspot authorize`."""
         base_url, token, _sandbox = resolve_connection(settings)
+        provider = None
+        if settings.integration.mode == "public_app":
+            provider = OAuthTokens(settings, store or StateStore(StateStore.default_url()))
         per_window, daily = ep.budget_for(settings.tier.value, oauth=settings.integration.mode == "public_app")
         window = self.rate_window_seconds or ep.TEN_SECONDS
         budget = RateBudget(max(1, round(per_window * window / ep.TEN_SECONDS)), daily, window_seconds=window)
-        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds)
+        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider)

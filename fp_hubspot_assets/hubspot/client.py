@@ -96,12 +96,15 @@ class HubSpotClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
         max_rate_limit_waits: int = 20,
+        token_provider: Callable[[str | None], str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.timeout, self.max_attempts = timeout, max_attempts
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.max_rate_limit_waits = max_rate_limit_waits
+        # OAuth (public_app): returns a valid access token; given the token HubSpot just rejected, a new one.
+        self.token_provider = token_provider
         # Our loop retries; urllib3's own retries are off so a POST is never repeated behind our back.
         self.sdk = hubspot.Client.create(
             access_token=access_token,
@@ -126,9 +129,23 @@ class HubSpotClient:
         with self._lock:
             counter[name] += 1
 
-    def _call(self, endpoint: ep.Endpoint, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        endpoint: ep.Endpoint,
+        fn: Callable[..., Any],
+        *args: Any,
+        landed: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One request with the budget, retries and error classification.
+
+        ``landed`` makes a non-idempotent create safe to retry: after a failure that may have reached HubSpot
+        (timeout, dropped connection, 5xx) or a 409 on a retry, it looks the object up and returns it when
+        the earlier attempt did create it, instead of creating it a second time."""
         attempts = rate_waits = 0
+        reauthorized = False
         while True:
+            self._use_current_token(fn)
             self.budget.acquire(endpoint.bucket)
             self._count(self.requests, endpoint.name)
             try:
@@ -156,6 +173,10 @@ class HubSpotClient:
                     self._count(self.retries, endpoint.name + ":429")
                     self.budget.penalize(endpoint.bucket)
                     continue
+                if status == 401 and self.token_provider is not None and not reauthorized:
+                    reauthorized = True  # refresh once per request; a second 401 is a real auth problem
+                    self._use_current_token(fn, after_401=True)
+                    continue
                 if status in (401, 403):
                     raise HubSpotAuthError(
                         status,
@@ -165,8 +186,12 @@ class HubSpotClient:
                     ) from None
                 if status is None or status >= 500 or status == 0:
                     problem = f"HTTP {status}"
+                elif status == 409 and landed is not None and attempts > 0 and (found := landed()) is not None:
+                    return found  # our earlier attempt created it; its answer was lost
                 else:
                     raise HubSpotError(status, category, message) from None
+            if landed is not None and (found := landed()) is not None:
+                return found
             attempts += 1
             self._count(self.retries, endpoint.name)
             if attempts >= self.max_attempts:
@@ -174,6 +199,19 @@ class HubSpotClient:
             delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
             log.debug("retrying %s after %s in %.2fs", endpoint.name, problem, delay)
             time.sleep(delay)
+
+    def _use_current_token(self, fn: Callable[..., Any], after_401: bool = False) -> None:
+        """Point the SDK (and the API object ``fn`` is bound to, built before the call) at the provider's
+        token; after a 401 the token this call sent is passed back so the provider replaces it (once, even
+        when several threads were refused at the same moment)."""
+        if self.token_provider is None:
+            return
+        config = getattr(getattr(getattr(fn, "__self__", None), "api_client", None), "configuration", None)
+        sent = getattr(config, "access_token", None) or self.sdk.access_token
+        token = self.token_provider(sent if after_401 else None)
+        self.sdk.access_token = token
+        if config is not None:
+            config.access_token = token
 
     # ------------------------------------------------------------------ objects
     def batch_upsert(
@@ -323,19 +361,40 @@ class HubSpotClient:
         return self._call(ep.PROPERTIES_LIST, self.sdk.crm.properties.core_api.get_all_with_http_info, object_type).results
 
     def create_property(self, object_type: str, definition: Any) -> Any:
-        return self._call(ep.PROPERTIES_CREATE, self.sdk.crm.properties.core_api.create_with_http_info, object_type, definition)
+        def landed() -> Any:
+            return next((p for p in self.list_properties(object_type) if p.name == definition.name), None)
+
+        return self._call(
+            ep.PROPERTIES_CREATE, self.sdk.crm.properties.core_api.create_with_http_info, object_type, definition,
+            landed=landed,
+        )
 
     def list_property_groups(self, object_type: str) -> list[Any]:
         return self._call(ep.PROPERTY_GROUPS_LIST, self.sdk.crm.properties.groups_api.get_all_with_http_info, object_type).results
 
     def create_property_group(self, object_type: str, definition: Any) -> Any:
-        return self._call(ep.PROPERTY_GROUPS_CREATE, self.sdk.crm.properties.groups_api.create_with_http_info, object_type, definition)
+        def landed() -> Any:
+            return next((g for g in self.list_property_groups(object_type) if g.name == definition.name), None)
+
+        return self._call(
+            ep.PROPERTY_GROUPS_CREATE, self.sdk.crm.properties.groups_api.create_with_http_info, object_type,
+            definition, landed=landed,
+        )
 
     def list_pipelines(self, object_type: str) -> list[Any]:
         return self._call(ep.PIPELINES_LIST, self.sdk.crm.pipelines.pipelines_api.get_all_with_http_info, object_type).results
 
     def create_pipeline(self, object_type: str, definition: Any) -> Any:
-        return self._call(ep.PIPELINES_CREATE, self.sdk.crm.pipelines.pipelines_api.create_with_http_info, object_type, definition)
+        """Pipeline labels are not unique in HubSpot: a blind retry of a create that landed makes a second
+        pipeline, so a retry first looks for one with this label."""
+
+        def landed() -> Any:
+            return next((p for p in self.list_pipelines(object_type) if p.label == definition.label), None)
+
+        return self._call(
+            ep.PIPELINES_CREATE, self.sdk.crm.pipelines.pipelines_api.create_with_http_info, object_type, definition,
+            landed=landed,
+        )
 
 
 _SDK_ERRORS = {"ApiException", "NotFoundException", "UnauthorizedException", "ForbiddenException", "ServiceException"}

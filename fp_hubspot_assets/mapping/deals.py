@@ -187,7 +187,13 @@ def _associations(
         pl.when(pl.col("_contact").is_in(contacts.keys().implode()))
         .then(pl.col("_contact"))
         .alias("assoc_contacts"),
-        pl.when(pl.col("_bp").is_in(companies.keys().implode())).then(pl.col("_bp")).alias("assoc_companies"),
+        # A web customer's deal belongs to the customer's own company, never to the collective partner account
+        # (e.g. "Web Shop EU") that SAP books unlinked web orders to; SAP-only orders use the order's partner.
+        pl.when(pl.col("_web_known"))
+        .then(pl.format("BP{}", non_empty(pl.col("_web_card"))))
+        .otherwise(pl.col("_bp"))
+        .pipe(lambda company: pl.when(company.is_in(companies.keys().implode())).then(company))
+        .alias("assoc_companies"),
     )
 
 

@@ -714,3 +714,42 @@ class SapReader:
         if raw.is_empty():
             return None
         return max_stamp(raw.select(sap_stamp(as_datetime(pl.col("d"), raw.schema["d"]), pl.col("ts"))))
+
+    # -- cart probes for sensor ticks: index range scans on FP_CART.UpdatedAt, never a full read -------------
+
+    def _cart_filter(self, open_only: bool) -> str:
+        ok = self.source.well_formed('t."UpdatedAt"')
+        return ok + (' AND LOWER(TRIM(t."Status")) = \'open\'' if open_only else "")
+
+    def _bound(self, name: str, moment: datetime) -> dict[str, object]:
+        return {name: self.source.since_params(moment)["since"]}
+
+    def newest_cart_change(self, until: datetime | None = None, open_only: bool = False) -> datetime | None:
+        """The newest cart change marker (at or before ``until``; only open carts if ``open_only``). Walks the
+        UpdatedAt index from its end and stops at the first match, so it costs the same on a million carts."""
+        upper, params = ("", {}) if until is None else (' AND t."UpdatedAt" <= :until', self._bound("until", until))
+        raw = self.source.query(
+            f'SELECT t."UpdatedAt" AS m FROM "FP_CART" t WHERE {self._cart_filter(open_only)}{upper} '
+            'ORDER BY t."UpdatedAt" DESC LIMIT 1',
+            params,
+        )
+        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"]))) if raw.height else None
+
+    def cart_changes(
+        self, after: datetime, until: datetime | None = None, open_only: bool = False
+    ) -> tuple[int, datetime | None]:
+        """(how many carts last changed strictly after ``after`` and at or before ``until``, the newest of
+        their markers). Reads only that range of the UpdatedAt index: a tick's cost follows the carts that
+        changed since the last tick, not the size of the table."""
+        params = self._bound("after", after)
+        upper = ""
+        if until is not None:
+            upper, params = ' AND t."UpdatedAt" <= :until', params | self._bound("until", until)
+        raw = self.source.query(
+            f'SELECT COUNT(*) AS n, MAX(t."UpdatedAt") AS m FROM "FP_CART" t '
+            f'WHERE t."UpdatedAt" > :after{upper} AND {self._cart_filter(open_only)}',
+            params,
+        )
+        count = int(raw["n"][0] or 0)
+        newest = max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"]))) if count else None
+        return count, newest
