@@ -94,6 +94,7 @@ class Discrepancies:
     extra: Counter[str] = field(default_factory=Counter)
     wrong_properties: Counter[str] = field(default_factory=Counter)
     missing_associations: Counter[str] = field(default_factory=Counter)
+    first_difference: str = ""  # the first property or association that differs, as the check named it
 
     @property
     def total(self) -> int:
@@ -120,7 +121,8 @@ class CrashReport:
             f"expected records: {self.expected_records}",
             f"duplicates by fp id: {dict(d.duplicate_ids)}; contacts sharing an email: {d.duplicate_emails}",
             f"missing: {dict(d.missing)}; extra: {dict(d.extra)}",
-            f"wrong properties: {dict(d.wrong_properties)}; missing associations: {dict(d.missing_associations)}",
+            f"wrong properties: {dict(d.wrong_properties)}; missing associations: {dict(d.missing_associations)}"
+            + (f" (first: {d.first_difference})" if d.first_difference else ""),
             f"final run {self.final_run_seconds:.1f}s; writes of the run after it: {self.rerun_writes}",
             f"total {self.total_seconds:.1f}s",
         ]
@@ -246,6 +248,7 @@ def verify(ws: Workspace) -> Discrepancies:
             what = exc.args[0] if exc.args else ("?",)
             bucket = found.missing_associations if len(what) == 4 else found.wrong_properties
             bucket[str(what[0]) if isinstance(what, tuple) else str(what)] += 1
+            found.first_difference = repr(what)
     return found
 
 

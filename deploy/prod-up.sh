@@ -140,6 +140,7 @@ case "${1:-start}" in
       if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: not running"; fi
     done
     if webserver_answers; then echo "webserver: answers on http://$HOST:$PORT"; else echo "webserver: no answer"; fi
+    echo -n "recent daemon heartbeats in storage: "
     (cd "$REPO" && "$BIN/dagster-daemon" liveness-check) || true
     ;;
   migrate)

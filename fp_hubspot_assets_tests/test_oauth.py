@@ -105,7 +105,10 @@ def oauth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncE
     monkeypatch.delenv("FP_HUBSPOT_ACCESS_TOKEN", raising=False)
     sap_url = f"sqlite:///{tmp_path / 'sap.db'}"
     generate(sap_url, 120, seed=7)
-    with running_sandbox(tmp_path / "hubspot.db", token_ttl=TOKEN_TTL) as sandbox, DagsterInstance.ephemeral() as instance:
+    # Seeded slow answers stretch the sync well past one token lifetime, on any machine.
+    slow = {"faults": "slow=0.1", "fault_seed": 3, "slow_seconds": 0.5}
+    with running_sandbox(tmp_path / "hubspot.db", token_ttl=TOKEN_TTL, **slow) as sandbox, \
+            DagsterInstance.ephemeral() as instance:
         env = SyncEnv(tmp_path, sap_url, f"sqlite:///{tmp_path / 'state.db'}", tmp_path / "panel.yaml", sandbox, instance)
         env.panel_path.write_text(_panel_yaml(sandbox.base_url, free_port()), encoding="utf-8")
         yield env

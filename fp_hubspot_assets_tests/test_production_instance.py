@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,36 +288,54 @@ def _blocked_messages(instance: DagsterInstance, run_id: str) -> list[str]:
 
 def test_two_runs_started_together_are_serialized_by_the_pool(prod: Prod, prod_env: SyncEnv) -> None:
     config = resource_config(panel=str(prod_env.panel_path), sap_url=prod.sap_url, state_url=prod_env.state_url)
+    storage = prod_env.instance.event_log_storage
+    # The test holds the pool's only slot while both runs start, so both must queue on it (contention is
+    # certain, not a matter of timing); once it is released they may only take turns.
+    holder = f"test-holder-{uuid.uuid4().hex[:8]}"
+    if storage.get_concurrency_info(POOL).slot_count == 0:  # first use of the pool in this database
+        storage.initialize_concurrency_limit_to_default(POOL)  # as a run's first claim does: the yaml's limit
+    assert storage.get_concurrency_info(POOL).slot_count == 1
+    assert storage.claim_concurrency_slot(POOL, holder, "hold").is_claimed
     go = prod_env.root / "go"
     workers = []
     for n in range(2):
         ready = prod_env.root / f"ready-{n}"
         command = [sys.executable, "-m", __name__, str(ready), str(go), json.dumps(config)]
         workers.append((ready, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)))
-    deadline = time.monotonic() + 120
-    while not all(ready.exists() for ready, _ in workers):
-        assert time.monotonic() < deadline, "workers did not start"
-        assert all(p.poll() is None for _, p in workers), "a worker died while starting"
-        time.sleep(0.1)
-    go.touch()  # both processes start the job at the same instant
+    try:
+        _wait_for(lambda: all(ready.exists() for ready, _ in workers), workers, "workers to start")
+        go.touch()  # both processes start the job at the same instant
+        _wait_for(lambda: len(storage.get_concurrency_info(POOL).pending_run_ids) == 2, workers,
+                  "both runs to wait for the hubspot pool")
+    finally:
+        released = time.time()
+        storage.free_concurrency_slots_for_run(holder)
     results = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for _, p in workers]
     assert all(r["success"] for r in results), results
 
     instance = prod_env.instance
     windows = [(r["run_id"], key, w) for r in results for key, w in _step_windows(instance, r["run_id"]).items()]
     assert len(WRITERS) >= 6 and len(windows) == 2 * len(WRITERS), sorted(WRITERS)
+    assert all(start >= released for _, _, (start, _end) in windows), "a writer ran while the slot was held"
     for run_a, key_a, (start_a, end_a) in windows:
         for run_b, key_b, (start_b, end_b) in windows:
             if run_a < run_b:
                 assert end_a <= start_b or end_b <= start_a, f"{key_a} of {run_a} overlapped {key_b} of {run_b}"
-    # the runs really did contend: at least one writer step waited for the other run's slot
-    assert any(_blocked_messages(instance, r["run_id"]) for r in results)
-    assert instance.event_log_storage.get_concurrency_info(POOL).active_slot_count == 0
-    # serialized writers see each other's state: together they wrote each record once, no duplicates
+    assert all(_blocked_messages(instance, r["run_id"]) for r in results)
+    assert storage.get_concurrency_info(POOL).active_slot_count == 0
+    # serialized writers see each other's state: together they created each record once, no duplicates
     created = sum(int(m.get("count_created", 0)) for r in results for m in r["metadata"].values())
     assert created == sum(len(prod_env.sandbox.objects(t)) for t in ("companies", "contacts", "products", "deals",
                                                                         "line_items"))
     assert_hubspot_matches(prod_env)
+
+
+def _wait_for(condition: Callable[[], bool], workers: list[tuple[Path, subprocess.Popen[str]]], what: str) -> None:
+    deadline = time.monotonic() + 180
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert all(p.poll() is None for _, p in workers), f"a worker exited while waiting for {what}"
+        time.sleep(0.1)
 
 
 def _worker(ready: Path, go: Path, config_json: str) -> None:

@@ -13,7 +13,7 @@ first-setup options:
 The ``no_ambiguous_matches`` check reports HubSpot duplicates that made a match ambiguous.
 """
 
-
+# No `from __future__ import annotations`: Dagster reads the Config annotation at definition time.
 from collections.abc import Iterator
 from typing import Any
 
