@@ -29,9 +29,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance
 
 from fp_hubspot_assets.mapping import ID_PROPERTY
+from fp_hubspot_assets.runner import release_dead_runs
 from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
 from fp_hubspot_assets.sap.demo import generate
 
@@ -171,48 +172,6 @@ def kill_after(ws: Workspace, requests: int, rng: random.Random) -> bool:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def release_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Mark runs whose in-process worker is gone as failed and free their pool slots; returns their ids.
-
-    A SIGKILLed `fp-hubspot sync` leaves its run STARTED and holding the ``hubspot`` pool slot, and the next
-    run would wait for that slot forever: Dagster frees slots only after a run *ends*, and neither
-    execute_in_process nor the default run launcher reports a dead worker. The in-process executor logs its
-    pid ("Executing steps in process (pid: N)"); a run whose pid no longer exists on this machine is dead.
-    Single-machine only: a pid from another host cannot be checked here."""
-    released = []
-    alive = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]
-    for run in instance.get_runs(RunsFilter(statuses=alive)):
-        pid = _worker_pid(instance, run.run_id)
-        if pid is None or _process_exists(pid):
-            continue
-        instance.report_run_failed(run, f"run worker (pid {pid}) is gone: the run was killed")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        released.append(run.run_id)
-    return released
-
-
-def _worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
-    for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-        event = record.dagster_event
-        data = event.engine_event_data if event else None
-        pid = data.metadata.get("pid") if data and data.metadata else None
-        if pid is not None:
-            return int(pid.value)
-    return None
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed, not yet reaped) still answers signal 0; it is dead all the same
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 def estimated_requests(expected: dict[str, int]) -> int:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from fp_hubspot_assets.definitions import SYNC_JOB, defs
 
 OBJECT_TYPES = ("contacts", "companies", "products", "deals", "line_items")
+HOST_TAG = "fp/host"
 
 
 @dataclass
@@ -51,9 +55,11 @@ def resource_config(
 def run_sync(instance: DagsterInstance, run_config: dict[str, Any] | None = None, asset_selection: list[str] | None = None) -> RunSummary:
     from dagster import AssetKey
 
+    release_dead_runs(instance)
     job = defs.resolve_job_def(SYNC_JOB)
     result = job.execute_in_process(
         instance=instance,
+        tags={HOST_TAG: socket.gethostname()},
         raise_on_error=False,
         run_config=run_config or {},
         asset_selection=[AssetKey(a) for a in asset_selection] if asset_selection else None,
@@ -66,3 +72,46 @@ def run_sync(instance: DagsterInstance, run_config: dict[str, Any] | None = None
             mat = event.step_materialization_data.materialization
             summary.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
     return summary
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark runs whose in-process worker is gone as failed and free their pool slots; returns their ids.
+
+    A SIGKILLed `fp-hubspot sync` leaves its run STARTED and holding the ``hubspot`` pool slot, and the next
+    run would wait for that slot forever: Dagster frees slots only after a run *ends*, and neither
+    execute_in_process nor the default run launcher reports a dead worker. The in-process executor logs its
+    pid ("Executing steps in process (pid: N)"); a run whose pid no longer exists on this machine is dead.
+    Single-machine only: a pid from another host cannot be checked here."""
+    released = []
+    alive = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]
+    mine = {HOST_TAG: socket.gethostname()}  # runs this runner started on this machine; never another host's
+    for run in instance.get_runs(RunsFilter(statuses=alive, tags=mine)):
+        pid = _worker_pid(instance, run.run_id)
+        if pid is None or _process_exists(pid):
+            continue
+        instance.report_run_failed(run, f"run worker (pid {pid}) is gone: the run was killed")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
+def _worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = record.dagster_event
+        data = event.engine_event_data if event else None
+        pid = data.metadata.get("pid") if data and data.metadata else None
+        if pid is not None:
+            return int(pid.value)
+    return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (killed, not yet reaped) still answers signal 0; it is dead all the same
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())

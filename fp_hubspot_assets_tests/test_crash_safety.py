@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from types import ModuleType
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.events import EngineEventData
 from dagster._core.utils import make_new_run_id
+
+from fp_hubspot_assets.runner import HOST_TAG, release_dead_runs
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "crash_safety.py"
 
@@ -38,20 +41,29 @@ def test_killed_syncs_converge_to_exactly_the_source(tmp_path: Path) -> None:
     assert statuses.count(DagsterRunStatus.SUCCESS) == 2
 
 
-def _started_run(instance: DagsterInstance, pid: int) -> str:
-    run = instance.add_run(DagsterRun(job_name="sync_hubspot", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED))
+def _started_run(instance: DagsterInstance, pid: int, host: str | None = None) -> str:
+    run = instance.add_run(
+        DagsterRun(
+            job_name="sync_hubspot",
+            run_id=make_new_run_id(),
+            status=DagsterRunStatus.STARTED,
+            tags={HOST_TAG: host or socket.gethostname()},
+        )
+    )
     instance.report_engine_event(f"Executing steps in process (pid: {pid})", run, EngineEventData.in_process(pid))
     return run.run_id
 
 
 def test_only_runs_whose_worker_is_gone_are_released(tmp_path: Path) -> None:
-    bench = _bench()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     with DagsterInstance.ephemeral() as instance:
         live_run = _started_run(instance, os.getpid())
         dead_run = _started_run(instance, dead.pid)
-        assert bench.release_dead_runs(instance) == [dead_run]
+        elsewhere = _started_run(instance, dead.pid, host="another-machine")  # its pid means nothing here
+        assert release_dead_runs(instance) == [dead_run]
+        other = instance.get_run_by_id(elsewhere)
+        assert other is not None and other.status == DagsterRunStatus.STARTED
         run = instance.get_run_by_id(dead_run)
         assert run is not None and run.status == DagsterRunStatus.FAILURE
         still = instance.get_run_by_id(live_run)

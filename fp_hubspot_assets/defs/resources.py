@@ -76,6 +76,10 @@ class HubSpotResource(ConfigurableResource):
     timeout_seconds: float = 30.0
     # A shortened rate window (same requests per second) for tests and benchmarks; 0 = HubSpot's 10 s.
     rate_window_seconds: float = 0.0
+    # One rate budget per account for the whole run: every step's client spends the same rolling window.
+    # (A fresh budget per step starts with an empty window while HubSpot's still holds the previous step's
+    # requests, so the first burst of each step drew 429s — each costing a whole window of waiting.)
+    _budgets: dict[tuple[str, str, float], RateBudget] = PrivateAttr(default_factory=dict)
 
     def client(self, settings: PanelSettings, store: StateStore | None = None) -> HubSpotClient:
         """The run's client. ``public_app`` mode reads (and refreshes) OAuth tokens in ``store`` (default: the
@@ -84,7 +88,13 @@ class HubSpotResource(ConfigurableResource):
         provider = None
         if settings.integration.mode == "public_app":
             provider = OAuthTokens(settings, store or StateStore(StateStore.default_url()))
+        budget = self._budget(settings, base_url, token)
+        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider)
+
+    def _budget(self, settings: PanelSettings, base_url: str, token: str) -> RateBudget:
         per_window, daily = ep.budget_for(settings.tier.value, oauth=settings.integration.mode == "public_app")
         window = self.rate_window_seconds or ep.TEN_SECONDS
-        budget = RateBudget(max(1, round(per_window * window / ep.TEN_SECONDS)), daily, window_seconds=window)
-        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider)
+        key = (base_url, token or settings.integration.mode, window)
+        if key not in self._budgets:
+            self._budgets[key] = RateBudget(max(1, round(per_window * window / ep.TEN_SECONDS)), daily, window_seconds=window)
+        return self._budgets[key]

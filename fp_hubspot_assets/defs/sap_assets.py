@@ -5,7 +5,8 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import SapSourceResource
+from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
+from fp_hubspot_assets.state.store import LogRow
 
 OWNERS = ["team:data-engineering"]
 SOURCE_ASSETS: dict[str, tuple[str, str]] = {
@@ -38,8 +39,16 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         description=description,
         code_version="1",
     )
-    def _read(context: AssetExecutionContext, sap: SapSourceResource) -> Output[pl.DataFrame]:
+    def _read(context: AssetExecutionContext, sap: SapSourceResource, state: StateStoreResource) -> Output[pl.DataFrame]:
         result = sap.reader().read(entity)
+        if result.rejects.height:  # the integration log is where admins trace every record that did not sync
+            state.store().log(
+                context.run_id,
+                [
+                    LogRow(entity, key, "skipped", None, "SOURCE_DATA", reason)
+                    for key, reason in result.rejects.select("source_key", "reason").iter_rows()
+                ],
+            )
         for row in result.rejects.head(50).iter_rows(named=True):
             context.log.warning(f"{entity}: unreadable record {row['source_key']} skipped: {row['reason']}")
         if result.rejects.height > 50:

@@ -29,6 +29,7 @@ from fp_hubspot_assets.mapping.common import (
 from fp_hubspot_assets.mapping.model import REPAIRED, Mapped
 from fp_hubspot_assets.mapping.stages import deal_stage_for
 from fp_hubspot_assets.panel import PanelSettings
+from fp_hubspot_assets.sap.schemas import UNKNOWN_STATUS
 
 _ORDER_FIELDS = (
     "order_key",
@@ -237,6 +238,12 @@ def map_deals(
         REPAIRED,
         pl.format("order date {} outside 1970..2100; closedate cleared", pl.col("doc_date").cast(pl.String)),
     )
+    odd_status = issues_where(
+        deals,
+        is_order & (pl.col("order_status") == UNKNOWN_STATUS),
+        REPAIRED,
+        pl.format("SAP holds an unknown order status; deal staged as {}", pl.col("dealstage")),
+    )
     records = deals.with_columns(
         pl.when(is_order)
         .then(
@@ -260,4 +267,4 @@ def map_deals(
         pl.col("payment_status").alias("fp_payment_status"),
         pl.col("store_id").alias("fp_store"),
     )
-    return finalize("deals", records, [source_issues, unknown, bad_amount, bad_date])
+    return finalize("deals", records, [source_issues, unknown, bad_amount, bad_date, odd_status])

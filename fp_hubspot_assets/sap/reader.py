@@ -29,7 +29,7 @@ from fp_hubspot_assets.sap.fetch import (
     sap_stamp,
     split_rejects,
 )
-from fp_hubspot_assets.sap.schemas import CART_LINE, ORDER_LINE, SCHEMAS, conform
+from fp_hubspot_assets.sap.schemas import CART_LINE, ORDER_LINE, SCHEMAS, UNKNOWN_STATUS, conform
 from fp_hubspot_assets.sap.tables import ORDER_OBJECT_TYPE
 
 SAP_PRICE_LIST = 1  # price list of items no store publishes
@@ -281,8 +281,10 @@ class SapReader:
     def _web_addresses(self, since: datetime | None) -> Frames:
         raw = self._q(
             'SELECT a."AddressId", a."CustomerId", a."AddressType", a."IsDefault", a."Street", a."Street2", '
-            f'a."City", a."Zip", a."State", a."Country", {self.source.text("a", "UpdatedAt")} '
-            f'FROM "FP_ADDRESS" a WHERE {self.source.fp_changed("a", since)} ORDER BY a."AddressId"',
+            f'a."City", a."Zip", a."State", a."Country", {self.source.text("a", "UpdatedAt")}, '
+            'c."CustomerId" AS "OwnerId" '
+            'FROM "FP_ADDRESS" a LEFT JOIN "FP_CUSTOMER" c ON c."CustomerId" = a."CustomerId" '
+            f'WHERE {self.source.fp_changed("a", since)} ORDER BY a."AddressId"',
             since,
         )
         key = pl.format("W{}:A{}", pl.col("CustomerId").cast(pl.String).fill_null("?"), pl.col("AddressId"))
@@ -291,6 +293,8 @@ class SapReader:
         structural = (
             pl.when(pl.col("CustomerId").is_null())
             .then(pl.lit("address without a customer"))
+            .when(pl.col("OwnerId").is_null())
+            .then(pl.format("address of an unknown customer W{}", pl.col("CustomerId")))
             .when(~kind.is_in(["billing", "shipping"]) | kind.is_null())
             .then(pl.format("unknown AddressType {}", pl.col("AddressType").cast(pl.String).fill_null("NULL")))
         )
@@ -518,9 +522,13 @@ class SapReader:
             pl.col("DocCur").alias("currency"),
             pl.when(_flag("CANCELED"))
             .then(pl.lit("canceled"))
+            .when(~_flag("CANCELED", "N").fill_null(True))
+            .then(pl.lit(UNKNOWN_STATUS))  # neither Y nor N: SAP never writes that; say so, don't guess
             .when(_flag("DocStatus", "C"))
             .then(pl.lit("closed"))
-            .otherwise(pl.lit("open"))
+            .when(_flag("DocStatus", "O"))
+            .then(pl.lit("open"))
+            .otherwise(pl.lit(UNKNOWN_STATUS))
             .alias("order_status"),
             pl.col("shipment_status").fill_null("not_shipped"),
             self._payment_status().alias("payment_status"),

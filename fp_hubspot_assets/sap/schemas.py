@@ -15,7 +15,8 @@ Source keys
 
 Status vocabularies (the values the deal-stage mapping selects on)
 -----------------------------------------------------------------
-- order_status:    ``open`` | ``closed`` | ``canceled``       (ORDR.DocStatus / ORDR.CANCELED)
+- order_status:    ``open`` | ``closed`` | ``canceled``       (ORDR.DocStatus / ORDR.CANCELED; ``unknown``
+                   for a code SAP never writes)
 - shipment_status: ``not_shipped`` | ``partially_shipped`` | ``shipped``   (delivered quantity, DLN1)
 - payment_status:  ``unpaid`` | ``partially_paid`` | ``paid``            (OINV.PaidToDate vs DocTotal)
 - cart_status:     ``open`` | ``ordered``                                 (FP_CART.Status)
@@ -26,6 +27,9 @@ from __future__ import annotations
 import polars as pl
 
 ORDER_STATUSES = ("open", "closed", "canceled")
+# A status code SAP should never hold (DocStatus not O/C, CANCELED not Y/N): read as this, reported by the
+# mapping as repaired, and staged by the panel's unmapped_order_stage. Not selectable in the panel.
+UNKNOWN_STATUS = "unknown"
 SHIPMENT_STATUSES = ("not_shipped", "partially_shipped", "shipped")
 PAYMENT_STATUSES = ("unpaid", "partially_paid", "paid")
 CART_STATUSES = ("open", "ordered")
