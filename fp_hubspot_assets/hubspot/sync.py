@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
+TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
+BATCH_SIZE = 100  # HubSpot's batch input limit (endpoints.OBJECTS_BATCH_UPSERT.batch_limit)
 ACTIONS = ("created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired")
 
 
@@ -56,6 +58,11 @@ class SyncReport:
     duration_s: float = 0.0
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+
+    def touch(self, key: str, hubspot_id: str | None, action: str, message: str) -> None:
+        """Remember a record for the UI grid; past TOUCHED_LIMIT only the counts (and the log) keep them."""
+        if len(self.touched) < TOUCHED_LIMIT:
+            self.touched.append((key, hubspot_id, action, message))
 
     def touched_frame(self) -> pl.DataFrame:
         return pl.DataFrame(
@@ -116,7 +123,7 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
     report.counts["unchanged"] = planned.filter(pl.col("decision") == "unchanged").height
     gave_up = planned.filter(pl.col("decision") == "gave_up")
     for key, hs_id, message in gave_up.select("source_key", "hubspot_id", "last_message").iter_rows():
-        report.touched.append((key, hs_id, "skipped", f"rejected {MAX_FAILED_ATTEMPTS} times, retried when its data changes: {message}"))
+        report.touch(key, hs_id, "skipped", f"rejected {MAX_FAILED_ATTEMPTS} times, retried when its data changes: {message}")
     report.counts["skipped"] += gave_up.height
     todo = planned.filter(pl.col("decision") == "write")
     columns = property_columns(records)
@@ -124,18 +131,20 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
         for key, hs_id in todo.select("source_key", "hubspot_id").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
-            report.touched.append((key, hs_id, action, ""))
+            report.touch(key, hs_id, action, "")
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
     hashes = dict(zip(todo["source_key"], todo["payload_hash"], strict=True))
-    payloads = [
-        (row["source_key"], {c: ("" if row[c] is None else str(row[c])) for c in columns})
-        for row in todo.select(["source_key", *columns]).iter_rows(named=True)
-    ]
-    batches = [payloads[i : i + 100] for i in range(0, len(payloads), 100)]
-    if batches:
-        ctx.progress(f"{object_type}: writing {len(payloads)} new or changed records in {len(batches)} batches")
+    outgoing = todo.select(["source_key", *[pl.col(c).cast(pl.String).fill_null("") for c in columns]])
+    total = -(-outgoing.height // BATCH_SIZE)
+    # Batches are built as they are sent, so memory holds a few batches of dicts, not every record's.
+    batches = (
+        [(row[0], dict(zip(columns, row[1:], strict=True))) for row in outgoing.slice(offset, BATCH_SIZE).iter_rows()]
+        for offset in range(0, outgoing.height, BATCH_SIZE)
+    )
+    if total:
+        ctx.progress(f"{object_type}: writing {outgoing.height} new or changed records in {total} batches")
     done = 0
 
     def finish(batch: Sequence[tuple[str, dict[str, str]]], outcome: BatchOutcome) -> None:
@@ -143,8 +152,8 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
         _adopt_conflicts(ctx, object_type, batch, outcome, report)
         _record(ctx, object_type, outcome, hashes, report)
         done += 1
-        if done % ctx.progress_every == 0 or done == len(batches):
-            ctx.progress(f"{object_type}: {done}/{len(batches)} batches, {sum(report.counts.values())} records processed")
+        if done % ctx.progress_every == 0 or done == total:
+            ctx.progress(f"{object_type}: {done}/{total} batches, {sum(report.counts.values())} records processed")
 
     client = ctx.client
     _run_batches(
@@ -160,14 +169,12 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
 
 def _run_batches(
     workers: int,
-    batches: Sequence[Sequence[tuple[str, dict[str, str]]]],
+    batches: Iterable[Sequence[tuple[str, dict[str, str]]]],
     send: Callable[[Sequence[tuple[str, dict[str, str]]]], BatchOutcome],
     finish: Callable[[Sequence[tuple[str, dict[str, str]]], BatchOutcome], None],
 ) -> None:
     """Keep ``workers`` batches in flight; results are recorded on the calling thread as each completes,
     so the state store is written by one thread and a crash loses at most the batches in flight."""
-    if not batches:
-        return
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hubspot") as pool:
         pending: dict[Future[BatchOutcome], Sequence[tuple[str, dict[str, str]]]] = {}
         queue = iter(batches)
@@ -223,12 +230,12 @@ def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: d
         action = "adopted" if key in outcome.adopted else "created" if new else "updated"
         message = "email already in HubSpot: the existing contact was adopted" if action == "adopted" else ""
         report.counts[action] += 1
-        report.touched.append((key, hs_id, action, message))
+        report.touch(key, hs_id, action, message)
         log_rows.append(LogRow(object_type, key, action, hs_id, None, message or None))
     failures = []
     for key, (category, message) in outcome.failed.items():
         report.counts["failed"] += 1
-        report.touched.append((key, None, "failed", f"{category}: {message}"))
+        report.touch(key, None, "failed", f"{category}: {message}")
         log_rows.append(LogRow(object_type, key, "failed", None, category, message))
         failures.append((key, hashes[key], category, message))
     with ctx.state.transaction():
