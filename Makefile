@@ -26,6 +26,14 @@ dev: install
 	$(BIN)/fp-hubspot demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
 	$(BIN)/fp-hubspot dev --dir $(DEMO)
 
+# a live store for `make dev`: new carts, orders and changes in the demo SAP database every
+# SIMULATE_EVERY seconds (SIMULATE_ROUNDS=0: until Ctrl-C); the sensors and the schedule pick them up
+SIMULATE_EVERY ?= 60
+SIMULATE_ROUNDS ?= 0
+.PHONY: simulate
+simulate: install
+	$(BIN)/fp-hubspot demo simulate --url $(FP_SAP_URL) --every $(SIMULATE_EVERY) --rounds $(SIMULATE_ROUNDS)
+
 test: install
 	$(BIN)/python -m pytest -q
 

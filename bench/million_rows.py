@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -84,8 +85,10 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
     with SapReader(f"sqlite:///{sap_db}") as reader:
         frames = {entity: result.frame for entity, result in reader.read_all().items()}
     t1 = time.perf_counter()
+    peaks = {"read": _peak_mib()}
     mapped = map_all(frames, settings)
     t2 = time.perf_counter()
+    peaks["map"] = _peak_mib()
     store = StateStore(f"sqlite:///{state_db}")
     decisions: dict[str, dict[str, int]] = {}
     planned: dict[str, pl.DataFrame] = {}
@@ -94,14 +97,20 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
         planned[object_type] = frame
         decisions[object_type] = dict(frame.group_by("decision").len().iter_rows())
     t3 = time.perf_counter()
+    peaks["diff"] = _peak_mib()
     if prime:
         _record_hashes(state_db, planned)
     store.dispose()
     return {
         "seconds": t3 - t0, "read": t1 - t0, "map": t2 - t1, "diff": t3 - t2,
         "source_rows": {entity: frame.height for entity, frame in frames.items()},
-        "decisions": decisions,
+        "decisions": decisions, "peak_after_mib": peaks,
     }  # fmt: skip
+
+
+def _peak_mib() -> float:
+    """This process's peak RSS so far: read after each step, it says which step set the peak."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _record_hashes(state_db: Path, planned: dict[str, Any]) -> None:
@@ -170,7 +179,8 @@ def main() -> None:
         pairs.append((base, ours, load))
         print(f"run {run}: baseline {base['seconds']:.1f} s ({base['rows']:,} rows, peak {base['peak_mib']:,.0f} MiB) | "
               f"ours {ours['seconds']:.1f} s = read {ours['read']:.1f} + map {ours['map']:.1f} + diff {ours['diff']:.1f} "
-              f"(peak {ours['peak_mib']:,.0f} MiB) | ratio {ours['seconds'] / base['seconds']:.2f} | load {load:.1f}")
+              f"(peak {ours['peak_mib']:,.0f} MiB; after read/map/diff "
+              f"{'/'.join(f'{v:,.0f}' for v in ours['peak_after_mib'].values())}) | ratio {ours['seconds'] / base['seconds']:.2f} | load {load:.1f}")
     last = pairs[-1][1]
     print("  records planned: " + ", ".join(
         f"{t} {sum(d.values()):,} ({d.get('unchanged', 0):,} unchanged)" for t, d in last["decisions"].items()))

@@ -32,10 +32,10 @@ from typing import Any
 
 from dagster import DagsterInstance, build_sensor_context
 
+from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import SapSourceResource
-from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.runner import resource_config, run_sync

@@ -49,11 +49,26 @@ def cmd_demo_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_simulate(args: argparse.Namespace) -> int:
+    """One burst of store activity, or with ``--every`` a live store: a burst every N seconds, stamped with
+    the real current time so new carts are fresh (the sensors and the incremental schedule pick them up)."""
+    import time
+    from datetime import UTC, datetime
+
     from fp_hubspot_assets.sap.demo import simulate
 
-    counts = simulate(args.url, seed=args.seed)
-    print("simulated: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    return 0
+    rounds = args.rounds if args.rounds is not None else (0 if args.every else 1)  # 0: until Ctrl-C
+    done = 0
+    try:
+        while True:
+            counts = simulate(args.url, seed=args.seed + done)  # a new seed per round: other customers, items
+            done += 1
+            stamp = datetime.now(UTC).strftime("%H:%M:%SZ")
+            print(f"round {done} {stamp} simulated: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+            if rounds and done >= rounds:
+                return 0
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return 0
 
 
 # ---------------------------------------------------------------- demo run / dev
@@ -179,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = demo.add_parser("simulate", help="add new carts, orders and changes to a demo database")
     sim.add_argument("--url", default="sqlite:///.demo/sap.db")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
+                     help="repeat every SECONDS with the current time (a live store); Ctrl-C stops")
+    sim.add_argument("--rounds", type=int, default=None, metavar="N",
+                     help="stop after N rounds (default: 1, or until Ctrl-C with --every; 0 = until Ctrl-C)")
     sim.set_defaults(func=cmd_demo_simulate)
     for name, func, help_text in (
         ("run", cmd_demo_run, "generate (once), start the sandbox, run set-up and the main job, print a summary"),

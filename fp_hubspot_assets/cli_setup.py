@@ -34,17 +34,24 @@ class SetupRun:
     metadata: dict[str, Any] = field(default_factory=dict)  # the hubspot_first_setup materialization
     checks: dict[str, bool] = field(default_factory=dict)  # asset check name -> passed
     error: str = ""
+    refused: bool = False  # the first-setup guard said no: an expected answer, not a crash
+    detail: str = ""  # Dagster's error with its stack trace, for a failure that is not a refusal
 
 
 def run_setup_job(
-    instance: Any, run_config: dict[str, Any] | None = None, *, force: bool = False
+    instance: Any, run_config: dict[str, Any] | None = None, *, force: bool = False, quiet: bool = False
 ) -> SetupRun:
-    """Execute the ``first_setup`` job in-process; ``force`` sets the asset's run config."""
+    """Execute the ``first_setup`` job in-process; ``force`` sets the asset's run config.
+
+    ``quiet`` silences Dagster's console logger (the CLI prints its own report and red message; the
+    event log in the instance is complete either way)."""
     from fp_hubspot_assets.definitions import defs
     from fp_hubspot_assets.defs.first_setup import ASSET_NAME, FIRST_SETUP_JOB
 
     config = dict(run_config or {})
     config["ops"] = {ASSET_NAME: {"config": {"force": force}}}
+    if quiet:
+        config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     result = defs.resolve_job_def(FIRST_SETUP_JOB).execute_in_process(
         instance=instance, run_config=config, raise_on_error=False
     )
@@ -63,6 +70,10 @@ def run_setup_job(
             run.error = (user.description if user and user.description else None) or (
                 data.error.message.strip() if data.error else f"step {event.step_key} failed"
             )
+            status = user.metadata.get("status") if user else None
+            run.refused = getattr(status, "value", None) == "refused"
+            if not run.refused and data.error:
+                run.detail = data.error.to_string()
     return run
 
 
@@ -99,8 +110,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
     config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=args.state_url, dry_run=args.dry_run)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     with instance:
-        run = run_setup_job(instance, config, force=args.force)
+        run = run_setup_job(instance, config, force=args.force, quiet=True)
     if not run.success:
+        if run.detail:  # an unexpected failure: keep Dagster's stack trace for whoever debugs it
+            print(run.detail, file=sys.stderr)
         print(_color(run.error or f"first set-up run {run.run_id} failed", RED), file=sys.stderr)
         return 1
     _print_report(run.metadata)

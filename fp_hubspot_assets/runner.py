@@ -39,15 +39,17 @@ def resource_config(
     dry_run: bool = False,
     max_workers: int = 4,
     log_level: str = "INFO",
+    reconcile: bool = False,
 ) -> dict[str, Any]:
-    """Run config for the job's resources; empty strings keep the environment's defaults."""
+    """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
+    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile)."""
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
             "panel": {"config": {"path": panel}},
             "sap": {"config": {"url": sap_url}},
             "state": {"config": {"url": state_url}},
-            "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers}},
+            "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers, "reconcile": reconcile}},
         }
     }
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "fp_hubspot_assets_tests.fixtures_state",
     "fp_hubspot_assets_tests.fixtures_mapping",
     "fp_hubspot_assets_tests.fixtures_sync",
+    "fp_hubspot_assets_tests.fixtures_browser",
 ]

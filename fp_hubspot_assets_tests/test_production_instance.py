@@ -207,13 +207,15 @@ def test_schedule_ticks_persist_across_a_restart(prod: Prod, workspace: Workspac
     import dagster._daemon  # noqa: F401  (breaks an import cycle inside dagster._scheduler)
     from dagster._scheduler.scheduler import launch_scheduled_runs
 
-    schedule = _repository(workspace).get_schedule("hourly_hubspot_sync")
+    schedule = _repository(workspace).get_schedule("incremental_hubspot_sync")
     origin_id, selector_id = schedule.get_remote_origin_id(), schedule.selector_id
     log = logging.getLogger(__name__)
-    # The scheduler daemon's own iteration: first sight records the running schedule, an hour later it is due.
+    # The scheduler daemon's own iteration: first sight records the running schedule, and after exactly one
+    # quarter-hour boundary it is due (no sync has succeeded yet, so the tick requests the main job).
     now = datetime.now(UTC)
-    list(launch_scheduled_runs(workspace, log, now, {}))
-    list(launch_scheduled_runs(workspace, log, now + timedelta(hours=1, minutes=1), {}))
+    quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    list(launch_scheduled_runs(workspace, log, quarter + timedelta(minutes=1), {}))
+    list(launch_scheduled_runs(workspace, log, quarter + timedelta(minutes=16), {}))
     before = workspace.instance.get_ticks(origin_id, selector_id)
     assert [t.status for t in before] == [TickStatus.SUCCESS], before
     (run_id,) = before[0].run_ids

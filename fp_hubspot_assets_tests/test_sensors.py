@@ -1,5 +1,6 @@
-"""The new_carts and cart_abandonment sensors, the cart job they request, and the hourly schedule: ticks on
-a real demo SAP database with ``build_sensor_context``, and one sensor-requested run into the sandbox."""
+"""The new_carts and cart_abandonment sensors and the cart job they request: ticks on a real demo SAP
+database with ``build_sensor_context``, and one sensor-requested run into the sandbox. (The schedules:
+test_schedules.py.)"""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from dagster import (
     DagsterRunStatus,
     RunRequest,
     SensorResult,
-    build_schedule_context,
     build_sensor_context,
 )
 
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
-from fp_hubspot_assets.defs.automation import cart_abandonment, hourly_sync, new_carts
-from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB
+from fp_hubspot_assets.defs.automation import cart_abandonment, new_carts
+from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import SapSourceResource
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
 from fp_hubspot_assets.panel import PanelResource
@@ -203,14 +203,10 @@ def test_abandonment_first_tick_and_growing_hours(
     assert _requests(longer) == [] and longer.cursor == first.cursor
 
 
-# ── schedule ────────────────────────────────────────────────────────────────────────────────────────
+# ── defaults ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def test_hourly_schedule_requests_the_main_job() -> None:
-    data = hourly_sync.evaluate_tick(build_schedule_context(scheduled_execution_time=NOW))
-    assert len(data.run_requests or []) == 1
-    assert hourly_sync.job_name == SYNC_JOB
-    assert hourly_sync.default_status.value == "RUNNING"
+def test_sensors_run_by_default() -> None:
     assert {s.name: s.default_status.value for s in automation.sensors} == {
         "new_carts": "RUNNING",
         "cart_abandonment": "RUNNING",

@@ -5,6 +5,7 @@ Payload assets carry the blocking duplicate checks, so a corrupting batch never 
 """
 
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
@@ -174,6 +176,7 @@ def write_object_type(
         dry_run=hubspot.dry_run,
         max_workers=hubspot.max_workers,
         progress=context.log.info,
+        reconcile=hubspot.reconcile,
     )
     requests_before, writes_before = client.total_requests, client.write_requests
     records, baselined = _without_baseline(mapped.records, store, baseline_column)
@@ -216,6 +219,8 @@ def write_object_type(
     }
     if baselined:
         metadata["count_baselined"] = baselined
+    if hubspot.reconcile:  # records edited / deleted by hand in HubSpot that this run wrote back
+        metadata |= {"reconcile": True, "count_drifted": report.counts["drifted"], "count_missing": report.counts["missing"]}
     if excluded and not mapped.records.height:
         metadata["why_nothing_sent"] = str(mapped.issues["reason"][0])
     return MaterializeResult(metadata=metadata)
@@ -312,7 +317,9 @@ def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
 
 @asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
        description="The integration log of this run: one row per record written, adopted, skipped or failed.")
-def integration_log(context: AssetExecutionContext, state: StateStoreResource) -> Output[pl.DataFrame]:
+def integration_log(
+    context: AssetExecutionContext, state: StateStoreResource, hubspot: HubSpotResource
+) -> Output[pl.DataFrame]:
     store = state.store()
     frame = store.log_frame(run_id=context.run_id)
     counts = store.log_counts(context.run_id)
@@ -321,6 +328,11 @@ def integration_log(context: AssetExecutionContext, state: StateStoreResource) -
         "counts": MetadataValue.json(counts),
         "log": table_metadata(frame),
     }
+    # The last step, reached only when every writer succeeded: the incremental schedule's cursor advances
+    # to the source markers this run was requested with (docs/automation.md).
+    cursor = None if hubspot.dry_run else record_sync_cursor(store, context.run.tags)
+    if cursor is not None:
+        metadata["sync_cursor"] = MetadataValue.json(json.loads(cursor.to_json()))
     return Output(frame, metadata=metadata)
 
 

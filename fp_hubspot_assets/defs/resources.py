@@ -76,6 +76,9 @@ class HubSpotResource(ConfigurableResource):
     timeout_seconds: float = 30.0
     # A shortened rate window (same requests per second) for tests and benchmarks; 0 = HubSpot's 10 s.
     rate_window_seconds: float = 0.0
+    # Nightly reconcile: also read what HubSpot holds now (list API) and write back records edited or
+    # deleted there by hand. Off, only records whose payload changed since we last sent them are written.
+    reconcile: bool = False
     # One rate budget per account for the whole run: every step's client spends the same rolling window.
     # (A fresh budget per step starts with an empty window while HubSpot's still holds the previous step's
     # requests, so the first burst of each step drew 429s — each costing a whole window of waiting.)
@@ -85,11 +88,14 @@ class HubSpotResource(ConfigurableResource):
         """The run's client. ``public_app`` mode reads (and refreshes) OAuth tokens in ``store`` (default: the
         environment's state store); the first request fails with NotAuthorized until `fp-hubspot authorize`."""
         base_url, token, _sandbox = resolve_connection(settings)
-        provider = None
-        if settings.integration.mode == "public_app":
+        integration = settings.integration
+        provider, hint = None, f"check the access token in the environment variable {integration.access_token_env}"
+        if integration.mode == "public_app":
             provider = OAuthTokens(settings, store or StateStore(StateStore.default_url()))
+            hint = "run `fp-hubspot authorize` again to reconnect the HubSpot account (public app)"
         budget = self._budget(settings, base_url, token)
-        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider)
+        return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider,
+                             auth_hint=hint)
 
     def _budget(self, settings: PanelSettings, base_url: str, token: str) -> RateBudget:
         per_window, daily = ep.budget_for(settings.tier.value, oauth=settings.integration.mode == "public_app")

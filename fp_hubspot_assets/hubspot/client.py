@@ -97,6 +97,7 @@ class HubSpotClient:
         backoff_cap: float = 20.0,
         max_rate_limit_waits: int = 20,
         token_provider: Callable[[str | None], str] | None = None,
+        auth_hint: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.budget = budget
@@ -105,6 +106,13 @@ class HubSpotClient:
         self.max_rate_limit_waits = max_rate_limit_waits
         # OAuth (public_app): returns a valid access token; given the token HubSpot just rejected, a new one.
         self.token_provider = token_provider
+        # What a refused token (401/403) tells the admin to do: a public app re-authorizes, a private app
+        # fixes the token in its environment variable (the resource passes the variable's name).
+        self.auth_hint = auth_hint or (
+            "run `fp-hubspot authorize` again to reconnect the HubSpot account"
+            if token_provider is not None
+            else "check the access token's environment variable (panel integration.access_token_env)"
+        )
         # Our loop retries; urllib3's own retries are off so a POST is never repeated behind our back.
         self.sdk = hubspot.Client.create(
             access_token=access_token,
@@ -181,8 +189,7 @@ class HubSpotClient:
                     raise HubSpotAuthError(
                         status,
                         category,
-                        f"{message} — HubSpot refused the access token; check the token's environment variable "
-                        "(panel integration.access_token_env) or run `fp-hubspot authorize` again",
+                        f"{message} — HubSpot refused the access token; {self.auth_hint}",
                     ) from None
                 if status is None or status >= 500 or status == 0:
                     problem = f"HTTP {status}"

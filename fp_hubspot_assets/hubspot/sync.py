@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -45,6 +46,9 @@ class SyncContext:
     max_workers: int = 4
     progress: Callable[[str], None] = logger.info
     progress_every: int = 50  # batches
+    # Also compare with what HubSpot holds now (one list request per 100 records) and re-send records that
+    # were edited or deleted by hand there; off, the diff compares only with what we sent last.
+    reconcile: bool = False
 
 
 @dataclass
@@ -120,6 +124,8 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
     report = SyncReport(object_type, dry_run=ctx.dry_run)
     requests_before = _requests(ctx)
     planned = plan(records, ctx.state, object_type)
+    if ctx.reconcile and ctx.client is not None:
+        planned = reconcile_plan(ctx, object_type, id_property, planned, property_columns(records), report)
     report.counts["unchanged"] = planned.filter(pl.col("decision") == "unchanged").height
     gave_up = planned.filter(pl.col("decision") == "gave_up")
     for key, hs_id, message in gave_up.select("source_key", "hubspot_id", "last_message").iter_rows():
@@ -165,6 +171,85 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
     report.requests, report.write_requests = _requests(ctx)[0] - requests_before[0], _requests(ctx)[1] - requests_before[1]
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def reconcile_plan(
+    ctx: SyncContext,
+    object_type: str,
+    id_property: str,
+    planned: pl.DataFrame,
+    columns: Sequence[str],
+    report: SyncReport,
+) -> pl.DataFrame:
+    """Turn ``unchanged`` rows that drifted in HubSpot into ``write`` rows.
+
+    Reads every live record of the type through the list API (100 per request) with our id property and
+    the properties we send. A record whose HubSpot values differ from our payload was edited by hand; one
+    whose key is absent was deleted (archived) by hand: its state-store mapping and remembered associations
+    are dropped so the upsert recreates it under a new id and the association steps link it again. Only the
+    properties we send are compared; whatever else lives on the record is not ours. Counts land in
+    ``report.counts["drifted"]`` / ``["missing"]``."""
+    assert ctx.client is not None
+    unchanged = planned.filter(pl.col("decision") == "unchanged")
+    if unchanged.is_empty():
+        return planned
+    ours = {row[0]: row[1:] for row in unchanged.select("source_key", *columns).iter_rows()}
+    seen: set[str] = set()
+    drifted: list[str] = []
+    for record in ctx.client.list_all(object_type, [id_property, *columns]):
+        props = record.properties or {}
+        key = props.get(id_property)
+        if key not in ours or key in seen:
+            continue
+        seen.add(key)
+        if not all(same_value(a, props.get(c)) for c, a in zip(columns, ours[key], strict=True)):
+            drifted.append(key)
+    missing = sorted(set(ours) - seen)
+    if missing:
+        ctx.state.forget(object_type, missing)
+    report.counts["drifted"] += len(drifted)
+    report.counts["missing"] += len(missing)
+    if drifted or missing:
+        ctx.progress(
+            f"{object_type}: reconcile found {len(drifted)} edited and {len(missing)} deleted in HubSpot "
+            f"(e.g. {', '.join((drifted + missing)[:5])}); writing them back"
+        )
+    again = pl.Series(drifted + missing, dtype=pl.String)
+    return planned.with_columns(
+        pl.when(pl.col("source_key").is_in(again)).then(pl.lit("write")).otherwise(pl.col("decision")).alias("decision"),
+        pl.when(pl.col("source_key").is_in(pl.Series(missing, dtype=pl.String)))
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.col("hubspot_id"))
+        .alias("hubspot_id"),
+    )
+
+
+def same_value(ours: object, theirs: object) -> bool:
+    """Whether HubSpot's stored value equals what we send, allowing for HubSpot's normalization: empty and
+    missing are the same, numbers compare as numbers ("10" == "10.0"), dates and datetimes as instants
+    (a date "2024-05-01" == "2024-05-01T00:00:00Z" == its epoch milliseconds)."""
+    a = "" if ours is None else str(ours)
+    b = "" if theirs is None else str(theirs)
+    if a == b:
+        return True
+    if not a or not b:
+        return False
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        pass
+    first, second = _instant(a), _instant(b)
+    return first is not None and first == second
+
+
+def _instant(value: str) -> datetime | None:
+    if value.isdigit() and len(value) >= 12:  # epoch milliseconds
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _run_batches(
