@@ -142,6 +142,7 @@ def test_a_tampered_state_is_refused_and_nothing_is_stored(oauth_env: SyncEnv, b
             assert parse_qs(urlsplit(browser.url()).query)["state"] == [forged]
         else:
             browser.open(f"{redirect_uri}?{urlencode({'code': 'forged-code', 'state': forged})}")
+        assert "Authorization failed" in browser.text() and "Connected" not in browser.text()
         code, out, err = command.finish()
     assert code == 1
     assert f"{RED}Authorization failed: the callback's state does not match" in err

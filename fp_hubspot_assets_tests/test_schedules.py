@@ -280,3 +280,25 @@ def _incremental_runs(sync_env: SyncEnv, env: Env) -> None:
     assert _execute(env, request)
     assert f"C{cart_id}" in sync_env.hubspot("deals")
     assert env.tick()[0] is None
+
+
+# ── the live demo's feed: `fp-hubspot demo simulate --every --rounds` ──────────────────────────────
+
+
+def test_demo_simulate_rounds_are_fresh_changes_the_schedule_sees(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from fp_hubspot_assets.cli import main
+
+    first, _ = env.tick()
+    assert first is not None
+    env.succeeded(first)
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    assert main(["demo", "simulate", "--url", env.sap_url, "--every", "0.01", "--rounds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["round", "1"], ["round", "2"]]
+    assert all("carts_added=20" in line for line in lines)
+    with SapReader(env.sap_url) as reader:
+        newest = reader.newest_cart_change()
+    assert newest is not None and newest >= before, "new carts carry the current time"
+    request, _ = env.tick()
+    assert request is not None
+    assert {"carts changed", "customers changed", "orders changed"} <= set(request.tags[automation.CHANGED_TAG].split("; "))

@@ -228,7 +228,7 @@ _RESULT_PAGE = (
 class LoopbackServer:
     """One-shot HTTP server on the redirect URI's loopback host/port that captures HubSpot's redirect."""
 
-    def __init__(self, redirect_uri: str) -> None:
+    def __init__(self, redirect_uri: str, expected_state: str | None = None) -> None:
         parts = urlsplit(redirect_uri)
         if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise OAuthError(
@@ -248,7 +248,8 @@ class LoopbackServer:
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 outer.result = Callback(query.get("code"), query.get("state"), query.get("error"))
-                ok = outer.result.code is not None and outer.result.error is None
+                state_ok = expected_state is None or hmac.compare_digest(outer.result.state or "", expected_state)
+                ok = outer.result.code is not None and outer.result.error is None and state_ok
                 title = "Connected" if ok else "Authorization failed"
                 text = "You can close this window and return to the terminal." if ok else "See the terminal."
                 page = _RESULT_PAGE.format(title=title, text=text).encode()
@@ -296,7 +297,7 @@ def authorize(
                          f"{integration.access_token_env}; there is nothing to authorize")
     client_secret(integration)  # fail before the user clicks anything
     state = secrets.token_urlsafe(24)
-    with LoopbackServer(integration.redirect_uri) as server:
+    with LoopbackServer(integration.redirect_uri, expected_state=state) as server:
         show_url(authorize_url(settings, state))
         answer = server.wait(timeout)
     if answer.error:
