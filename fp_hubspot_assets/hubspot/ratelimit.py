@@ -16,6 +16,9 @@ from datetime import UTC, datetime, timedelta
 from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_SECONDS, Bucket
 
 
+WINDOW_MARGIN = 0.02
+
+
 class DailyLimitReached(RuntimeError):
     """The account's daily budget is spent: the run must stop cleanly and resume after midnight (UTC)."""
 
@@ -58,10 +61,13 @@ class RateBudget:
         search_per_second: int = SEARCH_REQUESTS_PER_SECOND,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = WINDOW_MARGIN,
     ) -> None:
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
-        self.standard = _Window(per_window, window_seconds, clock)
+        # Our window is a little longer than HubSpot's: room for the time between taking a slot here and the
+        # request reaching HubSpot, so network jitter does not turn into 429s.
+        self.standard = _Window(per_window, window_seconds * (1 + margin), clock)
         self.search = _Window(search_per_second, 1.0, clock)
         self.daily_limit = daily
         self.daily_used = 0
@@ -100,9 +106,14 @@ class RateBudget:
         with self._lock:
             remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
             if remaining is not None and remaining <= 0:
+                # The window is full: the next slot frees when our oldest request in it leaves (HubSpot's window
+                # rolls too). With none of ours in it, another client filled it: wait a whole interval.
                 interval = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
                 seconds = interval / 1000 if interval else self.standard.seconds
-                self.standard.blocked_until = max(self.standard.blocked_until, self._clock() + seconds)
+                window = self.standard
+                window.wait_time()  # drops starts that already left the window
+                until = window._starts[0] + window.seconds if window._starts else self._clock() + seconds
+                window.blocked_until = max(window.blocked_until, until)
             daily_remaining = _int(lower.get("x-hubspot-ratelimit-daily-remaining"))
             if daily_remaining is not None:
                 self.daily_remaining = daily_remaining

@@ -1,0 +1,73 @@
+"""RateBudget on a fake clock: the rolling window, HubSpot's headers and the daily budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from fp_hubspot_assets.hubspot.endpoints import Bucket
+from fp_hubspot_assets.hubspot.ratelimit import WINDOW_MARGIN, DailyLimitReached, RateBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _budget(clock: Clock, per_window: int = 3, daily: int | None = None) -> RateBudget:
+    return RateBudget(per_window, daily, window_seconds=10.0, clock=clock, sleep=clock.sleep)
+
+
+def test_window_admits_the_limit_then_waits_for_the_oldest_to_leave() -> None:
+    clock = Clock()
+    budget = _budget(clock)
+    for at in (0.0, 0.5, 1.0):
+        clock.now = at
+        budget.acquire(Bucket.standard)
+    budget.acquire(Bucket.standard)  # the fourth waits until the first (t=0) leaves our slightly longer window
+    assert clock.now == pytest.approx(10.0 * (1 + WINDOW_MARGIN))
+
+
+def test_remaining_zero_waits_only_until_our_oldest_request_leaves() -> None:
+    clock = Clock()
+    budget = _budget(clock, per_window=100)
+    for at in (0.0, 2.0):
+        clock.now = at
+        budget.acquire(Bucket.standard)
+    clock.now = 2.1
+    budget.observe({"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert budget.standard.wait_time() == pytest.approx(10.0 * (1 + WINDOW_MARGIN) - 2.1)
+
+
+def test_remaining_zero_with_none_of_ours_in_the_window_waits_a_whole_interval() -> None:
+    clock = Clock()
+    budget = _budget(clock)
+    clock.now = 50.0
+    budget.observe({"x-hubspot-ratelimit-remaining": "0", "x-hubspot-ratelimit-interval-milliseconds": "10000"})
+    assert budget.standard.wait_time() == pytest.approx(10.0)
+
+
+def test_daily_budget_and_header_end_the_run() -> None:
+    clock = Clock()
+    budget = _budget(clock, per_window=100, daily=2)
+    budget.acquire(Bucket.standard)
+    budget.acquire(Bucket.associations)  # outside the 10-second bucket, but it counts against the day
+    with pytest.raises(DailyLimitReached, match="run the sync again after"):
+        budget.acquire(Bucket.standard)
+    other = _budget(clock, per_window=100)
+    other.observe({"X-HubSpot-RateLimit-Daily-Remaining": "0"})
+    with pytest.raises(DailyLimitReached):
+        other.acquire(Bucket.standard)
+
+
+def test_search_has_its_own_per_second_window() -> None:
+    clock = Clock()
+    budget = RateBudget(100, None, search_per_second=5, clock=clock, sleep=clock.sleep)
+    for _ in range(6):
+        budget.acquire(Bucket.search)
+    assert clock.now == pytest.approx(1.0)
