@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_SECONDS, Bucket
 
-
 WINDOW_MARGIN = 0.02
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -111,22 +112,42 @@ class Source:
             con.close()
 
     def query(self, sql: str, params: dict[str, object] | None = None) -> pl.DataFrame:
+        """Run ``sql``; rows arrive in chunks turned into frames as they come, so a million-row table never
+        exists as a million Python tuples at once."""
         params = params or {}
         if self.sqlite:
             with self._cursor() as cur:
                 cur.execute(sql, params)
-                names = [d[0] for d in cur.description]
-                rows = cur.fetchall()
+                frame = _frame_from_chunks([d[0] for d in cur.description], iter(lambda: cur.fetchmany(FETCH_ROWS), []))
         else:
             assert self._engine is not None
             with self._engine.connect() as conn:
-                result = conn.execute(sa.text(sql), params)
+                result = conn.execution_options(stream_results=True).execute(sa.text(sql), params)
                 names = list(result.keys())
-                rows = [tuple(r) for r in result]
-        frame = pl.DataFrame(rows or None, schema=names, orient="row", infer_schema_length=None)
+                chunks = ([tuple(r) for r in part] for part in result.partitions(FETCH_ROWS))
+                frame = _frame_from_chunks(names, chunks)
         # a column with no value at all has no type: give it the table's, so string/number logic still applies
         untyped = [n for n, dtype in frame.schema.items() if dtype == pl.Null]
         return frame.with_columns(pl.col(n).cast(COLUMN_TYPES.get(n, pl.String())) for n in untyped)
+
+
+FETCH_ROWS = 100_000
+
+
+def _frame_from_chunks(names: list[str], chunks: Iterator[list[Any]]) -> pl.DataFrame:
+    """One frame from row chunks. A column whose Python types differ between chunks (SQLite stores what it
+    is given: text in a number column) becomes text in every chunk, never an error."""
+    frames = [pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None) for rows in chunks]
+    if not frames:
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.Null))
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="vertical_relaxed")
+    except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+        typed = {n: {f.schema[n] for f in frames} - {pl.Null} for n in names}
+        mixed = [n for n, kinds in typed.items() if len(kinds) > 1]
+        return pl.concat([f.with_columns(pl.col(n).cast(pl.String) for n in mixed) for f in frames], how="vertical_relaxed")
 
 
 # --- parsing raw columns ------------------------------------------------------------------------------------

@@ -67,6 +67,9 @@ _PG_LOCK_ID = 0x46505354  # "FPST": advisory lock that serializes concurrent tab
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
 
+_FETCH_ROWS = 100_000
+
+
 class StateSchemaError(RuntimeError):
     """The database was written by a newer version of this package (a newer table layout)."""
 
@@ -629,10 +632,15 @@ class StateStore:
         with self._reading() as conn:
             result = conn.execute(stmt)
             try:
-                rows = result.cursor.fetchall()
+                # chunks, so a million-row id map never exists as a million Python tuples at once
+                cursor = result.cursor
+                frames = [
+                    pl.DataFrame(rows, schema=raw_schema, orient="row")
+                    for rows in iter(lambda: cursor.fetchmany(_FETCH_ROWS), [])
+                ]
             finally:
                 result.close()
-        frame = pl.DataFrame(rows, schema=raw_schema, orient="row")
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=raw_schema)
         if not stamps:
             return frame
         as_utc = [
