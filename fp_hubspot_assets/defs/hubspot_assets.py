@@ -194,16 +194,17 @@ def write_object_type(
     report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
     if not hubspot.dry_run and issues.height:
-        store.log(context.run_id, [LogRow(object_type, k, a, None, "SOURCE_DATA", r) for k, a, r in issues.select("source_key", "action", "reason").iter_rows()])
+        rows = issues.select("source_key", "action", "reason").iter_rows()
+        store.log(context.run_id, [LogRow(object_type, key, action, None, "SOURCE_DATA", why) for key, action, why in rows])
     excluded = mapped.issues.height - issues.height + baselined
     counts = report.summary() | {
         "skipped": report.counts["skipped"] + issues.filter(pl.col("action") == "skipped").height,
         "repaired": issues.filter(pl.col("action") == "repaired").height,
         "excluded": excluded,
     }
-    if excluded and not mapped.records.height:
-        reason = mapped.issues["reason"][0]
-        context.log.info(f"{object_type}: nothing sent — {reason}")
+    why_nothing_sent = str(mapped.issues["reason"][0]) if excluded and not mapped.records.height else None
+    if why_nothing_sent:
+        context.log.info(f"{object_type}: nothing sent — {why_nothing_sent}")
     context.log.info(f"{object_type}: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
     metadata: dict[str, object] = {f"count_{k}": v for k, v in counts.items()}
     if report.dry_run:
@@ -221,8 +222,8 @@ def write_object_type(
         metadata["count_baselined"] = baselined
     if hubspot.reconcile:  # records edited / deleted by hand in HubSpot that this run wrote back
         metadata |= {"reconcile": True, "count_drifted": report.counts["drifted"], "count_missing": report.counts["missing"]}
-    if excluded and not mapped.records.height:
-        metadata["why_nothing_sent"] = str(mapped.issues["reason"][0])
+    if why_nothing_sent:
+        metadata["why_nothing_sent"] = why_nothing_sent
     return MaterializeResult(metadata=metadata)
 
 
