@@ -3,6 +3,7 @@ official SDK, and HubSpot's content is compared with the expected records one by
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,3 +183,32 @@ def test_dry_run_reports_and_writes_nothing(sync_env: SyncEnv) -> None:
     assert sum(sync_env.sandbox.stats()["records"].values()) == 0
     assert run.metadata["hubspot_contacts"]["count_would_create"] > 0
     assert run.metadata["hubspot_contacts"]["dry_run"] is True
+
+
+def test_a_line_removed_from_a_cart_is_archived_in_hubspot(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    lines = sync_env.hubspot("line_items")
+    per_cart: dict[str, list[str]] = {}
+    for key in lines:
+        deal, _, _line = key.rpartition(":L")
+        per_cart.setdefault(deal, []).append(key)
+    deals = sync_env.hubspot("deals")
+    cart_key, keys = next(
+        (deal, keys) for deal, keys in sorted(per_cart.items())
+        if deal.startswith("C") and len(keys) >= 2 and _value(deals[deal], "fp_order_status") == ""
+    )
+    removed = sorted(keys)[-1]
+    with sqlite3.connect(sync_env.sap_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            'DELETE FROM "FP_CART_LINE" WHERE "CartId" = ? AND "LineNum" = ?',
+            (int(cart_key[1:]), int(removed.rpartition(":L")[2])),
+        )
+        conn.execute('UPDATE "FP_CART" SET "UpdatedAt" = CURRENT_TIMESTAMP WHERE "CartId" = ?', (int(cart_key[1:]),))
+
+    run = sync_env.run()
+    assert run.count("line_items", "archived") == 1
+    assert _logged(sync_env, run.run_id, "archived") == {"line_items": {removed}}
+    assert removed not in sync_env.hubspot("line_items")
+    assert sync_env.state().hubspot_ids("line_items", [removed]) == {}
+    assert_hubspot_matches(sync_env)
+    assert sync_env.run().writes == 0

@@ -26,7 +26,13 @@ from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
-from fp_hubspot_assets.hubspot.sync import SyncContext, SyncReport, sync_associations, sync_records
+from fp_hubspot_assets.hubspot.sync import (
+    SyncContext,
+    SyncReport,
+    archive_removed,
+    sync_associations,
+    sync_records,
+)
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.state.store import LogRow, StateStore
@@ -161,11 +167,13 @@ def write_object_type(
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
+    archive_parent: str | None = None,
 ) -> MaterializeResult:
     """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view.
 
     ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
-    are left out and counted as excluded."""
+    are left out and counted as excluded. ``archive_parent`` names the parent key column of child records
+    (line items → deal): children of a synced parent that the source no longer has are archived."""
     settings = panel.settings()
     store = state.store()
     client = hubspot.client(settings, store)
@@ -190,6 +198,8 @@ def write_object_type(
     for to_type, column in associations:
         if column in records.columns:
             sync_associations(ctx, object_type, to_type, records.select("source_key", column).iter_rows(), report)
+    if archive_parent is not None:
+        archive_removed(ctx, object_type, records, archive_parent, report)
     report.requests = client.total_requests - requests_before
     report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
@@ -246,6 +256,7 @@ def _writer(
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
+    archive_parent: str | None = None,
 ) -> AssetsDefinition:
     """One writer asset per object type; they differ only in their inputs, associations and resolver."""
 
@@ -267,7 +278,7 @@ def _writer(
         state: StateStoreResource,
     ) -> MaterializeResult:
         return write_object_type(
-            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column
+            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column, archive_parent
         )
 
     return _write
@@ -301,6 +312,7 @@ hubspot_line_items = _writer(
     associations=[("deals", "assoc_deals")],
     resolve=_resolve_line_items,
     baseline_column="assoc_deals",
+    archive_parent="assoc_deals",
 )
 WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
 

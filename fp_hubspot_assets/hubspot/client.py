@@ -27,8 +27,10 @@ from hubspot.crm.associations.v4 import (
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputUpsert,
+    BatchInputSimplePublicObjectId,
     SimplePublicObjectBatchInput,
     SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectId,
 )
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -313,6 +315,12 @@ class HubSpotClient:
             category, message = unattributed[0] if len(unattributed) == 1 else ("ERROR", "; ".join(m for _, m in unattributed) or "no result returned")
             outcome.failed[key] = (category, message)
         return outcome
+
+    def batch_archive(self, object_type: str, hubspot_ids: Sequence[str]) -> None:
+        """Archive ≤100 records by HubSpot id (archiving an already archived record is not an error)."""
+        _check_batch(ep.OBJECTS_BATCH_ARCHIVE, hubspot_ids)
+        body = BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in hubspot_ids])
+        self._call(ep.OBJECTS_BATCH_ARCHIVE, self.sdk.crm.objects.batch_api.archive_with_http_info, object_type, body)
 
     def list_all(self, object_type: str, properties: Sequence[str]) -> Iterator[Any]:
         """Every record of a type through the list API (100 per page), not search."""

@@ -34,7 +34,7 @@ REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
 BATCH_SIZE = 100  # HubSpot's batch input limit (endpoints.OBJECTS_BATCH_UPSERT.batch_limit)
-ACTIONS = ("created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired")
+ACTIONS = ("created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired", "archived")
 
 
 @dataclass
@@ -366,3 +366,35 @@ def _requests(ctx: SyncContext) -> tuple[int, int]:
     if ctx.client is None:
         return (0, 0)
     return ctx.client.total_requests, ctx.client.write_requests
+
+
+def archive_removed(
+    ctx: SyncContext, object_type: str, records: pl.DataFrame, parent_column: str, report: SyncReport
+) -> None:
+    """Archive records we created earlier whose parent is still synced but which the source no longer has
+    (a line removed from a cart or order), so HubSpot's deal holds exactly the source's lines.
+
+    Only children of parents present in ``records`` are considered: a deal that is excluded or baselined this
+    run keeps its line items. A kill between archive and forget is harmless: archiving twice is a no-op."""
+    if records.is_empty():
+        return
+    parents = records[parent_column].drop_nulls().unique().implode()
+    present = records["source_key"].implode()
+    known = ctx.state.id_map(object_type)
+    prefix = pl.col("source_key").str.extract(r"^(.*):L[^:]*$", 1)  # "<deal key>:L<line>" → "<deal key>"
+    gone = known.filter(prefix.is_in(parents) & ~pl.col("source_key").is_in(present))
+    if gone.is_empty():
+        return
+    if ctx.dry_run or ctx.client is None:
+        report.counts["would_archive"] += gone.height
+        return
+    pairs = list(gone.select("source_key", "hubspot_id").iter_rows())
+    for i in range(0, len(pairs), BATCH_SIZE):
+        chunk = pairs[i : i + BATCH_SIZE]
+        ctx.client.batch_archive(object_type, [hs_id for _key, hs_id in chunk])
+        with ctx.state.transaction():
+            ctx.state.forget(object_type, [key for key, _ in chunk])
+            ctx.state.log(ctx.run_id, [LogRow(object_type, key, "archived", hs_id, None, "no longer in the source") for key, hs_id in chunk])
+        for key, hs_id in chunk:
+            report.touch(key, hs_id, "archived", "no longer in the source")
+        report.counts["archived"] += len(chunk)
