@@ -240,6 +240,12 @@ class FirstSetup(_Strict):
     force: bool = False
 
 
+class DealOptions(_Strict):
+    # A deal follows its customer: the orders and carts of customers the role filter excludes (guests by
+    # default) are skipped unless this says ``send`` (then they are deals without a contact).
+    of_excluded_customers: Literal["skip", "send"] = "skip"
+
+
 class PanelSettings(_Strict):
     tier: Tier = Tier.professional
     integration: Integration = Integration()
@@ -249,6 +255,13 @@ class PanelSettings(_Strict):
     address_source: Literal["billing", "shipping"] = "billing"
     first_setup: FirstSetup = FirstSetup()
     deal_stages: DealStageMapping = DealStageMapping()
+    deals: DealOptions = DealOptions()
+    # What becomes of a HubSpot record whose customer, item, order or cart vanished from the source
+    # (docs/identity.md): ``flag`` sets fp_deleted_in_source, ``archive`` archives it, ``keep`` leaves it.
+    deletes: Literal["keep", "flag", "archive"] = "flag"
+    # A run that would flag or archive more than this share of one object type's synced records stops
+    # instead: a failed or empty read must never look like a mass deletion.
+    deletes_max_share: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -25,11 +25,11 @@ from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
+from fp_hubspot_assets.hubspot import removals
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
 from fp_hubspot_assets.hubspot.sync import (
     SyncContext,
     SyncReport,
-    archive_removed,
     sync_associations,
     sync_records,
 )
@@ -167,13 +167,14 @@ def write_object_type(
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
-    archive_parent: str | None = None,
+    children: bool = False,
 ) -> MaterializeResult:
     """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view.
 
     ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
-    are left out and counted as excluded. ``archive_parent`` names the parent key column of child records
-    (line items → deal): children of a synced parent that the source no longer has are archived."""
+    are left out and counted as excluded. ``children``: the type belongs to a parent (line items → deal):
+    children of a synced parent that the source no longer has are archived; other types follow the
+    panel's ``deletes`` policy when their source record vanishes (docs/identity.md)."""
     settings = panel.settings()
     store = state.store()
     client = hubspot.client(settings, store)
@@ -194,12 +195,21 @@ def write_object_type(
         except RuntimeError:
             if not hubspot.dry_run:  # a dry run before set-up reports stage names instead of stage ids
                 raise
-    report: SyncReport = sync_records(ctx, object_type, mapping.ID_PROPERTY[object_type], records)
+    report = SyncReport(object_type, dry_run=ctx.dry_run)
+    present = mapped.present_keys()
+    gone = None if children else removals.vanished(ctx, object_type, present)
+    if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
+        removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
+    if object_type == "deals":
+        removals.merge_late_links(ctx, mapped.aliases, report)
+    sync_records(ctx, object_type, mapping.ID_PROPERTY[object_type], records, report)
     for to_type, column in associations:
         if column in records.columns:
             sync_associations(ctx, object_type, to_type, records.select("source_key", column).iter_rows(), report)
-    if archive_parent is not None:
-        archive_removed(ctx, object_type, records, archive_parent, report)
+    if children:
+        removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)
+    elif gone is not None:
+        removals.apply_deletes(ctx, object_type, gone, settings.deletes, report)
     report.requests = client.total_requests - requests_before
     report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
@@ -230,6 +240,8 @@ def write_object_type(
     }
     if baselined:
         metadata["count_baselined"] = baselined
+    if report.counts["associations_removed"]:
+        metadata["associations_removed"] = report.counts["associations_removed"]
     if hubspot.reconcile:  # records edited / deleted by hand in HubSpot that this run wrote back
         metadata |= {"reconcile": True, "count_drifted": report.counts["drifted"], "count_missing": report.counts["missing"]}
     if why_nothing_sent:
@@ -256,7 +268,7 @@ def _writer(
     associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
-    archive_parent: str | None = None,
+    children: bool = False,
 ) -> AssetsDefinition:
     """One writer asset per object type; they differ only in their inputs, associations and resolver."""
 
@@ -278,7 +290,7 @@ def _writer(
         state: StateStoreResource,
     ) -> MaterializeResult:
         return write_object_type(
-            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column, archive_parent
+            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column, children
         )
 
     return _write
@@ -312,7 +324,7 @@ hubspot_line_items = _writer(
     associations=[("deals", "assoc_deals")],
     resolve=_resolve_line_items,
     baseline_column="assoc_deals",
-    archive_parent="assoc_deals",
+    children=True,
 )
 WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
 

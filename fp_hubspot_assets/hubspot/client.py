@@ -21,7 +21,9 @@ from typing import Any
 import hubspot
 import urllib3
 from hubspot.crm.associations.v4 import (
+    BatchInputPublicAssociationMultiArchive,
     BatchInputPublicDefaultAssociationMultiPost,
+    PublicAssociationMultiArchive,
     PublicDefaultAssociationMultiPost,
 )
 from hubspot.crm.objects import (
@@ -370,6 +372,23 @@ class HubSpotClient:
                     if value in index:
                         failed.append((index[value], str(err.category), str(err.message)))
         return failed
+
+    def archive_associations(self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Remove every association between ≤100 (from id, to id) pairs (removing a missing one is no error)."""
+        _check_batch(ep.ASSOCIATIONS_BATCH_ARCHIVE, pairs)
+        targets: dict[str, list[str]] = {}
+        for a, b in pairs:
+            targets.setdefault(a, []).append(b)
+        body = BatchInputPublicAssociationMultiArchive(
+            inputs=[PublicAssociationMultiArchive(_from={"id": a}, to=[{"id": b} for b in bs]) for a, bs in targets.items()]
+        )
+        self._call(
+            ep.ASSOCIATIONS_BATCH_ARCHIVE,
+            self.sdk.crm.associations.v4.batch_api.archive_with_http_info,
+            from_type,
+            to_type,
+            body,
+        )
 
     # ------------------------------------------------------------------ schema: properties, groups, pipelines
     def list_properties(self, object_type: str) -> list[Any]:

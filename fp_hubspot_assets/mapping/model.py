@@ -92,7 +92,13 @@ CUSTOM_PROPERTY_LABELS: dict[str, str] = {
     "fp_order_status": "Order status",
     "fp_shipment_status": "Shipment status",
     "fp_payment_status": "Payment status",
+    "fp_deleted_in_source": "Deleted in FocusPoint/SAP on",
 }
+
+# Set (a date) by the ``deletes: flag`` policy on a record whose source vanished, cleared when it returns.
+# Not part of any payload: the sync writes it on its own, so payload hashes do not depend on it.
+DELETED_FLAG = "fp_deleted_in_source"
+FLAGGED_TYPES = ("contacts", "companies", "products", "deals")
 
 SKIPPED = "skipped"  # not sent at all: the input cannot become a valid record
 REPAIRED = "repaired"  # sent, with a field cleared or fixed
@@ -110,15 +116,19 @@ class CustomProperty:
     name: str
     label: str
     unique: bool
+    kind: str = "string"
 
 
 def custom_properties(object_type: str) -> list[CustomProperty]:
     """The ``fp_*`` properties of ``object_type``; the id property is the unique one."""
-    return [
+    props = [
         CustomProperty(object_type, name, CUSTOM_PROPERTY_LABELS[name], name == ID_PROPERTY[object_type])
         for name in PROPERTIES[object_type]
         if name.startswith("fp_")
     ]
+    if object_type in FLAGGED_TYPES:
+        props.append(CustomProperty(object_type, DELETED_FLAG, CUSTOM_PROPERTY_LABELS[DELETED_FLAG], False, "date"))
+    return props
 
 
 @dataclass(frozen=True)
@@ -128,14 +138,26 @@ class Mapped:
     ``records``: ``source_key`` (unique, non-null), one non-null ``pl.String`` column per property in
     ``PROPERTIES[object_type]`` ("" means empty/clear), then the nullable reference columns of
     ``REFERENCES[object_type]``. ``issues``: one row per problem (``source_key``, ``action``, ``reason``).
-    ``aliases``: contacts only — merged duplicates, ``source_key`` → ``survivor_key``.
+    ``aliases``: ``source_key`` → ``survivor_key``: for contacts the merged duplicates, for deals the
+    orders that became part of a cart's deal (a late link; see docs/identity.md).
+    ``parents``: child types only (line items): the parent keys whose children ``records`` lists in full;
+    a synced child of one of them that is neither in ``records`` nor rejected left the source.
     """
 
     object_type: str
     records: pl.DataFrame
     issues: pl.DataFrame
     aliases: pl.DataFrame | None = None
+    parents: pl.Series | None = None
 
     def keys(self) -> pl.Series:
         """The source keys that will be sent."""
         return self.records.get_column("source_key")
+
+    def present_keys(self) -> pl.Series:
+        """Every key the source still has: sent, rejected, excluded or merged into another (aliases).
+        A synced record whose key is not here vanished from the source."""
+        parts = [self.keys(), self.issues.get_column("source_key")]
+        if self.aliases is not None:
+            parts.append(self.aliases.get_column("source_key"))
+        return pl.concat(parts).unique()

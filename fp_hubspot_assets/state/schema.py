@@ -34,7 +34,9 @@ SCHEMA_VERSION = 1
 SCHEMA_VERSION_KEY = "_state_schema_version"
 """The ``setup_state`` key holding SCHEMA_VERSION (leading underscore: bookkeeping, not a setup value)."""
 
-LOG_ACTIONS = ("created", "updated", "unchanged", "skipped", "failed", "adopted", "repaired", "archived")
+LOG_ACTIONS = (
+    "created", "updated", "unchanged", "skipped", "failed", "adopted", "repaired", "archived", "merged", "flagged",
+)
 """What a run did to one record (``integration_log.action``):
 
 - created / updated / unchanged: the normal outcomes of an upsert (unchanged = same payload hash, not sent);
@@ -42,7 +44,9 @@ LOG_ACTIONS = ("created", "updated", "unchanged", "skipped", "failed", "adopted"
 - failed: HubSpot rejected it; the reason is in error_category/message and the record is in ``failures``;
 - adopted: an existing HubSpot record (same email, or found by our unique property) was taken over;
 - repaired: the ID map disagreed with HubSpot and was corrected;
-- archived: the record was archived in HubSpot (or found archived there).
+- archived: the record was archived in HubSpot (or found archived there);
+- merged: the record became part of another key's record (an order linked late to its cart's deal);
+- flagged: its source vanished and ``fp_deleted_in_source`` was set (the ``deletes: flag`` policy).
 """
 
 
