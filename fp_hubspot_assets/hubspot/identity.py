@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot.client import EXISTING_ID, BatchOutcome, HubSpotClient
 from fp_hubspot_assets.state.store import StateStore
 
@@ -119,6 +120,7 @@ def settle_claims(
         cleared = [(holder, hubspot_id, {"email": ""}) for holder, hubspot_id in sorted(release.items())]
         for i in range(0, len(cleared), BATCH):
             client.batch_update(object_type, cleared[i : i + BATCH])
+        failpoints.reached("identity.released")
     writes = [(c.key, c.props) for c in live] + [(h, holder_payloads[h][0]) for h in sorted(release)]
     by_key = {c.key: c for c in live}
     for i in range(0, len(writes), BATCH):

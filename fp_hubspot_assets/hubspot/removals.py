@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot.sync import BATCH_SIZE, DELETED_MARK, SyncContext, SyncReport
 from fp_hubspot_assets.mapping.model import DELETED_FLAG, ID_PROPERTY
 from fp_hubspot_assets.state.store import LogRow
@@ -37,6 +38,7 @@ def _archive(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str]]
     for i in range(0, len(rows), BATCH_SIZE):
         chunk = rows[i : i + BATCH_SIZE]
         ctx.client.batch_archive(object_type, [hs_id for _key, hs_id in chunk])
+        failpoints.reached(f"removals.archived.{object_type}")
         with ctx.state.transaction():
             ctx.state.forget(object_type, [key for key, _ in chunk])
             ctx.state.log(ctx.run_id, [LogRow(object_type, key, "archived", hs_id, None, why) for key, hs_id in chunk])
@@ -54,6 +56,7 @@ def _rekey(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str, st
         chunk = rows[i : i + BATCH_SIZE]
         outcome = ctx.client.batch_update(object_type, [(new, hs_id, {prop: new}) for _old, hs_id, new in chunk])
         moved = [(old, new) for old, _hs, new in chunk if new in outcome.ok]
+        failpoints.reached(f"removals.rekeyed.{object_type}")
         ctx.state.rekey(object_type, moved)
         ctx.state.log(
             ctx.run_id,
