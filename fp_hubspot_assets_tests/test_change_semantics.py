@@ -109,6 +109,23 @@ def test_two_customers_swap_emails_in_one_run(sync_env: SyncEnv) -> None:
     assert sync_env.run().writes == 0
 
 
+def test_an_email_moved_between_two_existing_customers_lands_in_one_run(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    before = sync_env.hubspot("contacts")
+    giver, taker = web_customers_with_deals(sync_env)[:2]
+    given = _value(before[giver], "email")
+    sql(sync_env, 'UPDATE "FP_CUSTOMER" SET "Email" = ?, "UpdatedAt" = ? WHERE "CustomerId" = ?', "new.address@example.com", NOW, int(giver[1:]))
+    sql(sync_env, 'UPDATE "FP_CUSTOMER" SET "Email" = ?, "UpdatedAt" = ? WHERE "CustomerId" = ?', given, NOW, int(taker[1:]))
+
+    run = sync_env.run()
+    after = sync_env.hubspot("contacts")
+    assert _value(after[taker], "email") == given and after[taker]["id"] == before[taker]["id"]
+    assert _value(after[giver], "email") == "new.address@example.com" and after[giver]["id"] == before[giver]["id"]
+    assert failed_messages(sync_env, run.run_id) == []
+    assert_hubspot_matches(sync_env)
+    assert sync_env.run().writes == 0
+
+
 def test_an_email_held_by_a_customer_no_longer_synced_is_a_conflict_naming_both_keys(sync_env: SyncEnv) -> None:
     sync_env.run()
     before = sync_env.hubspot("contacts")
@@ -238,6 +255,7 @@ def test_a_negative_total_is_not_sent_and_its_rejected_lines_stay(sync_env: Sync
     log = sync_env.state().log_frame(run_id=run.run_id).filter(pl.col("source_key") == cart_key)
     assert [m for a, m in log.select("action", "message").rows() if a == "repaired" and m.startswith("invalid amount -")]
     assert_hubspot_matches(sync_env)
+    assert sync_env.run().writes == 0
 
 
 # ---------------------------------------------------------------- associations follow the source
