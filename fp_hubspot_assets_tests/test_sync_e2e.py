@@ -12,16 +12,15 @@ from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.objects import OBJECT_TYPES, SPECS
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
 
-TYPES = ("companies", "contacts", "products", "deals", "line_items")
-ASSOCIATIONS = {  # object type -> (reference column, associated type)
-    "contacts": [("assoc_companies", "companies")],
-    "deals": [("assoc_contacts", "contacts"), ("assoc_companies", "companies")],
-    "line_items": [("assoc_deals", "deals")],
+TYPES = OBJECT_TYPES
+ASSOCIATIONS = {  # object type -> (reference column, associated type), from the registry
+    name: [(ref.column, ref.to_type) for ref in spec.references] for name, spec in SPECS.items() if spec.references
 }
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import polars as pl
 
+from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.mapping import ID_PROPERTY, Mapped
 from fp_hubspot_assets.mapping.deals import deal_sources
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "first_setup"  # setup_state: the report of the last first set-up
 AMBIGUOUS = "AMBIGUOUS_MATCH"
-BATCH = 100
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
 PULL_TYPES = ("contacts", "companies")
 
 

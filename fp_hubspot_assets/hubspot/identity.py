@@ -26,11 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fp_hubspot_assets import failpoints
+from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import EXISTING_ID, BatchOutcome, HubSpotClient
 from fp_hubspot_assets.state.store import StateStore
 
 CONFLICT = "EMAIL_CONFLICT"
-BATCH = 100
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
 
 
 @dataclass(frozen=True)

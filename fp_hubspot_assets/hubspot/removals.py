@@ -15,7 +15,7 @@ import polars as pl
 
 from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot.sync import BATCH_SIZE, DELETED_MARK, SyncContext, SyncReport
-from fp_hubspot_assets.mapping.model import DELETED_FLAG, ID_PROPERTY
+from fp_hubspot_assets.objects import DELETED_FLAG, SPECS, line_of, parent_of
 from fp_hubspot_assets.state.store import LogRow
 
 LINE_ITEMS = "line_items"
@@ -28,7 +28,7 @@ class DeletionGuardError(RuntimeError):
 def _children(ctx: SyncContext, parents: Sequence[str]) -> pl.DataFrame:
     """The synced line items (source_key, hubspot_id) of these deals: keys ``<deal key>:L<line>``."""
     known = ctx.state.id_map(LINE_ITEMS)
-    deal = pl.col("source_key").str.extract(r"^(.*):L[^:]*$", 1)
+    deal = parent_of(pl.col("source_key"))
     return known.filter(deal.is_in(pl.Series(list(parents), dtype=pl.String).implode())).select("source_key", "hubspot_id")
 
 
@@ -51,7 +51,7 @@ def _rekey(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str, st
     """Give HubSpot records (old key, hubspot id, new key) their new key: our id property first, then the
     state store (a kill in between repeats the same update)."""
     assert ctx.client is not None
-    prop = ID_PROPERTY[object_type]
+    prop = SPECS[object_type].id_property
     for i in range(0, len(rows), BATCH_SIZE):
         chunk = rows[i : i + BATCH_SIZE]
         outcome = ctx.client.batch_update(object_type, [(new, hs_id, {prop: new}) for _old, hs_id, new in chunk])
@@ -92,8 +92,8 @@ def merge_late_links(ctx: SyncContext, aliases: pl.DataFrame | None, report: Syn
     if only_order.height:
         moves = dict(only_order.select("source_key", "survivor_key").iter_rows())
         lines = _children(ctx, list(moves)).with_columns(
-            pl.col("source_key").str.extract(r"^(.*):L[^:]*$", 1).replace_strict(moves).alias("_deal"),
-            pl.col("source_key").str.extract(r"^.*(:L[^:]*)$", 1).alias("_line"),
+            parent_of(pl.col("source_key")).replace_strict(moves).alias("_deal"),
+            line_of(pl.col("source_key")).alias("_line"),
         )
         _rekey(ctx, "deals", list(only_order.select("source_key", "hubspot_id", "survivor_key").iter_rows()), why, report)
         line_rows = [(old, hs_id, f"{deal}{line}") for old, hs_id, deal, line in lines.iter_rows()]

@@ -24,7 +24,9 @@ import polars as pl
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot import identity
 from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient
-from fp_hubspot_assets.mapping.model import DELETED_FLAG
+from fp_hubspot_assets.mapping.model import EXCLUDED
+from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
+from fp_hubspot_assets.state.schema import LOG_ACTIONS
 from fp_hubspot_assets.state.store import LogRow, StateStore
 
 logger = logging.getLogger(__name__)
@@ -35,12 +37,9 @@ MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
-BATCH_SIZE = 100  # HubSpot's batch input limit (endpoints.OBJECTS_BATCH_UPSERT.batch_limit)
+BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_limit  # HubSpot's batch input limit (100)
 DELETED_MARK = "deleted:"  # id_map.payload_hash of a record flagged as vanished: "deleted:<date>"
-ACTIONS = (
-    "created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired", "archived", "merged",
-    "flagged",
-)
+ACTIONS = (*LOG_ACTIONS, EXCLUDED)  # what a run did to a record; "excluded" is counted, not logged
 
 
 @dataclass
@@ -162,7 +161,7 @@ def sync_records(
 
     def finish(batch: Sequence[tuple[str, dict[str, str]]], outcome: BatchOutcome) -> None:
         nonlocal done
-        if object_type == "contacts":
+        if SPECS[object_type].adopt_on_conflict:
             identity.sort_conflicts(client, ctx.state, object_type, batch, outcome, claims)
         _record(ctx, object_type, outcome, hashes, report)
         done += 1
@@ -367,8 +366,8 @@ def sync_associations(
         return
     assert ctx.client is not None
     client = ctx.client
-    for i in range(0, len(ready), 100):
-        chunk = ready[i : i + 100]
+    for i in range(0, len(ready), BATCH_SIZE):
+        chunk = ready[i : i + BATCH_SIZE]
         failed = client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk])
         bad = {idx for idx, _c, _m in failed}
         ok = [(a, b, type_id) for j, (a, b) in enumerate(chunk) if j not in bad]

@@ -20,6 +20,7 @@ from fp_hubspot_assets.mapping.common import (
 from fp_hubspot_assets.mapping.deals import deal_sources
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
 from fp_hubspot_assets.mapping.products import tier_exclusion_reason
+from fp_hubspot_assets.objects import child_key
 from fp_hubspot_assets.panel import PanelSettings
 
 _LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quantity", "price")
@@ -46,7 +47,7 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
             _exploded(deals.filter(pl.col("origin") == "cart"), "cart_lines"),
         ],
         how="vertical_relaxed",
-    ).with_columns(pl.format("{}:L{}", "deal_key", pl.col("line_num").cast(pl.String)).alias("source_key"))
+    ).with_columns(child_key(pl.col("deal_key"), pl.col("line_num")).alias("source_key"))
     unnumbered = issues_where(
         lines.with_columns(pl.format("{}:L?", "deal_key").alias("source_key")),
         pl.col("line_num").is_null(),
