@@ -232,7 +232,7 @@ class ItemOptions(_Strict):
 
 
 class FirstSetup(_Strict):
-    """Only honoured before anything has been synced, unless ``force`` (the seed's "manual attempt")."""
+    """Only honoured before anything has been synced, unless ``force`` (the integration panel's "manual attempt")."""
 
     pull_contacts: bool = False
     pull_companies: bool = False

@@ -168,7 +168,7 @@ def write_object_type(
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
 ) -> MaterializeResult:
-    """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view.
+    """Sync one object type and its associations; the metadata is the panel's "Tracing Integration" view.
 
     ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
     are left out and counted as excluded. A child type (``spec.parent``: line items → deal) has the

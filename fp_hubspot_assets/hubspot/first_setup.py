@@ -19,7 +19,7 @@
   is its cart's) as a baseline; the deal and line-item writers never send baselined deals. Orders created
   afterwards are synced. A baselined order that changes later stays unsent (see docs/first-setup.md).
 - The **guard**: these options run only while nothing has been synced (``StateStore.anything_synced``),
-  unless forced (the seed's "manual attempt"), which is logged. Nothing here writes to SAP.
+  unless forced (the panel's "manual attempt"), which is logged. Nothing here writes to SAP.
 """
 
 from __future__ import annotations
