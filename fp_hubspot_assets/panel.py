@@ -7,12 +7,14 @@ naming the field (``PanelError``).
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+import yaml.resolver
 from dagster import ConfigurableResource
 from pydantic import (
     BaseModel,
@@ -268,18 +270,51 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+_STRICT_HINTS = {
+    "bool_type": "must be true or false (unquoted)",
+    "string_type": "must be text (quote it)",
+    "float_type": "must be a number (unquoted)",
+    "int_type": "must be a whole number (unquoted)",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping of options",
+}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last silently)."""
+
+
+def _no_duplicate_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise PanelError(
+                f"line {key_node.start_mark.line + 1}: option '{key}' is written twice "
+                f"(first on line {seen[key] + 1}); keep one"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
 def parse_panel(data: dict[str, Any] | None, source: str = "panel") -> PanelSettings:
     """Validate a panel mapping; every error names its field."""
     if data is not None and not isinstance(data, dict):
         raise PanelError(f"{source}: the panel must be a mapping of options, got {type(data).__name__}")
     try:
-        return PanelSettings.model_validate(data or {})
+        # strict, through JSON: no coercion ("yes" is not true, 1 is not "1"), while enum names stay text
+        return PanelSettings.model_validate_json(json.dumps(data or {}, default=str), strict=True)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown option (check the spelling against panel.example.yaml)"
+            elif err["type"] in _STRICT_HINTS:
+                msg = f"{_STRICT_HINTS[err['type']]}, got {err['input']!r}"
             lines.append(f"  {_field_path(err['loc'])}: {msg}")
         raise PanelError(f"{source}: invalid panel settings\n" + "\n".join(lines)) from None
 
@@ -293,9 +328,16 @@ def load_panel(path: str | os.PathLike[str] | None = None) -> PanelSettings:
     if not file.is_file():
         raise PanelError(f"{file}: panel file not found")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise PanelError(f"{file}: not valid YAML: {exc}") from None
+    except PanelError as exc:
+        raise PanelError(f"{file}: {exc}") from None
+    if data is None:
+        raise PanelError(
+            f"{file}: the panel file is empty; write the options you change (see panel.example.yaml), "
+            f"or unset {PANEL_FILE_ENV} to use the defaults"
+        )
     return parse_panel(data, str(file))
 
 

@@ -33,6 +33,7 @@ class Case:
     # the reason logged
     outcome: str
     gap: str = ""  # a known gap: the case is a strict xfail until it is closed
+    holds: tuple[tuple[str, str], ...] = ()  # (property, value) HubSpot must hold afterwards
 
 
 def _customer(cid: int, email: str | None, first: str = "Ok", last: str = "Person", *, role: int = 2,
@@ -45,8 +46,8 @@ def _customer(cid: int, email: str | None, first: str = "Ok", last: str = "Perso
     )
 
 
-def _address(aid: int, cid: int, kind: str = "billing", street: str = "Main St 1") -> str:
-    return f"INSERT INTO FP_ADDRESS VALUES ({aid}, {cid}, '{kind}', 1, '{street}', NULL, 'Berlin', '10115', NULL, 'DE', '{NOW}')"
+def _address(aid: int, cid: int, kind: str = "billing", street: str = "Main St 1", country: str = "DE") -> str:
+    return f"INSERT INTO FP_ADDRESS VALUES ({aid}, {cid}, '{kind}', 1, '{street}', NULL, 'Berlin', '10115', NULL, '{country}', '{NOW}')"
 
 
 def _item(code: str, name: str = "Good Item", price: str = "10.0", text: str = "fine") -> tuple[str, ...]:
@@ -125,6 +126,33 @@ CASES: tuple[Case, ...] = (
     Case("1,000-line cart", "C9203", "deals", _cart(9203, 1, lines=BIG_CART), "synced"),
     Case("cart line for an unknown item", "C9204:L0", "line_items", _cart(9204, 1, lines=(("GHOST", "1", "2.0"),)),
          "repaired"),
+    # timestamps as stores really write them: read, stored as UTC
+    Case("timestamp without seconds", "W9018", "contacts", _customer(9018, "nosec@example.org", updated="2025-03-01 10:00"),
+         "synced"),
+    Case("ISO timestamp with +02:00", "W9019", "contacts",
+         _customer(9019, "offset@example.org", updated="2025-03-01T10:00:00+02:00"), "synced"),
+    Case("ISO timestamp with Z", "W9020", "contacts", _customer(9020, "zulu@example.org", updated="2025-03-01T10:00:00Z"),
+         "synced"),
+    Case("order dated with an offset", "O9110", "deals", _order(9110, date="2025-03-01T23:30:00-02:00"), "synced",
+         holds=(("closedate", "2025-03-02T01:30:00.000Z"),)),
+    # emails, countries, phones through maintained libraries
+    Case("internationalised email", "W9021", "contacts", _customer(9021, "lisa.turner12@bücher.de"), "synced",
+         holds=(("email", "lisa.turner12@xn--bcher-kva.de"),)),
+    Case("country written as a name", "W9022", "contacts",
+         (*_customer(9022, "land@example.org", phone="030 1234567"), _address(9022, 9022, country="Germany")), "synced",
+         holds=(("country", "DE"), ("phone", "+49301234567"))),
+    Case("unknown country", "W9023", "contacts",
+         (*_customer(9023, "atlantis@example.org"), _address(9023, 9023, country="Atlantis")), "repaired",
+         holds=(("country", "Atlantis"),)),
+    Case("phone that is no number", "W9024", "contacts", _customer(9024, "nonum@example.org", phone="12"), "repaired",
+         holds=(("phone", "12"),)),
+    # empty amounts and prices are logged, never a silent clear or a flipped status
+    Case("order without DocTotal", "O9111", "deals", _order(9111, total="NULL", lines=(("A000001", "2", "21.5"),)),
+         "repaired", holds=(("amount", "43"), ("fp_payment_status", "unpaid"))),
+    Case("item without price", "IZNOPRICE", "products", _item("ZNOPRICE", price="NULL"), "repaired"),
+    Case("item codes differing only in case", "Izcase", "products", (*_item("zcase"), *_item("ZCASE")), "repaired"),
+    # a far-future marker syncs the cart but never becomes the sensor's cursor (see the test below)
+    Case("cart updated in 9999", "C9205", "deals", _cart(9205, 1, updated="9999-12-31 00:00:00"), "synced"),
 )
 
 
@@ -195,6 +223,9 @@ def test_each_bad_record_is_repaired_or_rejected_with_a_reason(
     env, _clean = corpus_env
     synced = case.key in env.hubspot(case.object_type)
     reasons = _reasons(env, expected_payloads(env)).get(case.key, [])
+    held = env.hubspot(case.object_type).get(case.key, {}).get("properties", {})
+    for prop, value in case.holds:
+        assert held.get(prop) == value, (case.kind, prop, held.get(prop))
     if case.outcome == "synced":
         assert synced, (case.kind, reasons)
     elif case.outcome == "repaired":
@@ -215,3 +246,14 @@ def test_long_values_are_cut_to_hubspots_limit_and_nul_bytes_removed(
     assert len(products["IZLONG"]["properties"]["description"]) <= 65_536
     line_items = [k for k in env.hubspot("line_items") if k.startswith("C9203:")]
     assert len(line_items) == 1000
+
+
+def test_a_far_future_marker_is_reported_and_never_becomes_a_cursor(
+    corpus_env: tuple[SyncEnv, dict[str, set[str]]],
+) -> None:
+    env, _clean = corpus_env
+    with SapReader(env.sap_url) as reader:
+        newest = reader.newest_cart_change()
+        assert newest is not None and newest.year < 9999
+        assert (reader.max_updated_at("carts") or newest).year < 9999
+        assert "FP_CART:9205" in reader.future_markers("carts")

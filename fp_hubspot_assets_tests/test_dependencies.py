@@ -39,3 +39,81 @@ def test_installed_versions_match_the_lock(package: str) -> None:
 
 def test_psycopg2_imports() -> None:
     import psycopg2  # noqa: F401 — 2.8.x fails to import on Python 3.11
+
+
+def _imported_top_level_modules() -> set[str]:
+    """Every third-party top-level module the package imports, at module level or inside a function."""
+    import ast
+    import sys
+
+    def optional(node: ast.AST) -> set[ast.AST]:
+        """Imports guarded by `except ImportError` are optional by design."""
+        guarded: set[ast.AST] = set()
+        for t in ast.walk(node):
+            if isinstance(t, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError") for h in t.handlers
+            ):
+                guarded.update(n for stmt in t.body for n in ast.walk(stmt))
+        return guarded
+
+    found: set[str] = set()
+    for path in (ROOT / "fp_hubspot_assets").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        skip = optional(tree)
+        for node in ast.walk(tree):
+            if node in skip:
+                continue
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in {"fp_hubspot_assets", "__future__"}}
+
+
+def _runtime_closure() -> set[str]:
+    """The distributions a plain `pip install .` brings: our dependencies and theirs, never an extra."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    def name(raw: str) -> str:
+        return raw.lower().replace("_", "-")
+
+    todo = [name(Requirement(r).name) for r in requires("fp-hubspot-assets") or [] if "extra ==" not in r]
+    seen: set[str] = set()
+    while todo:
+        dist = todo.pop()
+        if dist in seen:
+            continue
+        seen.add(dist)
+        for raw in requires(dist) or []:
+            req = Requirement(raw)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(name(req.name))
+    return seen
+
+
+def test_every_runtime_import_is_a_declared_runtime_dependency() -> None:
+    """A module the package imports must come with a plain `pip install .`, declared by us by name.
+
+    (A transitive dependency can disappear when the library that brought it changes; the CI script also
+    installs without extras into a throwaway venv and imports the definitions.)"""
+    from importlib.metadata import packages_distributions, requires
+
+    from packaging.requirements import Requirement
+
+    declared = {
+        Requirement(r).name.lower().replace("_", "-") for r in requires("fp-hubspot-assets") or [] if "extra ==" not in r
+    }
+    closure = _runtime_closure()
+    providers = packages_distributions()
+    missing, undeclared = [], []
+    for module in sorted(_imported_top_level_modules()):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
+        assert dists, f"no installed distribution provides the module {module!r}"
+        if not dists & closure:
+            missing.append(module)
+        elif not dists & declared:
+            undeclared.append(f"{module} ({', '.join(sorted(dists))})")
+    assert not missing, f"imported but not installed by `pip install .`: {missing} — add them to [project.dependencies]"
+    assert not undeclared, f"imported but only a transitive dependency: {undeclared} — declare them in pyproject.toml"

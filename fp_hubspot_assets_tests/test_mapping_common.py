@@ -20,6 +20,9 @@ from fp_hubspot_assets.mapping.common import (
     normalize_email,
     normalize_phone,
     usable_rows,
+    valid_email,
+    with_clean_phone,
+    with_country_codes,
 )
 from fp_hubspot_assets.mapping.model import PROPERTIES, REFERENCES
 
@@ -62,7 +65,6 @@ def test_valid_emails(email: str) -> None:
         "no-at-sign",
         "two@@example.com",
         "a@b",
-        "a@b.c",
         ".lead@example.com",
         "dou..ble@example.com",
         "trail.@example.com",
@@ -70,6 +72,7 @@ def test_valid_emails(email: str) -> None:
         "a@bad-.com",
         "ü@example.com",
         "a@example.123",
+        "a@x.test",  # a special-use name (email-validator): never a real mailbox
         ("x" * 65) + "@example.com",
         "a@" + ("b" * 250) + ".com",
         None,
@@ -77,6 +80,45 @@ def test_valid_emails(email: str) -> None:
 )
 def test_invalid_emails(email: str | None) -> None:
     assert apply(email_is_valid(pl.col("v")), [email]) == [False]
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        ("lisa.turner12@bücher.de", "lisa.turner12@xn--bcher-kva.de"),  # internationalised domain → punycode
+        ("lisa.turner12@xn--bcher-kva.de", "lisa.turner12@xn--bcher-kva.de"),
+        ("büro@example.de", None),  # HubSpot cannot store non-ASCII before the @
+        ("a@b.de", "a@b.de"),
+    ],
+)
+def test_valid_email_is_the_address_hubspot_is_sent(raw: str, sent: str | None) -> None:
+    assert apply(valid_email(normalize_email(pl.col("v"))), [raw]) == [sent]
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "sent"),
+    [
+        ("030 1234567", "DE", "+49301234567"),  # a national number read with the address's country
+        ("+49 (30) 123-4567", None, "+49301234567"),
+        ("0043 1 5134567", "DE", "+4315134567"),
+        ("call me", "DE", "call me"),  # not a number: kept as typed, reported
+        ("12", "DE", "12"),
+        ("020 7946 0958", "United Kingdom", "+442079460958"),  # the country as a name
+    ],
+)
+def test_phones_become_e164_with_the_address_country(phone: str, country: str | None, sent: str) -> None:
+    frame = pl.DataFrame({"source_key": ["K"], "phone": [phone], "country": [country]}, schema_overrides={"country": pl.String})
+    cleaned, issues = with_clean_phone(frame, country="country")
+    assert cleaned["phone"].to_list() == [sent]
+    assert issues.height == (0 if sent.startswith("+") else 1)
+
+
+def test_countries_map_names_and_codes_and_report_the_rest() -> None:
+    frame = pl.DataFrame({"source_key": ["A", "B", "C", "D", "E", "F"],
+                          "country": ["Germany", "GERMANY", "de", "DEU", "Atlantis", None]})
+    coded, issues = with_country_codes(frame)
+    assert coded["country"].to_list() == ["DE", "DE", "DE", "DE", "Atlantis", None]
+    assert issues.rows() == [("E", "repaired", "country 'Atlantis' is not a known country name or ISO code; sent as written")]
 
 
 def test_phone_keeps_format_but_needs_a_digit() -> None:

@@ -37,7 +37,7 @@ def test_company_fields() -> None:
     assert (row["name"], row["domain"], row["phone"], row["fp_group"], row["fp_source"]) == (
         "Acme GmbH",
         "acme.de",
-        "+49 89 555",
+        "+4989555",  # E.164
         "Wholesale",
         "sap",
     )

@@ -299,10 +299,10 @@ def test_store_and_source() -> None:
     assert mapped["BPP200"]["fp_source"] == "sap_business_partner"
 
 
-def test_phone_without_digits_is_cleared() -> None:
+def test_a_phone_that_is_no_number_is_kept_as_typed_and_reported() -> None:
     mapped = contacts(edited(CUSTOMER_ROWS, "customer_key", "CP1", phone="n/a"))
-    assert by_key(mapped)["CP1"]["phone"] == ""
-    assert issues_of(mapped, "CP1") == [("repaired", "phone has no digits; cleared")]
+    assert by_key(mapped)["CP1"]["phone"] == "n/a"
+    assert issues_of(mapped, "CP1") == [("repaired", "phone 'n/a' is not a valid number for DE; sent as typed")]
 
 
 def test_unknown_kind_is_skipped() -> None:

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,9 +160,7 @@ def test_authorize_command_then_a_sync_across_token_expiry(oauth_env: SyncEnv) -
     assert tokens.refresh_token not in out + err and (tokens.access_token or "-") not in out + err
     first_access = tokens.access_token
 
-    started = time.monotonic()
-    run = env.run()
-    assert time.monotonic() - started > TOKEN_TTL, "the run must outlive an access token for this test to mean anything"
+    run = env.run()  # outlives an access token: the refresh count below is what proves it
     contacts = env.hubspot("contacts")
     assert len(contacts) > 50 and run.metadata["hubspot_contacts"]["count_created"] == len(contacts)
     assert _token_requests(env.sandbox) >= 2  # the code exchange plus at least one refresh during the run

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,9 +107,7 @@ def test_browser_authorizes_then_a_sync_succeeds_across_a_refresh(oauth_env: Syn
     assert tokens is not None and tokens.refresh_token.startswith("sbx-r-") and tokens.access_token
     first_access = tokens.access_token
 
-    started = time.monotonic()
-    run = env.run()
-    assert time.monotonic() - started > test_oauth.TOKEN_TTL, "the run must outlive one access token"
+    run = env.run()  # outlives an access token: the refresh count below is what proves it
     contacts = env.hubspot("contacts")
     assert len(contacts) > 50 and run.count("contacts", "created") == len(contacts)
     assert test_oauth._token_requests(env.sandbox) >= 2  # the code exchange, then a refresh during the run

@@ -177,36 +177,30 @@ def test_hubspot_id_is_unique_per_type(store: StateStore) -> None:
 
 
 def test_record_synced_100k_rows_round_trip(store: StateStore) -> None:
+    """Round trip only: speed is measured by bench/million_rows.py, never asserted on a shared CI machine."""
     rows = [(f"W{i}", str(50_000_000 + i), f"{i:040x}") for i in range(100_000)]
-    started = time.perf_counter()
     store.record_synced("contacts", rows, "run-big")
-    elapsed = time.perf_counter() - started
-    limit = 5.0 if store.engine.dialect.name == "sqlite" else 10.0
-    assert elapsed < limit, f"record_synced of 100k rows took {elapsed:.1f}s"
-
-    started = time.perf_counter()
     frame = store.id_map("contacts")
-    read = time.perf_counter() - started
     expected = pl.DataFrame(rows, schema=["source_key", "hubspot_id", "payload_hash"], orient="row")
     assert_frame_equal(frame.sort("source_key"), expected.sort("source_key"))
-    assert read < 2.0, f"id_map of 100k rows took {read:.1f}s"
 
     store.record_synced("contacts", rows[:10], "run-again")  # re-recording is a plain upsert
     assert store.id_map("contacts").height == 100_000
 
 
 @pytest.mark.slow
-def test_id_map_reads_a_million_rows_within_3_seconds(state_store: StateStore) -> None:
-    stamp = "2024-01-01 00:00:00.000000"  # loaded through the raw driver: only the read is measured
+def test_id_map_reads_a_million_rows_in_one_query(state_store: StateStore) -> None:
+    """What keeps the read fast is one SELECT, never a query per row (its speed: bench/million_rows.py)."""
+    stamp = "2024-01-01 00:00:00.000000"  # loaded through the raw driver
     rows = [("contacts", f"W{i}", str(i), f"{i:040x}", stamp, "r") for i in range(1_000_000)]
     with state_store.engine.begin() as conn:
         conn.exec_driver_sql(f"INSERT INTO {id_map.name} VALUES (?, ?, ?, ?, ?, ?)", rows)
-    started = time.perf_counter()
+    statements: list[str] = []
+    sa.event.listen(state_store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     frame = state_store.id_map("contacts")
-    elapsed = time.perf_counter() - started
     assert frame.height == 1_000_000
     assert frame.row(123_456) is not None and frame["payload_hash"].null_count() == 0
-    assert elapsed < 3.0, f"id_map of 1M rows took {elapsed:.2f}s"
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
 def test_forget_drops_ids_and_their_associations(store: StateStore) -> None:

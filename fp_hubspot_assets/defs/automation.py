@@ -70,6 +70,20 @@ def _parse(cursor: str | None) -> datetime | None:
     return datetime.fromisoformat(cursor) if cursor else None
 
 
+def _report_future_markers(
+    context: SensorEvaluationContext | ScheduleEvaluationContext, reader: SapReader, entities: tuple[str, ...]
+) -> list[str]:
+    """Rows whose change marker lies in the future are left out of the cursor (``marker_horizon``); name them
+    in the tick's log so someone fixes the source's clock or data."""
+    rows = [row for entity in entities for row in reader.future_markers(entity)]
+    if rows:
+        context.log.warning(
+            f"{len(rows)} source row(s) carry a change marker in the future, ignored for change detection "
+            f"(markers are capped at now + a few minutes): {', '.join(rows[:20])}"
+        )
+    return rows
+
+
 def _queued(instance: DagsterInstance, job_name: str) -> bool:
     """A run of ``job_name`` that has not started yet reads the source when it starts, so it will see
     whatever this tick saw: no need to queue a second one behind it."""
@@ -97,6 +111,7 @@ def _request(context: SensorEvaluationContext, trigger: str, key: str, carts: in
 def new_carts(context: SensorEvaluationContext, sap: SapSourceResource) -> SensorResult:
     since = _parse(context.cursor)
     with sap.reader() as reader:
+        _report_future_markers(context, reader, ("carts",))
         if since is None:  # first tick: one run brings every cart in (the diff skips what is already there)
             newest = reader.newest_cart_change()
             changed = 1 if newest is not None else 0
@@ -253,6 +268,7 @@ def incremental_hubspot_sync(
 ) -> RunRequest | SkipReason:
     with sap.reader() as reader:
         current = read_source_state(reader, panel.settings())
+        _report_future_markers(context, reader, MARKED_ENTITIES)
     store = state.store()
     reasons = current.changes_since(SourceState.from_json(store.get_cursor(SYNC_CURSOR)))
     retries = pending_retries(store)

@@ -6,10 +6,14 @@ Everything here returns polars expressions or frames; nothing loops over rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
+import phonenumbers
 import polars as pl
+import pycountry
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from fp_hubspot_assets.mapping.model import (
     ALIASES_SCHEMA,
@@ -55,13 +59,53 @@ def normalize_email(expr: pl.Expr) -> pl.Expr:
     return pl.when(cleaned.str.len_chars() > 0).then(cleaned)
 
 
-def email_is_valid(normalized: pl.Expr) -> pl.Expr:
-    """True for a syntactically valid (normalized) address HubSpot accepts; false for null."""
+def _within_limits(address: pl.Expr) -> pl.Expr:
+    """RFC 5321's lengths (the whole address ≤ 254, the part before the @ ≤ 64) and no special-use domain
+    (``.test``, ``.localhost``, …: never a real mailbox)."""
+    special = "|".join(SPECIAL_USE_DOMAIN_NAMES)
     return (
-        normalized.str.contains(_EMAIL_RE)
-        & (normalized.str.len_chars() <= 254)
-        & normalized.str.contains(r"^[^@]{1,64}@")  # local part ≤ 64 characters
+        (address.str.len_chars() <= 254)
+        & address.str.contains(r"^[^@]{1,64}@")
+        & ~address.str.contains(rf"\.({special})$")
     ).fill_null(False)
+
+
+@lru_cache(maxsize=65_536)
+def _checked_email(address: str) -> str | None:
+    """``email-validator``'s verdict on one address: its ASCII form (an internationalised domain becomes
+    punycode, as HubSpot stores it) or None. Non-ASCII before the @ is refused: HubSpot cannot store it."""
+    try:
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return None
+    return (checked.ascii_email or "").lower() or None
+
+
+def _map_unique(expr: pl.Expr, fn: Callable[[str], str | None]) -> pl.Expr:
+    """``fn`` applied once per distinct value (most columns repeat values; the calls are Python)."""
+
+    def run(series: pl.Series) -> pl.Series:
+        distinct = series.drop_nulls().unique()
+        table = dict(zip(distinct.to_list(), [fn(v) for v in distinct.to_list()], strict=True))
+        return series.replace_strict(table, default=None, return_dtype=pl.String)
+
+    return expr.map_batches(run, return_dtype=pl.String)
+
+
+def valid_email(normalized: pl.Expr) -> pl.Expr:
+    """The address HubSpot is sent (ASCII, lower case) or null when it is not a valid address.
+
+    Plain ASCII addresses pass the vectorised syntax rule; everything else (internationalised domains,
+    anything the rule refuses) is decided by ``email-validator``."""
+    checked = pl.when(normalized.str.contains(_EMAIL_RE)).then(normalized).otherwise(
+        _map_unique(normalized, _checked_email)
+    )
+    return pl.when(_within_limits(checked)).then(checked)
+
+
+def email_is_valid(normalized: pl.Expr) -> pl.Expr:
+    """True for a valid (normalized) address HubSpot accepts; false for null."""
+    return valid_email(normalized).is_not_null()
 
 
 def email_domain(normalized: pl.Expr) -> pl.Expr:
@@ -74,16 +118,65 @@ def normalize_phone(expr: pl.Expr) -> pl.Expr:
     return pl.when(cleaned.str.contains(r"\d")).then(cleaned)
 
 
-def with_clean_phone(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``phone`` normalized in place; a non-blank phone without digits is cleared and reported."""
-    cleaned = frame.with_columns(normalize_phone(pl.col("phone")).alias("_phone"))
-    dropped = issues_where(
+@lru_cache(maxsize=65_536)
+def _e164(phone_and_region: str) -> str | None:
+    """"<phone>\t<ISO country or empty>" → the number in E.164, or None when it is not a valid number."""
+    phone, _, region = phone_and_region.partition("\t")
+    try:
+        number = phonenumbers.parse(phone, region or None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def with_clean_phone(frame: pl.DataFrame, country: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``phone`` in E.164 (read with the record's ``country`` column, an ISO code, when given); a phone that
+    cannot be read as a valid number is kept as typed (whitespace collapsed) and reported."""
+    typed = pl.col("phone").str.strip_chars().str.replace_all(r"\s+", " ")
+    typed = pl.when(typed.str.len_chars() > 0).then(typed)
+    region = country_code(pl.col(country)) if country else pl.lit(None, dtype=pl.String)
+    e164 = _map_unique(pl.concat_str([typed, region.fill_null("")], separator="\t"), _e164)
+    cleaned = frame.with_columns(typed.alias("_typed"), e164.alias("_e164"), region.alias("_region"))
+    kept = issues_where(
         cleaned,
-        pl.col("_phone").is_null() & non_empty(pl.col("phone")).is_not_null(),
+        pl.col("_typed").is_not_null() & pl.col("_e164").is_null(),
         REPAIRED,
-        "phone has no digits; cleared",
+        pl.format(
+            "phone '{}' is not a valid number{}; sent as typed",
+            preview(pl.col("_typed")),
+            pl.when(pl.col("_region").is_not_null()).then(pl.format(" for {}", pl.col("_region"))).otherwise(pl.lit("")),
+        ),
     )
-    return cleaned.drop("phone").rename({"_phone": "phone"}), dropped
+    cleaned = cleaned.with_columns(pl.coalesce("_e164", "_typed").alias("phone"))
+    return cleaned.drop("_typed", "_e164", "_region"), kept
+
+
+@lru_cache(maxsize=4096)
+def _iso_country(value: str) -> str | None:
+    """A country name, alpha-2/alpha-3 or numeric code (any case) → ISO 3166-1 alpha-2, or None."""
+    try:
+        return str(pycountry.countries.lookup(value.strip()).alpha_2)
+    except LookupError:
+        return None
+
+
+def country_code(expr: pl.Expr) -> pl.Expr:
+    """The ISO 3166-1 alpha-2 code of a country name or code; null when ``pycountry`` does not know it."""
+    return _map_unique(expr, _iso_country)
+
+
+def with_country_codes(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``country`` as its ISO alpha-2 code; a value no country matches is sent as written and reported."""
+    coded = frame.with_columns(country_code(pl.col("country")).alias("_code"))
+    unknown = issues_where(
+        coded,
+        non_empty(pl.col("country")).is_not_null() & pl.col("_code").is_null(),
+        REPAIRED,
+        pl.format("country '{}' is not a known country name or ISO code; sent as written", preview(pl.col("country"))),
+    )
+    return coded.with_columns(pl.coalesce("_code", "country").alias("country")).drop("_code"), unknown
 
 
 def join_sorted(list_expr: pl.Expr) -> pl.Expr:

@@ -7,14 +7,15 @@ import polars as pl
 from fp_hubspot_assets.mapping.addresses import pick_address
 from fp_hubspot_assets.mapping.common import (
     email_domain,
-    email_is_valid,
     finalize,
     issues_where,
     join_sorted,
     non_empty,
     normalize_email,
     usable_rows,
+    valid_email,
     with_clean_phone,
+    with_country_codes,
 )
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, Mapped
 from fp_hubspot_assets.panel import PanelSettings
@@ -50,11 +51,11 @@ def map_companies(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pa
     candidates, key_issues = company_candidates(customers)
     inactive = issues_where(candidates, ~pl.col("eligible"), EXCLUDED, "inactive business partner")
     frame = candidates.filter(pl.col("eligible"))
-    email = normalize_email(pl.col("email"))
+    email = valid_email(normalize_email(pl.col("email")))
     domain = email_domain(email)
     frame = frame.with_columns(
         non_empty(pl.col("company_name")).alias("_name"),
-        pl.when(email_is_valid(email) & ~domain.str.contains(FREE_MAIL_DOMAIN_RE))
+        pl.when(email.is_not_null() & ~domain.str.contains(FREE_MAIL_DOMAIN_RE))
         .then(domain)
         .alias("domain"),
         join_sorted(pl.col("roles").list.eval(pl.element().filter(~pl.element().is_in(SYSTEM_ROLES)))).alias(
@@ -64,7 +65,6 @@ def map_companies(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pa
     unnamed = issues_where(
         frame, pl.col("_name").is_null(), REPAIRED, "company has no name; used its card code"
     )
-    frame, phone_dropped = with_clean_phone(frame)
     owners = frame.select("source_key", pl.col("source_key").alias("owner_key"), pl.lit(0).alias("level"))
     address = pick_address(owners, addresses, settings.address_source)
     records = frame.join(address, on="source_key", how="left", maintain_order="left").with_columns(
@@ -75,4 +75,6 @@ def map_companies(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pa
         pl.col("street2").alias("address2"),
         pl.lit("sap").alias("fp_source"),
     )
-    return finalize("companies", records, [key_issues, inactive, unnamed, phone_dropped])
+    records, country_issues = with_country_codes(records)
+    records, phone_issues = with_clean_phone(records, country="country")  # read with the address's country
+    return finalize("companies", records, [key_issues, inactive, unnamed, phone_issues, country_issues])

@@ -10,7 +10,6 @@ import polars as pl
 
 from fp_hubspot_assets.mapping.addresses import pick_address
 from fp_hubspot_assets.mapping.common import (
-    email_is_valid,
     empty_aliases,
     finalize,
     issues_for,
@@ -21,7 +20,9 @@ from fp_hubspot_assets.mapping.common import (
     normalize_email,
     preview,
     usable_rows,
+    valid_email,
     with_clean_phone,
+    with_country_codes,
 )
 from fp_hubspot_assets.mapping.companies import company_candidates
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
@@ -176,17 +177,17 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
     people = people.filter(pl.col("_active") & pl.col("_selected"))
 
     people = people.with_columns(normalize_email(pl.col("email")).alias("_email_norm"))
-    people = people.with_columns(email_is_valid(pl.col("_email_norm")).alias("_email_ok"))
+    people = people.with_columns(valid_email(pl.col("_email_norm")).alias("_email_valid"))
+    people = people.with_columns(pl.col("_email_valid").is_not_null().alias("_email_ok"))
     bad_email = issues_where(
         people,
         pl.col("_email_norm").is_not_null() & ~pl.col("_email_ok"),
         REPAIRED,
         pl.format("invalid email '{}' not sent", preview(pl.col("_email_norm"))),
     )
-    people = people.with_columns(pl.when(pl.col("_email_ok")).then(pl.col("_email_norm")).alias("email"))
+    people = people.with_columns(pl.col("_email_valid").alias("email"))
     people, aliases, duplicates = _merge_duplicate_emails(people)
 
-    people, phone_issues = with_clean_phone(people)
     people = _partners(customers, _names(people))
     address = pick_address(_address_owners(people), addresses, settings.address_source)
     records = people.join(address, on="source_key", how="left", maintain_order="left").with_columns(
@@ -196,9 +197,11 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
         pl.col("store_id").alias("fp_store"),
         pl.col("kind").replace_strict(SOURCE_LABEL, return_dtype=pl.String).alias("fp_source"),
     )
+    records, country_issues = with_country_codes(records)
+    records, phone_issues = with_clean_phone(records, country="country")  # read with the address's country
     return finalize(
         "contacts",
         records,
-        [unknown, key_issues, excluded, bad_email, duplicates, phone_issues],
+        [unknown, key_issues, excluded, bad_email, duplicates, phone_issues, country_issues],
         aliases=aliases,
     )

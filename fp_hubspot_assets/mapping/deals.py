@@ -267,6 +267,15 @@ def map_deals(
         REPAIRED,
         pl.format("invalid amount {}; cleared", pl.col("total").cast(pl.String)),
     )
+    # an order whose DocTotal is empty keeps an amount: the sum of its lines (never a silent clear)
+    lines_total = pl.col("order_lines").list.eval(
+        pl.element().struct.field("quantity") * pl.element().struct.field("price")
+    ).list.sum().round(2)
+    no_total = issues_where(
+        deals, is_order & pl.col("total").is_null(), REPAIRED,
+        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", lines_total),
+    )
+    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce("total", lines_total)).otherwise("total").alias("total"))
     bad_date = issues_where(
         deals,
         is_order & pl.col("doc_date").is_not_null() & ~date_in_range(pl.col("doc_date")),
@@ -303,5 +312,5 @@ def map_deals(
         pl.col("store_id").alias("fp_store"),
     )
     return finalize(
-        "deals", records, [source_issues, excluded, unknown, bad_amount, bad_date, odd_status], late_links(deals)
+        "deals", records, [source_issues, excluded, unknown, bad_amount, no_total, bad_date, odd_status], late_links(deals)
     )

@@ -90,6 +90,18 @@ def map_products(items: pl.DataFrame, stores: pl.DataFrame, settings: PanelSetti
     bad_price = bad_number(price) | (price < 0)
     skipped = issues_where(frame, bad_price, SKIPPED, pl.format("invalid price {}", price.cast(pl.String)))
     frame = frame.filter(~bad_price.fill_null(False))
+    no_price = issues_where(
+        frame, price.is_null(), REPAIRED, "no price in SAP (ITM1.Price is empty for the store's price list); price sent empty"
+    )
+    # SAP ItemCodes are one code whatever the case (case-insensitive collation); two codes differing only in
+    # case are two products here, which is almost always a typo in the source: say so on both
+    folded = pl.col("item_code").str.to_lowercase()
+    case_twins = issues_where(
+        frame.with_columns(pl.col("item_code").n_unique().over(folded).alias("_spellings")),
+        pl.col("_spellings") > 1,
+        REPAIRED,
+        pl.format("item code '{}' differs from another item code only in case; sent as separate products", pl.col("item_code")),
+    )
 
     base_name = non_empty(pl.col("name"))
     unnamed = issues_where(frame, base_name.is_null(), REPAIRED, "item has no name; used its item code")
@@ -104,4 +116,4 @@ def map_products(items: pl.DataFrame, stores: pl.DataFrame, settings: PanelSetti
         decimal_string(price).alias("price"),
         pl.col("store_id").alias("fp_store"),
     )
-    return finalize("products", records, [key_issues, excluded, skipped, unnamed, sku_issues])
+    return finalize("products", records, [key_issues, excluded, skipped, no_price, case_twins, unnamed, sku_issues])

@@ -157,15 +157,38 @@ def as_datetime(column: pl.Series | pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Text (SQLite) or a native timestamp/date (other databases) -> Datetime(us); unparseable -> null."""
     expr = column if isinstance(column, pl.Expr) else pl.lit(column)
     if dtype == pl.String:
-        text = expr.str.strip_chars()
-        return pl.coalesce(
-            text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
-            text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-            text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
-        )
+        return _text_datetime(expr)
     if dtype == pl.Null or dtype.is_numeric():  # a number where a timestamp belongs is not a timestamp
         return pl.lit(None, dtype=pl.Datetime("us"))
     return expr.cast(pl.Datetime("us"))
+
+
+def _text_datetime(expr: pl.Expr) -> pl.Expr:
+    """ISO-8601 (extended or basic, "T" or space, with or without seconds and fractions, "Z" or an offset
+    such as +02:00 / +0200 / +02) and SQL datetime text -> naive UTC; a text without offset is UTC already."""
+    clock = r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)"
+    text = (
+        expr.str.strip_chars()
+        .str.replace(r"^(\d{4})(\d{2})(\d{2})$", "${1}-${2}-${3}")  # basic date
+        .str.replace(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})?", "${1}-${2}-${3}T${4}:${5}:${6}")
+        .str.replace(r"(T\d{2}:\d{2}):(\D|$)", "${1}:00${2}")  # basic form without seconds
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt ]", "${1} ")
+        .str.replace(r"(\d{2}:\d{2}:\d{2}),(\d)", "${1}.${2}")  # ISO allows a decimal comma
+        .str.replace(clock + r"\s*[Zz]$", "${1}+00:00")
+        .str.replace(clock + r"\s*([+-]\d{2}):?(\d{2})$", "${1}${2}:${3}")
+        .str.replace(clock + r"\s*([+-]\d{2})$", "${1}${2}:00")
+    )
+
+    def aware(fmt: str) -> pl.Expr:
+        return text.str.to_datetime(fmt, strict=False, time_unit="us").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+
+    return pl.coalesce(
+        text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+        aware("%Y-%m-%d %H:%M:%S%.f%:z"),
+        text.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
+        aware("%Y-%m-%d %H:%M%:z"),
+        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    )
 
 
 def as_number(column: pl.Expr, dtype: pl.DataType, target: pl.DataType = pl.Float64) -> pl.Expr:

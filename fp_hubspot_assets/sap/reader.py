@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -34,6 +34,26 @@ from fp_hubspot_assets.sap.tables import ORDER_OBJECT_TYPE
 
 SAP_PRICE_LIST = 1  # price list of items no store publishes
 PAID_TOLERANCE = 0.005
+# Change markers later than now + this are a clock error in the source (9999-12-31): they are left out of
+# the markers, so one such row cannot move a cursor into the future and mute the sensors and schedule.
+MARKER_SKEW = timedelta(minutes=5)
+MARKER_TABLES: dict[str, list[tuple[str, str]]] = {
+    "stores": [],
+    "customers": [("fp", "FP_CUSTOMER"), ("sap", "OCRD")],
+    "addresses": [("fp", "FP_ADDRESS"), ("sap", "OCRD")],
+    "items": [("sap", "OITM"), ("fp", "FP_ITEM_COMBINATION")],
+    "orders": [("sap", "ORDR"), ("sap", "ODLN"), ("sap", "OINV")],
+    "carts": [("fp", "FP_CART")],
+}
+# the key column of each marked table, for reporting rows with a future marker
+_MARKER_KEYS = {"FP_CUSTOMER": "CustomerId", "OCRD": "CardCode", "FP_ADDRESS": "AddressId", "OITM": "ItemCode",
+                "FP_ITEM_COMBINATION": "CombinationId", "ORDR": "DocEntry", "ODLN": "DocEntry", "OINV": "DocEntry",
+                "FP_CART": "CartId"}
+
+
+def marker_horizon() -> datetime:
+    """The latest change marker believed (naive UTC, like the source)."""
+    return datetime.now(UTC).replace(tzinfo=None) + MARKER_SKEW
 ENTITIES = tuple(SCHEMAS)
 STRINGS = pl.List(pl.String)
 Frames = tuple[pl.DataFrame, pl.DataFrame]
@@ -51,6 +71,12 @@ def _key(prefix: str, column: str) -> pl.Expr:
 
 def _flag(column: str, yes: str = "Y") -> pl.Expr:
     return pl.col(column).cast(pl.String).str.strip_chars().str.to_uppercase() == yes
+
+
+def _country() -> pl.Expr:
+    """Codes upper-cased ("de" → "DE"); a name stays as written (the mapping turns it into its ISO code)."""
+    text = pl.col("Country").str.strip_chars()
+    return pl.when(text.str.len_chars() <= 3).then(text.str.to_uppercase()).otherwise(text)
 
 
 def _bool(column: str) -> pl.Expr:
@@ -311,7 +337,7 @@ class SapReader:
             pl.col("City").alias("city"),
             pl.col("Zip").alias("zip"),
             pl.col("State").alias("state"),
-            pl.col("Country").str.strip_chars().str.to_uppercase().alias("country"),
+            _country().alias("country"),
             pl.col("UpdatedAt").alias("updated_at"),
         )
         return frame, rejects
@@ -345,7 +371,7 @@ class SapReader:
             pl.col("City").alias("city"),
             pl.col("ZipCode").alias("zip"),
             pl.col("State").alias("state"),
-            pl.col("Country").str.strip_chars().str.to_uppercase().alias("country"),
+            _country().alias("country"),
             sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("updated_at"),
         )
         return frame, rejects
@@ -612,12 +638,16 @@ class SapReader:
 
     @staticmethod
     def _payment_status() -> pl.Expr:
-        """Paid-to-date of the order's invoices (INV1 based on the order) against the order total."""
+        """Paid-to-date of the order's invoices (INV1 based on the order) against the order total (an empty
+        DocTotal: against the sum of its lines, so a missing total never reads as partly paid)."""
         paid = pl.col("paid").fill_null(0.0)
+        lines_total = pl.col("lines").list.eval(
+            pl.element().struct.field("quantity") * pl.element().struct.field("price")
+        ).list.sum()
         return (
             pl.when(paid <= 0)
             .then(pl.lit("unpaid"))
-            .when(paid >= pl.col("DocTotal") - PAID_TOLERANCE)
+            .when(paid >= pl.coalesce(pl.col("DocTotal"), lines_total) - PAID_TOLERANCE)
             .then(pl.lit("paid"))
             .otherwise(pl.lit("partially_paid"))
         )
@@ -691,33 +721,46 @@ class SapReader:
     # -- change markers -------------------------------------------------------------------------------------
 
     def max_updated_at(self, entity: str) -> datetime | None:
-        """The newest change marker among the tables ``entity`` is read from (None for stores: no marker)."""
-        markers: dict[str, list[tuple[str, str]]] = {
-            "stores": [],
-            "customers": [("fp", "FP_CUSTOMER"), ("sap", "OCRD")],
-            "addresses": [("fp", "FP_ADDRESS"), ("sap", "OCRD")],
-            "items": [("sap", "OITM"), ("fp", "FP_ITEM_COMBINATION")],
-            "orders": [("sap", "ORDR"), ("sap", "ODLN"), ("sap", "OINV")],
-            "carts": [("fp", "FP_CART")],
-        }
-        if entity not in markers:
+        """The newest change marker among the tables ``entity`` is read from (None for stores: no marker).
+        Markers beyond ``marker_horizon()`` are left out (see ``future_markers``)."""
+        if entity not in MARKER_TABLES:
             raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
-        stamps = [self._fp_max(table) if kind == "fp" else self._sap_max(table) for kind, table in markers[entity]]
+        horizon = marker_horizon()
+        stamps = [self._fp_max(table, horizon) if kind == "fp" else self._sap_max(table, horizon)
+                  for kind, table in MARKER_TABLES[entity]]  # fmt: skip
         found = [s for s in stamps if s is not None]
         return max(found) if found else None
 
-    def _fp_max(self, table: str) -> datetime | None:
+    def future_markers(self, entity: str, limit: int = 20) -> list[str]:
+        """``table:key`` of rows whose change marker lies beyond ``marker_horizon()`` (at most ``limit``)."""
+        horizon = marker_horizon()
+        found: list[str] = []
+        for kind, table in MARKER_TABLES[entity]:
+            column = 't."UpdatedAt"' if kind == "fp" else 't."UpdateDate"'
+            bound = self._bound("h", horizon) if kind == "fp" else {"h": self.source.since_params(horizon)["since_day"]}
+            raw = self.source.query(
+                f'SELECT t."{_MARKER_KEYS[table]}" AS k FROM "{table}" t '
+                f"WHERE {self.source.well_formed(column)} AND {column} > :h LIMIT {int(limit)}",
+                bound,
+            )
+            found += [f"{table}:{k}" for k in raw["k"].cast(pl.String).to_list()]
+        return found[:limit]
+
+    def _fp_max(self, table: str, horizon: datetime) -> datetime | None:
         ok = self.source.well_formed('t."UpdatedAt"')
-        raw = self.source.query(f'SELECT MAX(t."UpdatedAt") AS m FROM "{table}" t WHERE {ok}')
+        raw = self.source.query(f'SELECT MAX(t."UpdatedAt") AS m FROM "{table}" t WHERE {ok} AND t."UpdatedAt" <= :h',
+                                self._bound("h", horizon))
         return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"])))
 
-    def _sap_max(self, table: str) -> datetime | None:
+    def _sap_max(self, table: str, horizon: datetime) -> datetime | None:
         customers_only = ' AND t."CardType" = \'C\'' if table == "OCRD" else ""
         ok = self.source.well_formed('t."UpdateDate"')
         raw = self.source.query(
             f'SELECT t."UpdateDate" AS d, MAX(t."UpdateTS") AS ts FROM "{table}" t '
-            f'WHERE t."UpdateDate" = (SELECT MAX(t."UpdateDate") FROM "{table}" t WHERE {ok}{customers_only})'
-            f'{customers_only} GROUP BY t."UpdateDate"'
+            f'WHERE t."UpdateDate" = (SELECT MAX(t."UpdateDate") FROM "{table}" t WHERE {ok}{customers_only} '
+            'AND t."UpdateDate" <= :h)'
+            f'{customers_only} GROUP BY t."UpdateDate"',
+            {"h": self.source.since_params(horizon)["since_day"]},
         )
         if raw.is_empty():
             return None
@@ -735,7 +778,8 @@ class SapReader:
     def newest_cart_change(self, until: datetime | None = None, open_only: bool = False) -> datetime | None:
         """The newest cart change marker (at or before ``until``; only open carts if ``open_only``). Walks the
         UpdatedAt index from its end and stops at the first match, so it costs the same on a million carts."""
-        upper, params = ("", {}) if until is None else (' AND t."UpdatedAt" <= :until', self._bound("until", until))
+        until = min(until, marker_horizon()) if until is not None else marker_horizon()
+        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("until", until)
         raw = self.source.query(
             f'SELECT t."UpdatedAt" AS m FROM "FP_CART" t WHERE {self._cart_filter(open_only)}{upper} '
             'ORDER BY t."UpdatedAt" DESC LIMIT 1',
@@ -749,10 +793,8 @@ class SapReader:
         """(how many carts last changed strictly after ``after`` and at or before ``until``, the newest of
         their markers). Reads only that range of the UpdatedAt index: a tick's cost follows the carts that
         changed since the last tick, not the size of the table."""
-        params = self._bound("after", after)
-        upper = ""
-        if until is not None:
-            upper, params = ' AND t."UpdatedAt" <= :until', params | self._bound("until", until)
+        until = min(until, marker_horizon()) if until is not None else marker_horizon()
+        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("after", after) | self._bound("until", until)
         raw = self.source.query(
             f'SELECT COUNT(*) AS n, MAX(t."UpdatedAt") AS m FROM "FP_CART" t '
             f'WHERE t."UpdatedAt" > :after{upper} AND {self._cart_filter(open_only)}',
