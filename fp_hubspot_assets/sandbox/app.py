@@ -160,7 +160,9 @@ def _api(sb: Sandbox, path: str, method: str, handler: Handler, kind: str = "crm
     key = _route_key(method, path)
 
     async def endpoint(request: Request) -> Response:
-        request.scope["sandbox.route"] = key
+        # statistics name the concrete API version a request used (".../2026-03/{objectType}")
+        version = request.path_params.get("version")
+        request.scope["sandbox.route"] = key.replace("{version}", version) if version else key
         headers: dict[str, str] = {}
         try:
             principal = sb.auth.authenticate(request.headers.get("authorization"))
