@@ -141,6 +141,9 @@ class Integration(_Strict):
     mode: Literal["public_app", "private_app"] = "private_app"
     region: Literal["na1", "eu1"] = "na1"
     base_url: str | None = None  # overrides the region's API host (e.g. a local sandbox)
+    # HubSpot API version: a published date version (2025-09, 2026-03, 2026-09) or "legacy" (the numbered
+    # /crm/v3 and /crm/v4 paths, retired by HubSpot in 2027).
+    api_version: Literal["2025-09", "2026-03", "2026-09", "legacy"] = "2026-03"
     # private_app: a legacy private-app token or a Service Key, read from this variable
     access_token_env: str = "FP_HUBSPOT_ACCESS_TOKEN"
     # public_app (OAuth "Authorize" flow)
@@ -155,15 +158,15 @@ class Integration(_Strict):
         "crm.objects.companies.write",
         "crm.objects.deals.read",
         "crm.objects.deals.write",
-        "crm.objects.products.read",
-        "crm.objects.products.write",
         "crm.objects.line_items.read",
         "crm.objects.line_items.write",
+        "crm.schemas.contacts.read",
         "crm.schemas.contacts.write",
+        "crm.schemas.companies.read",
         "crm.schemas.companies.write",
+        "crm.schemas.deals.read",
         "crm.schemas.deals.write",
-        "crm.schemas.products.write",
-        "crm.schemas.line_items.write",
+        "e-commerce",
     ]
 
     @field_validator("base_url", "redirect_uri")

@@ -107,8 +107,39 @@ def test_full_sync_matches_hubspot_and_rerun_writes_nothing(sync_env: SyncEnv) -
 
 
 def _upserts(env: SyncEnv) -> int:
-    counts = env.sandbox.stats()["requests"].get("POST /crm/v3/objects/{objectType}/batch/upsert", {})
-    return sum(counts.values())
+    requests = env.sandbox.stats()["requests"]
+    return sum(n for route, counts in requests.items() if route.endswith("/batch/upsert") for n in counts.values())
+
+
+def _routes(env: SyncEnv) -> set[str]:
+    return set(env.sandbox.stats()["requests"])
+
+
+def test_demo_traffic_is_all_on_the_date_versioned_api(sync_env: SyncEnv) -> None:
+    """A whole demo, set-up included, on the default api_version 2026-03: not one /crm/v3 or /crm/v4 path."""
+    sync_env.run()
+    routes = _routes(sync_env)
+    assert routes and _upserts(sync_env) > 0
+    assert not [r for r in routes if "/crm/v3/" in r or "/crm/v4/" in r], routes
+    assert "POST /crm/objects/2026-03/{objectType}/batch/upsert" in routes
+    assert "POST /crm/properties/2026-03/{objectType}" in routes
+    assert any(r.startswith("POST /crm/associations/2026-03/") for r in routes)
+    # the customer's company is the primary company of its contacts (type 1) and deals (type 5)
+    for object_type, primary in (("contacts", 1), ("deals", 5)):
+        linked = [a for rec in sync_env.sandbox.objects(object_type) for a in rec["associations"].get("companies", [])]
+        assert linked and all(primary in a["types"] for a in linked), object_type
+
+
+def test_legacy_api_version_still_syncs_exactly(sync_env: SyncEnv) -> None:
+    sync_env.write_panel("  api_version: legacy\n")
+    first = sync_env.run()
+    assert first.writes > 0
+    assert_hubspot_matches(sync_env)
+    routes = _routes(sync_env)
+    assert not [r for r in routes if "/2026-03/" in r], routes
+    assert "POST /crm/v3/objects/{objectType}/batch/upsert" in routes
+    assert any(r.startswith("POST /crm/v4/associations/") for r in routes)
+    assert sync_env.run().writes == 0
 
 
 def _logged(env: SyncEnv, run_id: str, action: str) -> dict[str, set[str]]:
