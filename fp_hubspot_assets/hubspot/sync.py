@@ -392,15 +392,22 @@ def _remove_stale(
     for i in range(0, len(stale), BATCH_SIZE):
         chunk = stale[i : i + BATCH_SIZE]
         live = [(a, b) for a, b, _t in chunk if a in from_ids and b in to_ids]
+        failed = {}
         if live:
-            ctx.client.archive_associations(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in live])
+            pairs = [(from_ids[a], to_ids[b]) for a, b in live]
+            failed = {i: (c, m) for i, c, m in ctx.client.archive_associations(from_type, to_type, pairs)}
+        removed = [pair for i, pair in enumerate(live) if i not in failed]
+        kept = {pair for i, pair in enumerate(live) if i in failed}  # remembered, so tried again next run
         with ctx.state.transaction():
-            ctx.state.forget_associations(from_type, to_type, chunk)
+            ctx.state.forget_associations(from_type, to_type, [r for r in chunk if r[:2] not in kept])
             ctx.state.log(ctx.run_id, [
                 LogRow(from_type, a, "updated", from_ids.get(a), None, f"association to {to_type} {b} removed: no longer in the source")
-                for a, b in live
+                for a, b in removed
+            ] + [
+                LogRow(from_type, live[i][0], "failed", from_ids.get(live[i][0]), c, f"removing association to {to_type} {live[i][1]}: {m}")
+                for i, (c, m) in failed.items()
             ])
-        report.counts["associations_removed"] += len(live)
+        report.counts["associations_removed"] += len(removed)
 
 
 def _requests(ctx: SyncContext) -> tuple[int, int]:
