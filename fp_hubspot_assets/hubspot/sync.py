@@ -134,10 +134,10 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
     todo = planned.filter(pl.col("decision") == "write")
     columns = property_columns(records)
     if ctx.dry_run:
-        for key, hs_id in todo.select("source_key", "hubspot_id").iter_rows():
+        for key, hs_id, known_hash in todo.select("source_key", "hubspot_id", "known_hash").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
-            report.touch(key, hs_id, action, "")
+            report.touch(key, hs_id, action, _would_write_why(hs_id, known_hash))
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
@@ -171,6 +171,15 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
     report.requests, report.write_requests = _requests(ctx)[0] - requests_before[0], _requests(ctx)[1] - requests_before[1]
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _would_write_why(hubspot_id: str | None, known_hash: str | None) -> str:
+    """What differs, for a dry run's report: the state store keeps a hash of what was sent, not the values."""
+    if not hubspot_id:
+        return "new: not in HubSpot yet"
+    if known_hash is None:
+        return "HubSpot id known, our content never sent"
+    return "content changed since the last sync"
 
 
 def reconcile_plan(
@@ -387,6 +396,8 @@ def archive_removed(
         return
     if ctx.dry_run or ctx.client is None:
         report.counts["would_archive"] += gone.height
+        for key, hs_id in gone.select("source_key", "hubspot_id").iter_rows():
+            report.touch(key, hs_id, "would_archive", "no longer in the source")
         return
     pairs = list(gone.select("source_key", "hubspot_id").iter_rows())
     for i in range(0, len(pairs), BATCH_SIZE):
