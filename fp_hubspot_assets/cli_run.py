@@ -19,7 +19,7 @@ class SetupMissing(SystemExit):
     """A fresh shell without the environment and without a demo to fall back to: one line, no traceback."""
 
 
-def ensure_environment(demo_dir: Path = DEMO_DIR) -> list[str]:
+def ensure_environment(demo_dir: Path | None = None) -> list[str]:
     """Fill in the Makefile's defaults when nothing is configured; returns the variables it set.
 
     A shell with ``DAGSTER_HOME`` is a configured environment and is left alone (the state store then lives
@@ -29,6 +29,7 @@ def ensure_environment(demo_dir: Path = DEMO_DIR) -> list[str]:
 
     if os.environ.get("DAGSTER_HOME"):
         return []
+    demo_dir = demo_dir or DEMO_DIR
     if not (demo_dir / "dagster_home").is_dir():
         raise SetupMissing(
             "fp-hubspot: DAGSTER_HOME is not set and there is no demo in "
