@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fp_hubspot_assets.cli_run import dry_run_report, ensure_environment, run_main_job, summary_line
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
 
@@ -105,25 +107,6 @@ def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) ->
     return env
 
 
-def run_main_job(dry_run: bool = False) -> dict[str, int]:
-    """Materialize every asset through the Dagster instance at $DAGSTER_HOME; return the summary counts."""
-    from dagster import DagsterInstance
-
-    from fp_hubspot_assets.runner import OBJECT_TYPES, resource_config, run_sync
-    from fp_hubspot_assets.state.store import StateStore
-
-    with DagsterInstance.get() as instance:
-        summary = run_sync(instance, resource_config(dry_run=dry_run))
-    if not summary.success:
-        raise SystemExit(
-            f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"
-        )
-    with StateStore(StateStore.default_url()) as store:
-        ids = store.id_map_all()
-    counts = {t: ids.filter(ids["object_type"] == t).height for t in OBJECT_TYPES}
-    return counts | {"writes": summary.writes}
-
-
 def cmd_demo_run(args: argparse.Namespace) -> int:
     from fp_hubspot_assets.sandbox.testing import running_sandbox
 
@@ -131,8 +114,8 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     demo_dir.mkdir(parents=True, exist_ok=True)
     with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port) as sandbox:
         prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url)
-        counts = run_main_job()
-    print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        summary, totals = run_main_job()
+    print(summary_line(summary.metadata, totals))
     return 0
 
 
@@ -169,31 +152,38 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the main job against the configured environment (real HubSpot when a token is set)."""
-    counts = run_main_job(dry_run=args.dry_run)
-    print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    ensure_environment()
+    summary, totals = run_main_job(dry_run=args.dry_run)
+    if args.dry_run:
+        print("\n".join(dry_run_report(summary.metadata)))
+    print(summary_line(summary.metadata, totals, dry_run=args.dry_run))
     return 0
 
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fp-hubspot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fp-hubspot",
+        description="FocusPoint → HubSpot: panel checks, the demo, the sandbox, syncing and tracing. "
+        "Without DAGSTER_HOME set, commands use this checkout's .demo/ folder (as `make demo` does).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     panel = sub.add_parser("panel", help="validate or describe panel settings").add_subparsers(dest="panel_cmd", required=True)
     check = panel.add_parser("check", help="validate a panel YAML file")
-    check.add_argument("file")
+    check.add_argument("file", help="the panel YAML file to check")
     check.set_defaults(func=cmd_panel_check)
     panel.add_parser("schema", help="print the panel's JSON schema").set_defaults(func=cmd_panel_schema)
 
     demo = sub.add_parser("demo", help="the demo SAP database and the demo run").add_subparsers(dest="demo_cmd", required=True)
     gen = demo.add_parser("generate", help="write a demo SAP Business One + FocusPoint database")
-    gen.add_argument("--customers", type=int, default=2000)
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--url", default="sqlite:///.demo/sap.db")
+    gen.add_argument("--customers", type=int, default=2000, help="web customers to generate (default: 2000)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives the same data")
+    gen.add_argument("--url", default="sqlite:///.demo/sap.db", help="SQLAlchemy URL of the database to write")
     gen.set_defaults(func=cmd_demo_generate)
     sim = demo.add_parser("simulate", help="add new carts, orders and changes to a demo database")
-    sim.add_argument("--url", default="sqlite:///.demo/sap.db")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--url", default="sqlite:///.demo/sap.db", help="SQLAlchemy URL of the demo SAP database")
+    sim.add_argument("--seed", type=int, default=1, help="random seed of the first round (next rounds: +1 each)")
     sim.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
                      help="repeat every SECONDS with the current time (a live store); Ctrl-C stops")
     sim.add_argument("--rounds", type=int, default=None, metavar="N",
@@ -204,21 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
         ("prepare", cmd_demo_prepare, "create the demo folder without running anything"),
     ):
         p = demo.add_parser(name, help=help_text)
-        p.add_argument("--customers", type=int, default=2000)
-        p.add_argument("--seed", type=int, default=42)
-        p.add_argument("--dir", default=".demo")
-        p.add_argument("--sandbox-port", type=int, default=8765)
+        p.add_argument("--customers", type=int, default=2000, help="web customers in a new demo database")
+        p.add_argument("--seed", type=int, default=42, help="random seed of a new demo database")
+        p.add_argument("--dir", default=".demo", help="the demo folder (default: .demo)")
+        p.add_argument("--sandbox-port", type=int, default=8765, help="port of the local HubSpot sandbox")
         p.set_defaults(func=func)
 
     dev = sub.add_parser("dev", help="the sandbox and the Dagster UI on the demo data")
-    dev.add_argument("--dir", default=".demo")
-    dev.add_argument("--sandbox-port", type=int, default=8765)
+    dev.add_argument("--dir", default=".demo", help="the demo folder (default: .demo)")
+    dev.add_argument("--sandbox-port", type=int, default=8765, help="port of the local HubSpot sandbox")
     dev.set_defaults(func=cmd_dev)
 
     sync = sub.add_parser("sync", help="run the main job with the current environment")
     sync.add_argument("--dry-run", action="store_true", help="compute and report changes, write nothing")
     sync.set_defaults(func=cmd_sync)
     __import__("fp_hubspot_assets.cli_setup", fromlist=["add_commands"]).add_commands(sub)
+    __import__("fp_hubspot_assets.cli_trace", fromlist=["add_commands"]).add_commands(sub)
 
     from fp_hubspot_assets.sandbox.server import add_arguments
 

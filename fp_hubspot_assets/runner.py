@@ -54,14 +54,19 @@ def resource_config(
     }
 
 
-def run_sync(instance: DagsterInstance, run_config: dict[str, Any] | None = None, asset_selection: list[str] | None = None) -> RunSummary:
+def run_sync(
+    instance: DagsterInstance,
+    run_config: dict[str, Any] | None = None,
+    asset_selection: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> RunSummary:
     from dagster import AssetKey
 
     release_dead_runs(instance)
     job = defs.resolve_job_def(SYNC_JOB)
     result = job.execute_in_process(
         instance=instance,
-        tags={HOST_TAG: socket.gethostname()},
+        tags={**(tags or {}), HOST_TAG: socket.gethostname()},
         raise_on_error=False,
         run_config=run_config or {},
         asset_selection=[AssetKey(a) for a in asset_selection] if asset_selection else None,

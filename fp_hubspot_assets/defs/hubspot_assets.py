@@ -36,10 +36,23 @@ from fp_hubspot_assets.hubspot.sync import (
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import SPECS, ObjectSpec
 from fp_hubspot_assets.panel import PanelResource
-from fp_hubspot_assets.state.store import LogRow, StateStore
+from fp_hubspot_assets.state.queries import log_new_source_problems
+from fp_hubspot_assets.state.store import StateStore
 
 OWNERS = ["team:data-engineering"]
 HUBSPOT_POOL = "hubspot"
+
+
+DRY_RUN_TAG = "fp/dry_run"
+DRY_RUN_NOTE = "dry run — nothing written"
+
+
+def mark_dry_run(context: AssetExecutionContext) -> dict[str, object]:
+    """Tag the run as a dry run (so the run list shows it, however it was launched) and return the metadata
+    that says so on the materialization."""
+    if context.run.tags.get(DRY_RUN_TAG) != "true":
+        context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
+    return {"note": DRY_RUN_NOTE}
 
 
 def _payload_metadata(mapped: Mapped) -> dict[str, object]:
@@ -121,7 +134,7 @@ def hubspot_schema(
     settings = panel.settings()
     base_url, _token, sandbox = resolve_connection(settings)
     if hubspot.dry_run:
-        return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url})
+        return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url, **mark_dry_run(context)})
     client = hubspot.client(settings, state.store())
     report = run_setup(
         client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in mapping.OBJECT_TYPES}
@@ -214,8 +227,8 @@ def write_object_type(
     report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
     if not hubspot.dry_run and issues.height:
-        rows = issues.select("source_key", "action", "reason").iter_rows()
-        store.log(context.run_id, [LogRow(object_type, key, action, None, "SOURCE_DATA", why) for key, action, why in rows])
+        # logged when a problem appears or changes; the counts below still include every current one
+        log_new_source_problems(store, context.run_id, object_type, issues.select("source_key", "action", "reason").iter_rows())
     excluded = mapped.issues.height - issues.height + baselined
     counts = report.summary() | {
         "skipped": report.counts["skipped"] + issues.filter(pl.col("action") == "skipped").height,
@@ -229,6 +242,7 @@ def write_object_type(
     metadata: dict[str, object] = {f"count_{k}": v for k, v in counts.items()}
     if report.dry_run:
         metadata |= {f"count_{k}": v for k, v in report.counts.items() if k.startswith("would_")}
+        metadata |= mark_dry_run(context)
     metadata |= {
         "dagster/row_count": mapped.records.height,
         "dry_run": report.dry_run,
@@ -349,6 +363,8 @@ def integration_log(
     # The last step, reached only when every writer succeeded: the incremental schedule's cursor advances
     # to the source markers this run was requested with (docs/automation.md).
     cursor = None if hubspot.dry_run else record_sync_cursor(store, context.run.tags)
+    if hubspot.dry_run:
+        metadata |= mark_dry_run(context)
     if cursor is not None:
         metadata["sync_cursor"] = MetadataValue.json(json.loads(cursor.to_json()))
     return Output(frame, metadata=metadata)

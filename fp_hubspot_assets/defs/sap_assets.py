@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
-from fp_hubspot_assets.state.store import LogRow
+from fp_hubspot_assets.state.queries import log_new_source_problems
 
 OWNERS = ["team:data-engineering"]
 SOURCE_ASSETS: dict[str, tuple[str, str]] = {
@@ -42,13 +42,8 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
     def _read(context: AssetExecutionContext, sap: SapSourceResource, state: StateStoreResource) -> Output[pl.DataFrame]:
         result = sap.reader().read(entity)
         if result.rejects.height:  # the integration log is where admins trace every record that did not sync
-            state.store().log(
-                context.run_id,
-                [
-                    LogRow(entity, key, "skipped", None, "SOURCE_DATA", reason)
-                    for key, reason in result.rejects.select("source_key", "reason").iter_rows()
-                ],
-            )
+            rows = result.rejects.select("source_key", pl.lit("skipped"), "reason").iter_rows()
+            log_new_source_problems(state.store(), context.run_id, entity, rows)  # new or changed ones only
         for row in result.rejects.head(50).iter_rows(named=True):
             context.log.warning(f"{entity}: unreadable record {row['source_key']} skipped: {row['reason']}")
         if result.rejects.height > 50:

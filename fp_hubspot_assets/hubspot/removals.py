@@ -113,6 +113,8 @@ def archive_removed_children(
         return
     if ctx.dry_run or ctx.client is None:
         report.counts["would_archive"] += gone.height
+        for key, hs_id in gone.iter_rows():
+            report.touch(key, hs_id, "would_archive", "no longer in the source")
         return
     _archive(ctx, object_type, list(gone.iter_rows()), "no longer in the source", report)
 
@@ -146,7 +148,10 @@ def apply_deletes(ctx: SyncContext, object_type: str, gone: pl.DataFrame, policy
     if policy == "keep" or gone.is_empty():
         return
     if ctx.dry_run or ctx.client is None:
-        report.counts[f"would_{'flag' if policy == 'flag' else 'archive'}"] += gone.height
+        action = f"would_{'flag' if policy == 'flag' else 'archive'}"
+        report.counts[action] += gone.height
+        for key, hs_id in gone.iter_rows():
+            report.touch(key, hs_id, action, "no longer in the source")
         return
     why = "no longer in the source"
     rows = list(gone.iter_rows())

@@ -141,10 +141,10 @@ def sync_records(
     todo = planned.filter(pl.col("decision") == "write")
     columns = property_columns(records)
     if ctx.dry_run:
-        for key, hs_id in todo.select("source_key", "hubspot_id").iter_rows():
+        for key, hs_id, known_hash in todo.select("source_key", "hubspot_id", "known_hash").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
-            report.touch(key, hs_id, action, "")
+            report.touch(key, hs_id, action, _would_write_why(hs_id, known_hash))
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
@@ -208,6 +208,15 @@ def _payloads(frame: pl.DataFrame) -> list[tuple[str, dict[str, str]]]:
     return [
         (row[0], {c: v for c, v in zip(columns, row[1:], strict=True) if v is not None}) for row in frame.iter_rows()
     ]
+
+
+def _would_write_why(hubspot_id: str | None, known_hash: str | None) -> str:
+    """What differs, for a dry run's report: the state store keeps a hash of what was sent, not the values."""
+    if not hubspot_id:
+        return "new: not in HubSpot yet"
+    if known_hash is None:
+        return "HubSpot id known, our content never sent"
+    return "content changed since the last sync"
 
 
 def reconcile_plan(

@@ -418,6 +418,9 @@ def _oauth_routes(sb: Sandbox) -> list[Route]:
 
 
 # ---- inspection (no auth: a local test server; never exposed beyond 127.0.0.1 by default) -----------
+INSPECT_PAGE, INSPECT_PAGE_MAX = 100, 1000  # records per page of the /_sandbox/objects inspection route
+
+
 def _inspection_routes(sb: Sandbox, faults: FaultInjector) -> list[Route]:
     async def health(request: Request) -> Response:
         return _json(200, {"status": "ok"})
@@ -442,14 +445,26 @@ def _inspection_routes(sb: Sandbox, faults: FaultInjector) -> list[Route]:
         obj_type = canonical_type(request.path_params["objectType"])
         if obj_type is None:
             return _json(404, {"message": f"unknown object type {request.path_params['objectType']}"})
+        # paged like HubSpot's list API (?limit=, ?after=), or one record by ?id=: all deals at once are megabytes
+        query = request.query_params
+        try:
+            limit = min(max(int(query.get("limit", INSPECT_PAGE)), 1), INSPECT_PAGE_MAX)
+            after = max(int(query.get("after", 0)), 0)
+        except ValueError:
+            return _json(400, {"message": "limit and after must be integers"})
+        wanted = query.get("id")
+        live = [rec for rec in sb.store.iter_live(obj_type) if wanted is None or str(rec.id) == wanted]
         out = []
-        for rec in sb.store.iter_live(obj_type):
+        for rec in live[after : after + limit]:
             links: dict[str, list[Json]] = {}
             for (to_type, to_id), types in sorted(sb.store.assoc.get((obj_type, rec.id), {}).items()):
                 links.setdefault(to_type, []).append({"id": str(to_id), "types": sorted(types)})
             out.append({"id": str(rec.id), "properties": rec.props, "createdAt": rec.created,
                         "updatedAt": rec.updated, "associations": links})
-        return _json(200, out)
+        body: dict[str, Any] = {"total": len(live), "results": out}
+        if after + limit < len(live):
+            body["paging"] = {"next": {"after": str(after + limit)}}
+        return _json(200, body)
 
     return [
         Route("/_sandbox/health", health, methods=["GET"]),

@@ -130,7 +130,16 @@ class SandboxHandle:
         self._http.post("/_sandbox/reset", params={"data": "1" if data else "0"}).raise_for_status()
 
     def objects(self, object_type: str) -> list[dict[str, Any]]:
-        return self._http.get(f"/_sandbox/objects/{object_type}").raise_for_status().json()
+        """Every live record of a type, following the inspection route's pages."""
+        out: list[dict[str, Any]] = []
+        after = "0"
+        while True:
+            page = self._http.get(f"/_sandbox/objects/{object_type}", params={"limit": 1000, "after": after})
+            body = page.raise_for_status().json()
+            out.extend(body["results"])
+            after = body.get("paging", {}).get("next", {}).get("after")
+            if after is None:
+                return out
 
     def client(self, access_token: str | None = None, **kwargs: Any) -> Any:
         """An official SDK client for this sandbox (typed APIs via `host`, api_request via `base_url`)."""

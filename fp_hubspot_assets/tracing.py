@@ -1,0 +1,116 @@
+"""One record's whole story, for ``fp-hubspot trace`` and the tracing page: its SAP/FocusPoint source rows,
+the payload the mapping computes for it now, its HubSpot id and a link to it, its associations and every
+integration-log row about it."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from fp_hubspot_assets import mapping
+from fp_hubspot_assets.panel import PanelSettings
+from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state.queries import LogQuery, associations_of, mapping_of, search_log
+from fp_hubspot_assets.state.store import StateStore
+
+PORTAL_ID_ENV = "FP_HUBSPOT_PORTAL_ID"
+# HubSpot's object type ids, as its app URLs use them (https://app.hubspot.com/contacts/<portal>/record/<id>/…)
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "products": "0-7", "line_items": "0-8"}
+ENTITIES = ("stores", "customers", "addresses", "items", "orders", "carts")
+_LINE_KEY = re.compile(r"^(.*):L[^:]*$")  # "<deal key>:L<line>": a line item's key names its deal
+
+
+@dataclass
+class Trace:
+    key: str
+    mappings: list[dict[str, Any]] = field(default_factory=list)  # object_type, hubspot_id, url, synced_at, run_id
+    associations: list[dict[str, Any]] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    source: list[dict[str, Any]] = field(default_factory=list)  # {"entity": …, "row": {…}}
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)  # object_type -> {"record", "issues"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "hubspot": self.mappings,
+            "associations": self.associations,
+            "payloads": self.payloads,
+            "source": self.source,
+            "log": self.log,
+        }
+
+
+def record_url(settings: PanelSettings, object_type: str, hubspot_id: str) -> str | None:
+    """The record in HubSpot's app: portal id ($FP_HUBSPOT_PORTAL_ID) and the panel's region give the host.
+    Against a sandbox (panel ``base_url``), its inspection route for that record. None: portal id unknown."""
+    integration = settings.integration
+    if integration.base_url:
+        return f"{integration.base_url}/_sandbox/objects/{object_type}?id={hubspot_id}"
+    portal = os.environ.get(PORTAL_ID_ENV, "").strip()
+    if not portal or object_type not in OBJECT_TYPE_IDS:
+        return None
+    host = "https://app-eu1.hubspot.com" if integration.region == "eu1" else "https://app.hubspot.com"
+    return f"{host}/contacts/{portal}/record/{OBJECT_TYPE_IDS[object_type]}/{hubspot_id}"
+
+
+def read_sources(reader: SapReader) -> dict[str, pl.DataFrame]:
+    return {entity: reader.read(entity).frame for entity in ENTITIES}
+
+
+def compute_payloads(frames: dict[str, pl.DataFrame], settings: PanelSettings) -> dict[str, mapping.Mapped]:
+    """The payloads the mapping computes now, as the mapping assets do (same functions, same inputs)."""
+    customers, addresses = frames["customers"], frames["addresses"]
+    companies = mapping.map_companies(customers, addresses, settings)
+    contacts = mapping.map_contacts(customers, addresses, settings)
+    products = mapping.map_products(frames["items"], frames["stores"], settings)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    deals = mapping.map_deals(frames["orders"], frames["carts"], customers, contacts, companies, settings, now)
+    line_items = mapping.map_line_items(frames["orders"], frames["carts"], products, settings, deals=deals)
+    return {"companies": companies, "contacts": contacts, "products": products, "deals": deals, "line_items": line_items}
+
+
+def source_rows(frames: dict[str, pl.DataFrame], key: str) -> list[dict[str, Any]]:
+    """Rows of every source entity whose key columns hold ``key`` (or, for a line item, its deal's key)."""
+    wanted = {key}
+    if match := _LINE_KEY.match(key):
+        wanted.add(match.group(1))
+    out = []
+    for entity, frame in frames.items():
+        columns = [c for c in frame.columns if c.endswith("_key") and frame.schema[c] == pl.String]
+        if not columns:
+            continue
+        hits = frame.filter(pl.any_horizontal([pl.col(c).is_in(sorted(wanted)) for c in columns]))
+        out.extend({"entity": entity, "row": row} for row in hits.head(20).iter_rows(named=True))
+    return out
+
+
+def trace(
+    store: StateStore,
+    key: str,
+    settings: PanelSettings,
+    frames: dict[str, pl.DataFrame] | None = None,
+    log_limit: int = 1000,
+) -> Trace:
+    """Everything known about ``key``; without ``frames`` the source rows and payloads are left out."""
+    result = Trace(key)
+    for row in mapping_of(store, key).iter_rows(named=True):
+        row["url"] = record_url(settings, row["object_type"], row["hubspot_id"])
+        result.mappings.append(row)
+    result.associations = associations_of(store, key)
+    result.log = search_log(store, LogQuery(key=key), limit=log_limit).rows.to_dicts()
+    if frames is not None:
+        result.source = source_rows(frames, key)
+        for object_type, mapped in compute_payloads(frames, settings).items():
+            record = mapped.records.filter(pl.col("source_key") == key)
+            issues = mapped.issues.filter(pl.col("source_key") == key)
+            if record.height or issues.height:
+                result.payloads[object_type] = {
+                    "record": record.row(0, named=True) if record.height else None,
+                    "issues": issues.to_dicts(),
+                }
+    return result
