@@ -115,8 +115,8 @@ def test_second_run_logs_no_source_problem_again(fresh_shell: Demo, capsys: pyte
     c = integration_log.c
     with fresh_shell.store() as store, store.engine.connect() as conn:
         per_key = conn.execute(
-            sa.select(c.object_type, c.source_key, sa.func.count()).where(c.error_category == SOURCE_DATA)
-            .group_by(c.object_type, c.source_key)
+            sa.select(c.object_type, c.source_key, c.message, sa.func.count()).where(c.error_category == SOURCE_DATA)
+            .group_by(c.object_type, c.source_key, c.message)
         ).all()
     assert per_key, "the demo data has source problems"
     assert max(n for *_k, n in per_key) == 1, "an unchanged problem is logged when it appears, not every run"

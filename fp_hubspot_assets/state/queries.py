@@ -140,29 +140,28 @@ def last_actions(store: StateStore, object_type: str, keys: Sequence[str]) -> di
     return out
 
 
-def logged_source_problems(store: StateStore, object_type: str) -> dict[str, tuple[str, str | None]]:
-    """{source_key: (action, message)} of the newest source-data log row of every key of ``object_type``."""
+def logged_source_problems(store: StateStore, object_type: str) -> set[tuple[str, str, str | None]]:
+    """Every distinct (source_key, action, message) source-data problem logged for ``object_type`` (a record
+    may have several at once: an invalid phone and an unknown country)."""
     c = integration_log.c
-    newest = (
-        sa.select(sa.func.max(c.id))
+    stmt = (
+        sa.select(c.source_key, c.action, c.message)
         .where(c.object_type == object_type, c.error_category == SOURCE_DATA)
-        .group_by(c.source_key)
-        .scalar_subquery()
+        .distinct()
     )
-    stmt = sa.select(c.source_key, c.action, c.message).where(c.id.in_(newest))
     with store._reading() as conn:
-        return {k: (a, m) for k, a, m in conn.execute(stmt)}
+        return {(k, a, m) for k, a, m in conn.execute(stmt)}
 
 
 def log_new_source_problems(store: StateStore, run_id: str, object_type: str, problems: Iterable[tuple[str, str, str]]) -> int:
-    """Log the source-data problems ``(source_key, action, reason)`` that are new, or whose action or reason
-    changed since they were last logged; a problem that stays the same is logged once, not every run (the
-    log stays proportional to change). Returns how many rows were written."""
+    """Log the source-data problems ``(source_key, action, reason)`` not logged before with this content: a
+    problem that stays the same is logged once, when it appears, not every run (the log stays proportional to
+    change); a record whose problem changes gets a new row. Returns how many rows were written."""
     known = logged_source_problems(store, object_type)
     rows = [
         LogRow(object_type, key, action, None, SOURCE_DATA, reason)
         for key, action, reason in problems
-        if known.get(key) != (action, reason)
+        if (key, action, reason) not in known
     ]
     store.log(run_id, rows)
     return len(rows)
