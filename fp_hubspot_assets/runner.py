@@ -40,9 +40,12 @@ def resource_config(
     max_workers: int = 4,
     log_level: str = "INFO",
     reconcile: bool = False,
+    mode: str = "",
 ) -> dict[str, Any]:
     """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
-    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile)."""
+    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile); ``mode``
+    ``incremental`` or ``full`` says how sources are read ("" = the resource's default, incremental)."""
+    sync_mode = {"sync_mode": {"config": {"mode": mode}}} if mode else {}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
@@ -50,6 +53,7 @@ def resource_config(
             "sap": {"config": {"url": sap_url}},
             "state": {"config": {"url": state_url}},
             "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers, "reconcile": reconcile}},
+            **sync_mode,
         }
     }
 

@@ -46,6 +46,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB, sync_carts, sync_hubspot
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
@@ -79,11 +80,13 @@ def _queued(instance: DagsterInstance, job_name: str) -> bool:
     return bool(waiting)
 
 
-def _request(context: SensorEvaluationContext, trigger: str, key: str, carts: int, cursor: str) -> SensorResult:
+def _request(
+    context: SensorEvaluationContext, trigger: str, key: str, carts: int, cursor: str, extra: Mapping[str, str] | None = None
+) -> SensorResult:
     if _queued(context.instance, CART_JOB):
         return SensorResult(skip_reason=f"{carts} cart(s) {trigger}; a queued {CART_JOB} run will sync them",
                             cursor=cursor)
-    tags = {TRIGGER_TAG: trigger, CARTS_TAG: str(carts)}
+    tags = {TRIGGER_TAG: trigger, CARTS_TAG: str(carts), **(extra or {})}
     return SensorResult(run_requests=[RunRequest(run_key=key, tags=tags)], cursor=cursor)
 
 
@@ -135,7 +138,9 @@ def cart_abandonment(context: SensorEvaluationContext, sap: SapSourceResource, p
     if newest is None:
         return SensorResult(skip_reason="no open cart crossed the abandonment threshold", cursor=cursor)
     key = f"cart_abandonment:{context.cursor or 'first'}:{_stamp(newest)}"
-    return _request(context, "abandoned", key, crossed, cursor)
+    # Crossing the threshold changes no marker: the run must read these carts whatever its cursor says.
+    since = {CARTS_SINCE_TAG: _stamp(checked_until) if checked_until else ""}
+    return _request(context, "abandoned", key, crossed, cursor, since)
 
 
 # ---------------------------------------------------------------- schedules
@@ -149,7 +154,9 @@ CHANGED_TAG = "fp/changed"  # why the incremental tick requested the run, for pe
 # Entities with change markers (``SapReader.max_updated_at``). Web stores have none: a store change is
 # picked up by the next run for another reason, at the latest by the nightly reconcile.
 MARKED_ENTITIES = ("customers", "addresses", "items", "orders", "carts")
-RECONCILE_RUN_CONFIG = {"resources": {"hubspot": {"config": {"reconcile": True}}}}
+RECONCILE_RUN_CONFIG = {
+    "resources": {"hubspot": {"config": {"reconcile": True}}, "sync_mode": {"config": {"mode": "full"}}}
+}
 
 
 @dataclass(frozen=True)
