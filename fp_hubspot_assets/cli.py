@@ -105,7 +105,7 @@ def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) ->
     return env
 
 
-def run_main_job(dry_run: bool = False) -> dict[str, int]:
+def run_main_job(dry_run: bool = False, full: bool = False) -> dict[str, int]:
     """Materialize every asset through the Dagster instance at $DAGSTER_HOME; return the summary counts."""
     from dagster import DagsterInstance
 
@@ -113,7 +113,7 @@ def run_main_job(dry_run: bool = False) -> dict[str, int]:
     from fp_hubspot_assets.state.store import StateStore
 
     with DagsterInstance.get() as instance:
-        summary = run_sync(instance, resource_config(dry_run=dry_run))
+        summary = run_sync(instance, resource_config(dry_run=dry_run, mode="full" if full else ""))
     if not summary.success:
         raise SystemExit(
             f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"
@@ -169,7 +169,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the main job against the configured environment (real HubSpot when a token is set)."""
-    counts = run_main_job(dry_run=args.dry_run)
+    counts = run_main_job(dry_run=args.dry_run, full=args.full)
     print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
 
@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="run the main job with the current environment")
     sync.add_argument("--dry-run", action="store_true", help="compute and report changes, write nothing")
+    sync.add_argument("--full", action="store_true", help="read every source row (and flag records deleted in the "
+                      "source), not only what changed since the last successful run")
     sync.set_defaults(func=cmd_sync)
     __import__("fp_hubspot_assets.cli_setup", fromlist=["add_commands"]).add_commands(sub)
 

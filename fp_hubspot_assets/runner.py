@@ -43,8 +43,10 @@ def resource_config(
     mode: str = "",
 ) -> dict[str, Any]:
     """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
-    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile); ``mode``
-    ``incremental`` or ``full`` says how sources are read ("" = the resource's default, incremental)."""
+    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile, which reads in
+    full); ``mode`` ``incremental`` or ``full`` says how sources are read ("" = full for a reconcile, else
+    the resource's default, incremental)."""
+    mode = mode or ("full" if reconcile else "")
     sync_mode = {"sync_mode": {"config": {"mode": mode}}} if mode else {}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -58,11 +60,16 @@ def resource_config(
     }
 
 
-def run_sync(instance: DagsterInstance, run_config: dict[str, Any] | None = None, asset_selection: list[str] | None = None) -> RunSummary:
+def run_sync(
+    instance: DagsterInstance,
+    run_config: dict[str, Any] | None = None,
+    asset_selection: list[str] | None = None,
+    job_name: str = SYNC_JOB,
+) -> RunSummary:
     from dagster import AssetKey
 
     release_dead_runs(instance)
-    job = defs.resolve_job_def(SYNC_JOB)
+    job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance,
         tags={HOST_TAG: socket.gethostname()},

@@ -3,21 +3,21 @@
 - ``incremental_hubspot_sync`` (every 15 minutes) compares SAP/FocusPoint change markers (the newest
   ``UpdatedAt`` / ``UpdateDate``+``UpdateTS`` per entity: a few indexed MAX queries) and the panel with what
   the last *successful* sync started from, and requests ``sync_hubspot`` only when something changed (or
-  rejected records wait for a retry). The run reads the full source frames, because the cross-record rules
-  (email de-duplication over all customers, a cart and its order being one deal, aliases) need them, and
-  writes only the records whose payload changed (hash diff). The run's final step (``integration_log``)
+  rejected records wait for a retry). The run reads orders and carts changed since the last successful
+  run (``defs/incremental.py``) and the other entities in full (cross-record rules need them), and writes
+  only the records whose payload changed (hash diff). The run's final step (``integration_log``)
   stores the markers this tick read as the new cursor, so a change landing while the run works is newer
   than that cursor and triggers the next tick.
-- ``nightly_hubspot_reconcile`` (02:30 UTC) runs ``sync_hubspot`` with ``hubspot.reconcile`` on: every
+- ``nightly_hubspot_reconcile`` (02:30 UTC) runs ``sync_hubspot`` with a full read and ``hubspot.reconcile``: every
   record we own is read back from HubSpot and the ones edited or deleted by hand there are written again.
 - ``new_carts`` watches FP_CART.UpdatedAt and requests ``sync_carts`` when carts were added or changed.
 - ``cart_abandonment`` requests ``sync_carts`` when open carts crossed the panel's abandonment threshold
   since its last tick, so their deals move to Checkout Abandoned within minutes.
 
 Both sensors only probe an index range of FP_CART (``SapReader.cart_changes`` / ``newest_cart_change``):
-a tick costs the same on a thousand or a million carts. The run they request reads and diffs every cart,
-which keeps it correct whatever the sensor saw; run keys derived from the change markers make a tick that
-is evaluated twice request one run.
+a tick costs the same on a thousand or a million carts. The run they request reads the carts (and orders)
+changed since the last successful run, whatever the sensor saw; run keys derived from the change markers
+make a tick that is evaluated twice request one run.
 """
 
 from __future__ import annotations
