@@ -218,3 +218,17 @@ def test_the_abandonment_sensor_makes_the_run_read_carts_its_marker_has_passed(s
             orders = incremental.read_window(store, reader, "orders", sync, {incremental.CARTS_SINCE_TAG: ""})
     assert plain.mode == "incremental" and widened.since == floor and everything.mode == "full"
     assert orders.since == incremental.marker(store, "orders") - timedelta(seconds=sync.overlap_seconds)
+
+
+def test_deals_waiting_for_a_retry_make_orders_and_carts_read_in_full(sync_env: SyncEnv) -> None:
+    """HubSpot re-sends a rejected record only when it is in the payload: an incremental read would leave it out."""
+    sync_env.run()
+    from fp_hubspot_assets.sap.reader import SapReader
+
+    sync = incremental.SyncModeResource()
+    with sync_env.state() as store, SapReader(sync_env.sap_url) as reader:
+        assert incremental.read_window(store, reader, "orders", sync, {}).mode == "incremental"
+        store.record_failures("deals", [("O1", "some-hash", "VALIDATION_ERROR", "closedate: invalid")])
+        waiting = incremental.read_window(store, reader, "orders", sync, {})
+        assert waiting.mode == "full" and "retry" in waiting.why
+        assert incremental.read_window(store, reader, "customers", sync, {}).why.startswith("always")

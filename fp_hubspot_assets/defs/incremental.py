@@ -9,6 +9,9 @@ run (plus their dependants); a full read is the reconciler (docs/automation.md â
   reports mode, rows read and the marker range in its metadata. The run's last step (``integration_log``,
   reached only when every writer succeeded) advances the stored markers to those ``upper`` values: a failed or
   killed run never advances them, and a change landing during a run is newer than ``upper`` and read next time.
+  The run that finishes last sets them (possibly backwards: see ``advance_markers``).
+- Records HubSpot rejected are retried only when they are in the payload: while any wait for a retry, their
+  entities are read in full.
   Re-read rows cost nothing in HubSpot: the hash diff skips what is unchanged.
 - Which entities are read incrementally: ``INCREMENTAL_ENTITIES``. Orders and carts (with their lines,
   deliveries and invoices) are the bulk of a store and what a cart changes; a cart and its order are always
@@ -28,6 +31,7 @@ from typing import Literal
 from dagster import ConfigurableResource, DagsterEventType, DagsterInstance
 from pydantic import Field
 
+from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.store import StateStore
 
@@ -99,6 +103,8 @@ def read_window(
     last = marker(store, entity)
     if last is None:
         return ReadWindow(entity, None, upper, "no successful run recorded yet")
+    if _retries_pending(store, entity):
+        return ReadWindow(entity, None, upper, "records HubSpot rejected wait for a retry (a full read re-sends them)")
     since = last - timedelta(seconds=sync.overlap_seconds)
     why = f"changed since the last successful run ({_stamp(last)}) minus {sync.overlap_seconds:g} s overlap"
     if entity == "carts" and CARTS_SINCE_TAG in tags:
@@ -108,6 +114,13 @@ def read_window(
         if datetime.fromisoformat(floor) < since:
             since, why = datetime.fromisoformat(floor), f"abandonment check: carts changed since {floor}"
     return ReadWindow(entity, since, upper, why)
+
+
+def _retries_pending(store: StateStore, entity: str) -> bool:
+    """Records of a type this entity feeds that HubSpot rejected fewer than MAX_FAILED_ATTEMPTS times: the
+    sync re-sends them only when they are in the payload, and an incremental read would leave them out."""
+    fed = [t for t, entities in SOURCES_OF.items() if entity in entities]
+    return any(bool((store.failures(t)["attempts"] < MAX_FAILED_ATTEMPTS).any()) for t in fed)
 
 
 def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, str]]:
@@ -134,16 +147,13 @@ def read_partially(instance: DagsterInstance, run_id: str, object_type: str) -> 
 
 
 def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -> dict[str, str]:
-    """After a successful run: each entity's stored marker moves to the newest marker seen before this run
-    read it. Never backwards (a run that started earlier may finish after a later one)."""
+    """After a successful run: each entity's stored marker becomes the newest marker seen before this run
+    read it â€” even when a run that read later finished first and stored a newer one. This run may then have
+    written an older version of rows that changed after its read (and after that other run wrote them); going
+    back makes the next run read those rows again, and the hash diff writes their current version."""
     advanced = {}
     for entity, read in _run_reads(instance, run_id).items():
-        if not read.get(UPPER):
-            continue
-        upper = datetime.fromisoformat(read[UPPER])
-        last = marker(store, entity)
-        if last is None or upper > last:
-            store.set_cursor(MARKER_PREFIX + entity, _stamp(upper))
-            last = upper
-        advanced[entity] = _stamp(last)
+        if read.get(UPPER):
+            store.set_cursor(MARKER_PREFIX + entity, read[UPPER])
+            advanced[entity] = read[UPPER]
     return advanced
