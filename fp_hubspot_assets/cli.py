@@ -153,7 +153,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the main job against the configured environment (real HubSpot when a token is set)."""
     ensure_environment()
-    summary, totals = run_main_job(dry_run=args.dry_run)
+    summary, totals = run_main_job(dry_run=args.dry_run, full=args.full)
     if args.dry_run:
         print("\n".join(dry_run_report(summary.metadata)))
     print(summary_line(summary.metadata, totals, dry_run=args.dry_run))
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="run the main job with the current environment")
     sync.add_argument("--dry-run", action="store_true", help="compute and report changes, write nothing")
+    sync.add_argument("--full", action="store_true", help="read every source row (and flag records deleted in the "
+                      "source), not only what changed since the last successful run")
     sync.set_defaults(func=cmd_sync)
     __import__("fp_hubspot_assets.cli_setup", fromlist=["add_commands"]).add_commands(sub)
     __import__("fp_hubspot_assets.cli_trace", fromlist=["add_commands"]).add_commands(sub)

@@ -57,7 +57,7 @@ def source_state_tags() -> dict[str, str]:
     return source_tags(current, extra="cli") | {TRIGGER_TAG: "cli"}
 
 
-def run_main_job(dry_run: bool = False) -> tuple[Any, dict[str, int]]:
+def run_main_job(dry_run: bool = False, full: bool = False) -> tuple[Any, dict[str, int]]:
     """Materialize every asset through the Dagster instance at $DAGSTER_HOME; returns the RunSummary and the
     records known per object type afterwards."""
     from dagster import DagsterInstance
@@ -67,7 +67,7 @@ def run_main_job(dry_run: bool = False) -> tuple[Any, dict[str, int]]:
 
     tags = {} if dry_run else source_state_tags()
     with DagsterInstance.get() as instance:
-        summary = run_sync(instance, resource_config(dry_run=dry_run), tags=tags)
+        summary = run_sync(instance, resource_config(dry_run=dry_run, mode="full" if full else ""), tags=tags)
     if not summary.success:
         raise SystemExit(
             f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"

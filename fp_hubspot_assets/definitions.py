@@ -7,6 +7,7 @@ from dagster import Definitions
 from fp_hubspot_assets.defs import automation, first_setup
 from fp_hubspot_assets.defs.checks import all_checks
 from fp_hubspot_assets.defs.hubspot_assets import hubspot_assets, payload_assets
+from fp_hubspot_assets.defs.incremental import SyncModeResource
 from fp_hubspot_assets.defs.jobs import SYNC_JOB, jobs
 from fp_hubspot_assets.defs.resources import HubSpotResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.defs.sap_assets import sap_assets
@@ -22,6 +23,7 @@ def build_resources() -> dict[str, object]:
         "sap": SapSourceResource(),
         "state": StateStoreResource(),
         "hubspot": HubSpotResource(),
+        "sync_mode": SyncModeResource(),
     }
 
 

@@ -40,9 +40,14 @@ def resource_config(
     max_workers: int = 4,
     log_level: str = "INFO",
     reconcile: bool = False,
+    mode: str = "",
 ) -> dict[str, Any]:
     """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
-    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile)."""
+    also writes back records edited or deleted by hand in HubSpot (the nightly reconcile, which reads in
+    full); ``mode`` ``incremental`` or ``full`` says how sources are read ("" = full for a reconcile, else
+    the resource's default, incremental)."""
+    mode = mode or ("full" if reconcile else "")
+    sync_mode = {"sync_mode": {"config": {"mode": mode}}} if mode else {}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
@@ -50,6 +55,7 @@ def resource_config(
             "sap": {"config": {"url": sap_url}},
             "state": {"config": {"url": state_url}},
             "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers, "reconcile": reconcile}},
+            **sync_mode,
         }
     }
 
@@ -59,11 +65,12 @@ def run_sync(
     run_config: dict[str, Any] | None = None,
     asset_selection: list[str] | None = None,
     tags: dict[str, str] | None = None,
+    job_name: str = SYNC_JOB,
 ) -> RunSummary:
     from dagster import AssetKey
 
     release_dead_runs(instance)
-    job = defs.resolve_job_def(SYNC_JOB)
+    job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance,
         tags={**(tags or {}), HOST_TAG: socket.gethostname()},

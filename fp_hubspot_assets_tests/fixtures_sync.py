@@ -29,9 +29,11 @@ class SyncEnv:
     def write_panel(self, extra_yaml: str = "") -> None:
         self.panel_path.write_text(f"integration:\n  base_url: {self.sandbox.base_url}\n{extra_yaml}", encoding="utf-8")
 
-    def run(self, dry_run: bool = False, **kwargs: Any) -> RunSummary:
+    def run(self, dry_run: bool = False, mode: str = "full", **kwargs: Any) -> RunSummary:
+        """Full reads by default: most tests edit source rows without moving their change markers, which only
+        a full read sees (incremental runs: test_incremental.py)."""
         config = resource_config(
-            panel=str(self.panel_path), sap_url=self.sap_url, state_url=self.state_url, dry_run=dry_run
+            panel=str(self.panel_path), sap_url=self.sap_url, state_url=self.state_url, dry_run=dry_run, mode=mode
         )
         summary = run_sync(self.instance, config, **kwargs)
         assert summary.success, f"run failed in {summary.failed_steps}"

@@ -1,5 +1,5 @@
-"""The benchmark scripts, each run once at a tiny size so they cannot rot (the figures are in
-bench/README.md). The four scripts run as subprocesses side by side to keep this file well under a minute."""
+"""Benchmark scripts, each run once at a tiny size so they cannot rot (the figures are in bench/README.md).
+The scripts run as subprocesses side by side to keep this file well under a minute."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def _commands(tmp: Path) -> dict[str, list[str]]:
         "sensor_latency": ["sensor_latency.py", "--carts", "2000", "--ticks", "2", "--customers", "120",
                            "--samples", "1", "--interval", "1"],  # fmt: skip
         "time_model": ["time_model.py", "--check", "500", "--runs", "1"],
+        "change_latency": ["change_latency.py", "--customers", "150", "--keep", str(tmp / "cl")],
     }
 
 
@@ -83,3 +84,12 @@ def test_utilization_of_a_saturated_timeline_is_one() -> None:
     assert value > 0.95
     half, _ = utilization(starts[::2], rejected=0, limit=19, window=1.0)
     assert half == pytest.approx(value / 2, rel=0.05)
+
+
+def test_change_latency_reads_only_changed_orders_and_carts(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(outputs["change_latency"])
+    assert "| 1 cart | sync_carts |" in out
+    one_cart = next(line for line in out.splitlines() if line.startswith("| 1 cart |"))
+    assert one_cart.count("(inc)") == 2, "orders and carts read incrementally"
+    full = next(line for line in out.splitlines() if line.startswith("| full run"))
+    assert "(inc)" not in full

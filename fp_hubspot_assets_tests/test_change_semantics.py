@@ -357,7 +357,9 @@ def test_a_source_that_lost_most_rows_stops_before_deleting_anything(sync_env: S
     sql(sync_env, 'DELETE FROM "FP_CART_LINE"')
     sql(sync_env, 'DELETE FROM "FP_CART"')
     requests = sync_env.sandbox.stats()
-    config = resource_config(panel=str(sync_env.panel_path), sap_url=sync_env.sap_url, state_url=sync_env.state_url)
+    config = resource_config(
+        panel=str(sync_env.panel_path), sap_url=sync_env.sap_url, state_url=sync_env.state_url, mode="full"
+    )  # only a full read detects deletions
     with DagsterInstance.ephemeral() as instance:
         summary = run_sync(instance, config)
         assert not summary.success and "hubspot_deals" in summary.failed_steps

@@ -231,7 +231,9 @@ def test_nightly_reconcile_requests_a_reconcile_run_once_a_day(env: Env) -> None
     with build_schedule_context(instance=env.instance, resources=env.resources(), scheduled_execution_time=night) as ctx:
         [request] = nightly_hubspot_reconcile.evaluate_tick(ctx).run_requests or []
     assert request.run_key == "nightly_hubspot_reconcile:2025-03-04"
-    assert request.run_config == {"resources": {"hubspot": {"config": {"reconcile": True}}}}
+    assert request.run_config == {
+        "resources": {"hubspot": {"config": {"reconcile": True}}, "sync_mode": {"config": {"mode": "full"}}}
+    }, "the reconcile reads the source in full"
     assert request.tags[automation.TRIGGER_TAG] == "reconcile"
     assert automation.SOURCE_STATE_TAG in request.tags, "a successful reconcile advances the incremental cursor"
     assert validate_run_config(defs.resolve_job_def(SYNC_JOB), request.run_config)

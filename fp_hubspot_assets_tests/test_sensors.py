@@ -21,6 +21,7 @@ from dagster import (
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.automation import cart_abandonment, new_carts
+from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import SapSourceResource
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
@@ -173,7 +174,9 @@ def test_abandonment_threshold_edges(
     monkeypatch.setattr(automation, "utcnow", lambda: changed_at + timedelta(hours=2))
     at = _tick_abandon(sap_url, instance, panel, before.cursor)
     [request] = _requests(at)
-    assert request.tags == {automation.TRIGGER_TAG: "abandoned", automation.CARTS_TAG: "1"}
+    # the run reads the carts changed since the threshold checked last, whatever its read marker says
+    assert request.tags == {automation.TRIGGER_TAG: "abandoned", automation.CARTS_TAG: "1",
+                            CARTS_SINCE_TAG: before.cursor}  # fmt: skip
     assert at.cursor == automation._stamp(changed_at)
     again = _tick_abandon(sap_url, instance, panel, before.cursor)
     assert [r.run_key for r in _requests(again)] == [request.run_key], "re-evaluated tick: same run key"

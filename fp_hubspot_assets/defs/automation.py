@@ -3,21 +3,21 @@
 - ``incremental_hubspot_sync`` (every 15 minutes) compares SAP/FocusPoint change markers (the newest
   ``UpdatedAt`` / ``UpdateDate``+``UpdateTS`` per entity: a few indexed MAX queries) and the panel with what
   the last *successful* sync started from, and requests ``sync_hubspot`` only when something changed (or
-  rejected records wait for a retry). The run reads the full source frames, because the cross-record rules
-  (email de-duplication over all customers, a cart and its order being one deal, aliases) need them, and
-  writes only the records whose payload changed (hash diff). The run's final step (``integration_log``)
+  rejected records wait for a retry). The run reads orders and carts changed since the last successful
+  run (``defs/incremental.py``) and the other entities in full (cross-record rules need them), and writes
+  only the records whose payload changed (hash diff). The run's final step (``integration_log``)
   stores the markers this tick read as the new cursor, so a change landing while the run works is newer
   than that cursor and triggers the next tick.
-- ``nightly_hubspot_reconcile`` (02:30 UTC) runs ``sync_hubspot`` with ``hubspot.reconcile`` on: every
+- ``nightly_hubspot_reconcile`` (02:30 UTC) runs ``sync_hubspot`` with a full read and ``hubspot.reconcile``: every
   record we own is read back from HubSpot and the ones edited or deleted by hand there are written again.
 - ``new_carts`` watches FP_CART.UpdatedAt and requests ``sync_carts`` when carts were added or changed.
 - ``cart_abandonment`` requests ``sync_carts`` when open carts crossed the panel's abandonment threshold
   since its last tick, so their deals move to Checkout Abandoned within minutes.
 
 Both sensors only probe an index range of FP_CART (``SapReader.cart_changes`` / ``newest_cart_change``):
-a tick costs the same on a thousand or a million carts. The run they request reads and diffs every cart,
-which keeps it correct whatever the sensor saw; run keys derived from the change markers make a tick that
-is evaluated twice request one run.
+a tick costs the same on a thousand or a million carts. The run they request reads the carts (and orders)
+changed since the last successful run, whatever the sensor saw; run keys derived from the change markers
+make a tick that is evaluated twice request one run.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB, sync_carts, sync_hubspot
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
@@ -93,11 +94,13 @@ def _queued(instance: DagsterInstance, job_name: str) -> bool:
     return bool(waiting)
 
 
-def _request(context: SensorEvaluationContext, trigger: str, key: str, carts: int, cursor: str) -> SensorResult:
+def _request(
+    context: SensorEvaluationContext, trigger: str, key: str, carts: int, cursor: str, extra: Mapping[str, str] | None = None
+) -> SensorResult:
     if _queued(context.instance, CART_JOB):
         return SensorResult(skip_reason=f"{carts} cart(s) {trigger}; a queued {CART_JOB} run will sync them",
                             cursor=cursor)
-    tags = {TRIGGER_TAG: trigger, CARTS_TAG: str(carts)}
+    tags = {TRIGGER_TAG: trigger, CARTS_TAG: str(carts), **(extra or {})}
     return SensorResult(run_requests=[RunRequest(run_key=key, tags=tags)], cursor=cursor)
 
 
@@ -150,7 +153,9 @@ def cart_abandonment(context: SensorEvaluationContext, sap: SapSourceResource, p
     if newest is None:
         return SensorResult(skip_reason="no open cart crossed the abandonment threshold", cursor=cursor)
     key = f"cart_abandonment:{context.cursor or 'first'}:{_stamp(newest)}"
-    return _request(context, "abandoned", key, crossed, cursor)
+    # Crossing the threshold changes no marker: the run must read these carts whatever its cursor says.
+    since = {CARTS_SINCE_TAG: _stamp(checked_until) if checked_until else ""}
+    return _request(context, "abandoned", key, crossed, cursor, since)
 
 
 # ---------------------------------------------------------------- schedules
@@ -164,7 +169,9 @@ CHANGED_TAG = "fp/changed"  # why the incremental tick requested the run, for pe
 # Entities with change markers (``SapReader.max_updated_at``). Web stores have none: a store change is
 # picked up by the next run for another reason, at the latest by the nightly reconcile.
 MARKED_ENTITIES = ("customers", "addresses", "items", "orders", "carts")
-RECONCILE_RUN_CONFIG = {"resources": {"hubspot": {"config": {"reconcile": True}}}}
+RECONCILE_RUN_CONFIG = {
+    "resources": {"hubspot": {"config": {"reconcile": True}}, "sync_mode": {"config": {"mode": "full"}}}
+}
 
 
 @dataclass(frozen=True)

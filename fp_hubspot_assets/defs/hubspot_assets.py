@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs import incremental
 from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
@@ -210,7 +211,9 @@ def write_object_type(
                 raise
     report = SyncReport(object_type, dry_run=ctx.dry_run)
     present = mapped.present_keys()
-    gone = None if children else removals.vanished(ctx, object_type, present)
+    # An incremental read leaves out every unchanged record: absence means "not read", never "deleted".
+    partial = incremental.read_partially(context.instance, context.run_id, object_type)
+    gone = None if children or partial else removals.vanished(ctx, object_type, present)
     if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
         removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
     if object_type == "deals":
@@ -252,6 +255,8 @@ def write_object_type(
         "duration_seconds": round(report.duration_s, 3),
         "records": table_metadata(report.touched_frame()),
     }
+    if object_type in incremental.SOURCES_OF:
+        metadata["read_mode"] = incremental.INCREMENTAL if partial else incremental.FULL
     if baselined:
         metadata["count_baselined"] = baselined
     if report.counts["associations_removed"]:
@@ -367,6 +372,10 @@ def integration_log(
         metadata |= mark_dry_run(context)
     if cursor is not None:
         metadata["sync_cursor"] = MetadataValue.json(json.loads(cursor.to_json()))
+    # Per entity, the change marker the next incremental read starts from (docs/automation.md).
+    markers = {} if hubspot.dry_run else incremental.advance_markers(store, context.instance, context.run_id)
+    if markers:
+        metadata["read_markers"] = MetadataValue.json(markers)
     return Output(frame, metadata=metadata)
 
 

@@ -1,6 +1,6 @@
 """Jobs: the main sync job (every asset) and the cart job the sensors request."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 SYNC_JOB = "sync_hubspot"
 CART_JOB = "sync_carts"
@@ -12,15 +12,20 @@ sync_hubspot = define_asset_job(
 )
 
 # Deals and their line items plus everything they need to be correct: their contacts and companies (a new cart
-# may come from a new customer) and products (line items point at them). Only changed records are written
-# (hash diff), so on a quiet store this run costs a handful of API requests. The ID map asset is left out:
-# it only republishes the state store and is refreshed by the main job.
+# may come from a new customer; an association whose end is missing would wait for the nightly full read,
+# because an incremental run does not read that deal again) and products (line items point at them). Orders
+# and carts are read incrementally (only the changed ones and their partners, see defs/incremental.py); the
+# rest is a hash diff that writes nothing on a quiet store. The ID map asset is left out: it only republishes
+# the state store and is refreshed by the main job. Every step runs in the run's own process: a subprocess
+# per step cost seconds of start-up each (the cart → deal latency), and the steps are small.
 sync_carts = define_asset_job(
     CART_JOB,
     selection=AssetSelection.assets("hubspot_deals", "hubspot_line_items").upstream()
     | AssetSelection.assets("integration_log"),
+    executor_def=in_process_executor,
     description="Requested by the new_carts and cart_abandonment sensors: syncs new and changed carts' deals "
-    "(Checkout Pending / Abandoned / the order's stage), their line items, and any contact or company missing.",
+    "(Checkout Pending / Abandoned / the order's stage), their line items, and any contact or company missing. "
+    "Reads only changed carts and orders (sync_mode resource); runs in one process.",
 )
 
 jobs = [sync_hubspot, sync_carts]

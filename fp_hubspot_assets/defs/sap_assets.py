@@ -4,6 +4,7 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
+from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
@@ -39,8 +40,13 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         description=description,
         code_version="1",
     )
-    def _read(context: AssetExecutionContext, sap: SapSourceResource, state: StateStoreResource) -> Output[pl.DataFrame]:
-        result = sap.reader().read(entity)
+    def _read(
+        context: AssetExecutionContext, sap: SapSourceResource, state: StateStoreResource, sync_mode: SyncModeResource
+    ) -> Output[pl.DataFrame]:
+        with sap.reader() as reader:
+            window = read_window(state.store(), reader, entity, sync_mode, context.run.tags)
+            result = reader.read(entity, window.since)
+        context.log.info(f"{entity}: {window.mode} read of {result.frame.height} row(s) — {window.why}")
         if result.rejects.height:  # the integration log is where admins trace every record that did not sync
             rows = result.rejects.select("source_key", pl.lit("skipped"), "reason").iter_rows()
             log_new_source_problems(state.store(), context.run_id, entity, rows)  # new or changed ones only
@@ -51,6 +57,7 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         metadata = {
             "dagster/row_count": result.frame.height,
             "rejected": result.rejects.height,
+            **window.metadata(),
             "columns": MetadataValue.md(", ".join(f"`{c}`" for c in result.frame.columns)),
         }
         if result.rejects.height:

@@ -7,7 +7,8 @@ missing key or link). A reject never stops a read; its neighbours are read as us
 ``since`` makes a read incremental: rows whose change marker is at or after ``since`` (SAP: ``UpdateDate`` +
 ``UpdateTS``; FocusPoint: ``UpdatedAt``). Child rows without a marker follow their owner (CRD1 and OCPR their
 business partner, ITM1 and combinations their item), and an order also counts as changed when one of its
-deliveries or invoices changed. ``max_updated_at(entity)`` gives the newest marker, for sensor cursors.
+deliveries or invoices changed; a cart and its order count as changed together (they are one deal).
+``max_updated_at(entity)`` gives the newest marker, for sensor cursors.
 How every table maps to the frames: docs/source-model.md.
 """
 
@@ -484,11 +485,33 @@ class SapReader:
                 f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND {s.sap_changed("d", since)}'
             )
 
-        return f'({s.sap_changed("o", since)} OR o."DocEntry" IN ({via("ODLN", "DLN1")}) OR o."DocEntry" IN ({via("OINV", "INV1")}))'
+        # A cart and its order are one deal: an order also counts as changed when its cart changed (either
+        # side of the link may be written late), so the deal is always mapped from both.
+        cart = (
+            f'o."U_FP_CartId" IN (SELECT pc."CartId" FROM "FP_CART" pc WHERE {s.fp_changed("pc", since)}) '
+            f'OR o."DocEntry" IN (SELECT pc."OrderDocEntry" FROM "FP_CART" pc WHERE {s.fp_changed("pc", since)})'
+        )
+        return (
+            f'({s.sap_changed("o", since)} OR o."DocEntry" IN ({via("ODLN", "DLN1")}) '
+            f'OR o."DocEntry" IN ({via("OINV", "INV1")}) OR {cart})'
+        )
+
+    def _changed_carts(self, since: datetime | None) -> str:
+        """A cart changed itself or through its order (see ``_changed_orders``)."""
+        if since is None:
+            return "1=1"
+        orders = f'SELECT o."DocEntry" FROM "ORDR" o WHERE {self._changed_orders(since)}'
+        return (
+            f'({self.source.fp_changed("c", since)} OR c."OrderDocEntry" IN ({orders}) '
+            f'OR c."CartId" IN (SELECT o2."U_FP_CartId" FROM "ORDR" o2 WHERE o2."DocEntry" IN ({orders})))'
+        )
 
     def _orders(self, since: datetime | None) -> Frames:
         t, changed = self.source.text, self._changed_orders(since)
-        in_scope = "1=1" if since is None else f'l."DocEntry" IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {changed})'
+        def in_scope(column: str) -> str:
+            return "1=1" if since is None else f'{column} IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {changed})'
+
+        line_scope = in_scope('l."DocEntry"')
         heads = self._q(
             'SELECT o."DocEntry", o."DocNum", o."CardCode", o."DocCur", o."DocStatus", o."CANCELED", '
             f'o."U_FP_CartId", o."U_FP_StoreId", {t("o", "DocTotal")}, '
@@ -501,7 +524,7 @@ class SapReader:
         lines = self._q(
             'SELECT l."DocEntry", l."LineNum", l."ItemCode", l."U_FP_CombinationId", l."Dscription", '
             f'{t("l", "Quantity")}, {t("l", "Price")} '
-            f'FROM "RDR1" l WHERE {in_scope} ORDER BY l."DocEntry", l."LineNum"',
+            f'FROM "RDR1" l WHERE {line_scope} ORDER BY l."DocEntry", l."LineNum"',
             since,
         )
         key = _key("O", "DocEntry")
@@ -514,7 +537,7 @@ class SapReader:
         heads, rejects = split_rejects(heads, reason, "orders", key)
         lines, line_rejects = self._lines(lines, "DocEntry", "orders", "O")
         heads = self._without(heads, line_rejects, "DocEntry")
-        progress = self._order_progress(in_scope.replace('l."DocEntry"', 'l."BaseEntry"'), since)
+        progress = self._order_progress(in_scope('l."BaseEntry"'), since)
         nested = _nest(
             lines,
             "DocEntry",
@@ -655,7 +678,7 @@ class SapReader:
     # -- carts ----------------------------------------------------------------------------------------------
 
     def _carts(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self.source.fp_changed("c", since)
+        t, changed = self.source.text, self._changed_carts(since)
         heads = self._q(
             'SELECT c."CartId", c."StoreId", c."CustomerId", c."Email", c."Status", c."OrderDocEntry", '
             f'{t("c", "CreatedAt")}, {t("c", "UpdatedAt")}, s."Currency" '

@@ -1,0 +1,121 @@
+"""Benchmark: change latency at scale — what an incremental run costs for a small change on a big, synced store.
+
+A demo store of ``--customers`` (its history dated up to an hour ago) is synced once in full against the
+sandbox (Professional budget, real 10-second window). Then, one scenario after the other, each stamped now:
+- ``1 cart``: a new cart with two lines → the ``sync_carts`` job;
+- ``100 customers``: 100 web customers get a new address → ``sync_hubspot`` (incremental);
+- ``1% of orders``: 1% of the open orders are shipped → ``sync_hubspot`` (incremental);
+and, for comparison, one full ``sync_hubspot`` run that changes nothing.
+Each run executes in-process (``execute_in_process``): its time is the run's own, read → HubSpot written,
+without Dagster's run start-up (a new process, loading the code: measured by bench/cart_latency_daemon.py).
+Reported per run: wall time, rows read per source asset (mode), rows changed, HubSpot write requests.
+
+    .venv/bin/python bench/change_latency.py [--customers 20000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SOURCES = ("sap_customers", "sap_addresses", "sap_items", "sap_orders", "store_carts", "web_stores")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=20000)
+    parser.add_argument("--keep", help="work directory to keep (default: a temporary one)")
+    args = parser.parse_args()
+    root = Path(args.keep or tempfile.mkdtemp(prefix="change-latency-"))
+    root.mkdir(parents=True, exist_ok=True)
+
+    from dagster import DagsterInstance
+
+    from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB
+    from fp_hubspot_assets.runner import resource_config, run_sync
+    from fp_hubspot_assets.sandbox.testing import running_sandbox
+    from fp_hubspot_assets.sap import simulate
+    from fp_hubspot_assets.sap.demo import generate
+
+    sap_db = root / "sap.db"
+    sap_url = f"sqlite:///{sap_db}"
+    started = time.perf_counter()
+    generate(sap_url, args.customers, seed=9, as_of=datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1))
+    print(f"store of {args.customers} customers generated in {time.perf_counter() - started:.0f} s; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    with running_sandbox(root / "hubspot.db") as sandbox, DagsterInstance.ephemeral() as instance:
+        panel = root / "panel.yaml"
+        panel.write_text(f"integration:\n  base_url: {sandbox.base_url}\n", encoding="utf-8")
+
+        def run(label: str, job: str, mode: str, changed: int) -> None:
+            config = resource_config(panel=str(panel), sap_url=sap_url, state_url=f"sqlite:///{root / 'state.db'}",
+                                     mode=mode, log_level="WARNING")  # fmt: skip
+            t = time.perf_counter()
+            summary = run_sync(instance, config, job_name=job)
+            seconds = time.perf_counter() - t
+            if not summary.success:
+                raise SystemExit(f"{label}: run failed in {summary.failed_steps}")
+            read = {s: summary.metadata[s] for s in SOURCES if s in summary.metadata}
+            row = {"label": label, "job": job, "seconds": seconds, "changed": changed, "writes": summary.writes,
+                   "read": {s: (m.get("mode", "?"), int(m["dagster/row_count"])) for s, m in read.items()},
+                   "load": os.getloadavg()[0]}  # fmt: skip
+            rows.append(row)
+            print(f"{label}: {seconds:.1f} s, writes {summary.writes}, read {row['read']}", flush=True)
+
+        run("initial full sync", SYNC_JOB, "full", 0)
+        with sqlite3.connect(sap_db) as con:
+            customers = [c for (c,) in con.execute(
+                'SELECT "CustomerId" FROM "FP_CUSTOMER" WHERE "IsGuest" = 0 AND "Email" IS NOT NULL ORDER BY 1 LIMIT 1000')]
+            item = con.execute('SELECT "ItemCode" FROM "FP_CART_LINE" WHERE "CombinationId" IS NULL LIMIT 1').fetchone()[0]
+            open_orders = [d for (d,) in con.execute(
+                'SELECT "DocEntry" FROM "ORDR" WHERE "DocStatus" = \'O\' AND "CANCELED" = \'N\' ORDER BY 1')]
+            all_orders = con.execute('SELECT COUNT(*) FROM "ORDR"').fetchone()[0]
+        # fmt: skip
+        run("warm-up: incremental run, nothing changed", SYNC_JOB, "", 0)
+
+        simulate.add_cart(sap_url, customers[0], [(item, 1.0), (item, 2.0)])
+        run("1 cart", CART_JOB, "", 1)
+
+        changed = 0
+        for customer in customers[1:]:
+            try:
+                simulate.set_customer_address(sap_url, f"W{customer}", street=f"Changed street {changed}",
+                                              city="Lyon", zip_code="69001", country="FR")  # fmt: skip
+            except KeyError:  # no default billing address: try the next customer
+                continue
+            changed += 1
+            if changed == 100:
+                break
+        run(f"{changed} customers", SYNC_JOB, "", changed)
+
+        share = max(1, all_orders // 100)
+        for doc_entry in open_orders[:share]:
+            simulate.ship_order(sap_url, doc_entry)
+        run(f"1% of orders ({share} shipped)", SYNC_JOB, "", share)
+
+        run("full run, nothing changed", SYNC_JOB, "full", 0)
+
+    print()
+    print("| run | job | wall s | rows changed | rows read: customers / addresses / items / orders / carts (mode) | "
+          "write requests | load avg |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        read = r["read"]
+
+        def cell(asset: str, read: dict[str, tuple[str, int]] = read) -> str:
+            mode, count = read.get(asset, ("-", 0))
+            return f"{count:,}" + (" (inc)" if mode == "incremental" else "")
+
+        reads = " / ".join(cell(a) for a in ("sap_customers", "sap_addresses", "sap_items", "sap_orders", "store_carts"))
+        print(f"| {r['label']} | {r['job']} | {r['seconds']:.1f} | {r['changed']} | {reads} | {r['writes']} | {r['load']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
