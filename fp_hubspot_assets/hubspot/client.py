@@ -213,6 +213,7 @@ class HubSpotClient:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self.last_headers: Mapping[str, str] = {}  # of the latest answer (the preflight reads the limits there)
 
     # ------------------------------------------------------------------ the one call path
     @property
@@ -284,6 +285,7 @@ class HubSpotClient:
             try:
                 answer = send(token)
                 self.budget.observe(answer.headers)
+                self.last_headers = answer.headers
                 if endpoint is not ep.ACCOUNT_DETAILS and self.budget.wants_time_zone():
                     self.read_time_zone()
                 return answer
