@@ -264,9 +264,12 @@ class HubSpotClient:
             return answer
 
         answer = self._call(endpoint, send, landed=landed)
-        return answer if landed is not None and not isinstance(answer, Answer) else decode(answer.data, model)
+        if not isinstance(answer, Answer):
+            return answer  # what ``landed`` found: an earlier attempt's create
+        return decode(answer.data, model)
 
-    def _token(self) -> str:
+    def current_token(self) -> str:
+        """The access token the next request sends (refreshed by the provider when one is set)."""
         return self.token_provider(None) if self.token_provider is not None else self.access_token
 
     def _call(self, endpoint: ep.Endpoint, send: Callable[[str], Answer],
@@ -279,7 +282,7 @@ class HubSpotClient:
         attempts = rate_waits = 0
         reauthorized = False
         while True:
-            token = self._token()
+            token = self.current_token()
             self.budget.acquire(endpoint.bucket)
             self._count(self.requests, endpoint.name)
             try:

@@ -91,7 +91,7 @@ def _version(settings: PanelSettings, client: HubSpotClient) -> Check:
 
 
 def _scopes(settings: PanelSettings, client: HubSpotClient) -> Check:
-    token = client._token()
+    token = client.current_token()
     info = client.request(ep.OAUTH_TOKEN_INFO, {"token": token}) or {}
     granted = set(info.get("scopes") or [])
     missing = [s for s in required_scopes(settings) if s not in granted]
