@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster import DagsterInstance
 
@@ -223,14 +224,16 @@ def expected_counts(ws: Workspace) -> dict[str, int]:
     return {t: m.records.height for t, m in expected_payloads(_as_sync_env(ws)).items()}  # type: ignore[arg-type]
 
 
-def crash_and_converge(root: Path, customers: int, kills: int, seed: int = 11, log: bool = True) -> CrashReport:
-    """Generate, kill the sync ``kills`` times at random points, finish it, and verify HubSpot."""
+def crash_and_converge(root: Path, customers: int, kills: int, seed: int = 11, log: bool = True,
+                       sandbox_options: dict[str, Any] | None = None) -> CrashReport:
+    """Generate, kill the sync ``kills`` times at random points, finish it, and verify HubSpot.
+    ``sandbox_options`` are sandbox flags (e.g. ``{"no_unique_on": "products,line_items"}``)."""
     started = time.perf_counter()
     rng = random.Random(seed)
     report = CrashReport()
     say = print if log else (lambda *_a: None)
     generate(f"sqlite:///{root / 'sap.db'}", customers, seed=seed)
-    with running_sandbox(root / "hubspot.db") as sandbox:
+    with running_sandbox(root / "hubspot.db", **(sandbox_options or {})) as sandbox:
         ws = Workspace(root, sandbox)
         ws.prepare()
         report.expected_records = expected_counts(ws)
@@ -270,14 +273,17 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--dir", default=None, help="work folder (default: a temporary one, removed afterwards)")
+    parser.add_argument("--no-unique-on", default=None, metavar="TYPES",
+                        help="sandbox object types refusing unique-value properties, e.g. products,line_items")
     args = parser.parse_args()
+    options = {"no_unique_on": args.no_unique_on}
     if args.dir:
         root = Path(args.dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        report = crash_and_converge(root, args.customers, args.kills, args.seed)
+        report = crash_and_converge(root, args.customers, args.kills, args.seed, sandbox_options=options)
     else:
         with tempfile.TemporaryDirectory(prefix="fp-crash-") as tmp:
-            report = crash_and_converge(Path(tmp), args.customers, args.kills, args.seed)
+            report = crash_and_converge(Path(tmp), args.customers, args.kills, args.seed, sandbox_options=options)
     print("\n".join(report.lines()))
     ok = report.discrepancies.total == 0 and report.rerun_writes == 0 and report.kills >= args.kills
     print("CONVERGED" if ok else "FAILED")

@@ -101,7 +101,7 @@ class Recorder:
 
         def acquire(budget: RateBudget, bucket: ep.Bucket) -> None:
             original(budget, bucket)
-            if bucket is ep.Bucket.standard:
+            if bucket in (ep.Bucket.standard, ep.Bucket.associations):  # both spend the 10-second window
                 with self.lock:
                     self.starts.append(time.monotonic())
 

@@ -1,7 +1,9 @@
 """Time model: how long a full sync of N contacts takes at each tier's rate budget (issue 9, item 5).
 
-Model: a full contact sync costs ceil(N / 100) batch upserts in the 10-second bucket (contact→company
-associations go to the v4 batch endpoints, outside that bucket; they count only against the daily budget).
+Model: a full contact sync costs ceil(N / 100) batch upserts in the 10-second bucket. (Contact→company
+association batches spend that bucket too — no HubSpot document exempts them — and add up to another
+ceil(N / 100) requests; the model and its check count the upserts only, so for contacts with companies the
+projection is a lower bound, up to half the real time.)
 At a budget of B requests per 10 s the physical limit is B / 10 × 100 records per second, so the projected
 wall time is ceil(N / 100) / (B / 10) seconds — our compute is assumed to hide behind the budget.
 

@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(func=cmd_sync)
     __import__("fp_hubspot_assets.cli_setup", fromlist=["add_commands"]).add_commands(sub)
     __import__("fp_hubspot_assets.cli_trace", fromlist=["add_commands"]).add_commands(sub)
+    __import__("fp_hubspot_assets.cli_doctor", fromlist=["add_command"]).add_command(sub)
 
     from fp_hubspot_assets.sandbox.server import add_arguments
 

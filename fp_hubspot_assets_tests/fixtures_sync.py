@@ -50,10 +50,10 @@ class SyncEnv:
         return {o["properties"].get(prop): o for o in self.sandbox.objects(object_type)}
 
 
-def make_sync_env(root: Path, customers: int = 120, seed: int = 7) -> Iterator[SyncEnv]:
+def make_sync_env(root: Path, customers: int = 120, seed: int = 7, **sandbox_options: Any) -> Iterator[SyncEnv]:
     sap_url = f"sqlite:///{root / 'sap.db'}"
     generate(sap_url, customers, seed=seed)
-    with running_sandbox(root / "hubspot.db") as sandbox, DagsterInstance.ephemeral() as instance:
+    with running_sandbox(root / "hubspot.db", **sandbox_options) as sandbox, DagsterInstance.ephemeral() as instance:
         env = SyncEnv(root, sap_url, f"sqlite:///{root / 'state.db'}", root / "panel.yaml", sandbox, instance)
         env.write_panel()
         yield env

@@ -18,7 +18,7 @@ from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, make_sync_env
 from fp_hubspot_assets_tests.test_sync_e2e import TYPES, assert_hubspot_matches
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-UPSERT = "POST /crm/v3/objects/{objectType}/batch/upsert"
+UPSERT = "POST /crm/objects/2026-03/{objectType}/batch/upsert"
 
 
 def test_dagster_yaml_limits_the_hubspot_pool_and_frees_slots_of_dead_runs() -> None:

@@ -47,6 +47,16 @@ def test_killed_syncs_converge_to_exactly_the_source(tmp_path: Path) -> None:
     assert statuses.count(DagsterRunStatus.SUCCESS) == 2
 
 
+def test_killed_syncs_converge_without_unique_properties_on_products_and_line_items(tmp_path: Path) -> None:
+    """An account refusing unique-value properties on products and line items: the client creates and maps
+    them by id and finds a create lost to a kill by searching our key — still exactly the source."""
+    report = _bench().crash_and_converge(tmp_path, customers=150, kills=3, seed=9, log=False,
+                                         sandbox_options={"no_unique_on": "products,line_items"})
+    assert report.kills == 3
+    assert report.discrepancies.total == 0, report.lines()
+    assert report.rerun_writes == 0
+
+
 def _started_run(instance: DagsterInstance, pid: int, host: str | None = None) -> str:
     run = instance.add_run(
         DagsterRun(

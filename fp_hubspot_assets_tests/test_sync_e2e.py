@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -16,7 +17,7 @@ from fp_hubspot_assets.objects import OBJECT_TYPES, SPECS
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.reader import SapReader
-from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
+from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, make_sync_env
 
 TYPES = OBJECT_TYPES
 ASSOCIATIONS = {  # object type -> (reference column, associated type), from the registry
@@ -128,6 +129,27 @@ def test_demo_traffic_is_all_on_the_date_versioned_api(sync_env: SyncEnv) -> Non
     for object_type, primary in (("contacts", 1), ("deals", 5)):
         linked = [a for rec in sync_env.sandbox.objects(object_type) for a in rec["associations"].get("companies", [])]
         assert linked and all(primary in a["types"] for a in linked), object_type
+
+
+def test_without_unique_properties_on_products_and_line_items_the_sync_stays_exact(tmp_path: Path) -> None:
+    """An account refusing hasUniqueValue on products and line items (sandbox --no-unique-on): set-up
+    creates plain id properties and the client creates and maps by id, searching our key first."""
+    env_iter = make_sync_env(tmp_path, no_unique_on="products,line_items")
+    env = next(env_iter)
+    try:
+        first = env.run()
+        assert first.writes > 0
+        assert_hubspot_matches(env)
+        routes = _routes(env)
+        assert "POST /crm/objects/2026-03/{objectType}/search" in routes
+        assert "POST /crm/objects/2026-03/{objectType}/batch/create" in routes
+        assert env.run().writes == 0
+        simulate.set_item_price(env.sap_url, next(k for k in sorted(env.hubspot("products")) if "#" not in k)[1:], 77.5)
+        again = env.run()
+        assert again.count("products", "updated") >= 1 and again.count("products", "created") == 0
+        assert_hubspot_matches(env)
+    finally:
+        env_iter.close()
 
 
 def test_legacy_api_version_still_syncs_exactly(sync_env: SyncEnv) -> None:

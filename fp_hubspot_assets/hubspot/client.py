@@ -50,6 +50,14 @@ from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached, RateBudget
 log = logging.getLogger(__name__)
 
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+NON_UNIQUE = re.compile(r"non-unique", re.IGNORECASE)
+# (base url, object type, id property) whose id property HubSpot does not hold unique: kept for the process
+# so each run's clients skip the refused upsert.
+_NON_UNIQUE: set[tuple[str, str, str]] = set()
+
+
+class _NoUniqueProperty(Exception):
+    """Upsert refused because the id property is not unique: switch to search + create/update."""
 _TOKEN_LIKE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|((?:access|refresh)_token[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+")
 USER_AGENT = "fp-hubspot-assets (hubspot-api-client models)"
 
@@ -205,6 +213,7 @@ class HubSpotClient:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self.last_headers: Mapping[str, str] = {}  # of the latest answer (the preflight reads the limits there)
 
     # ------------------------------------------------------------------ the one call path
     @property
@@ -255,9 +264,12 @@ class HubSpotClient:
             return answer
 
         answer = self._call(endpoint, send, landed=landed)
-        return answer if landed is not None and not isinstance(answer, Answer) else decode(answer.data, model)
+        if not isinstance(answer, Answer):
+            return answer  # what ``landed`` found: an earlier attempt's create
+        return decode(answer.data, model)
 
-    def _token(self) -> str:
+    def current_token(self) -> str:
+        """The access token the next request sends (refreshed by the provider when one is set)."""
         return self.token_provider(None) if self.token_provider is not None else self.access_token
 
     def _call(self, endpoint: ep.Endpoint, send: Callable[[str], Answer],
@@ -270,12 +282,13 @@ class HubSpotClient:
         attempts = rate_waits = 0
         reauthorized = False
         while True:
-            token = self._token()
+            token = self.current_token()
             self.budget.acquire(endpoint.bucket)
             self._count(self.requests, endpoint.name)
             try:
                 answer = send(token)
                 self.budget.observe(answer.headers)
+                self.last_headers = answer.headers
                 if endpoint is not ep.ACCOUNT_DETAILS and self.budget.wants_time_zone():
                     self.read_time_zone()
                 return answer
@@ -326,21 +339,55 @@ class HubSpotClient:
     def batch_upsert(
         self, object_type: str, id_property: str, records: Sequence[tuple[str, dict[str, str]]]
     ) -> BatchOutcome:
-        """Upsert ≤100 records by our unique property; a rejected record never blocks the others."""
+        """Upsert ≤100 records by our unique property; a rejected record never blocks the others.
+
+        Where HubSpot refuses unique-value properties (unconfirmed for products and line items), the id
+        property is a plain one and upsert answers "non-unique": the client then finds each key's record by
+        search (an earlier run's create, even one whose answer a crash lost), updates those by id and creates
+        the rest — the same result, one search request more per batch."""
         _check_batch(ep.OBJECTS_BATCH_UPSERT, records)
+        if (self.base_url, object_type, id_property) in _NON_UNIQUE:
+            return self._upsert_by_search(object_type, id_property, records)
         body = BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
                 SimplePublicObjectBatchInputUpsert(id_property=id_property, id=key, properties=props)
                 for key, props in records
             ]
         )
-        return self._batch_write(
-            records,
-            lambda: self.request(ep.OBJECTS_BATCH_UPSERT, {"objectType": object_type}, body=body,
-                                 model=("objects", "BatchResponseSimplePublicUpsertObject")),
-            id_property,
-            lambda sub: self.batch_upsert(object_type, id_property, sub),
-        )
+
+        def run() -> Any:
+            try:
+                return self.request(ep.OBJECTS_BATCH_UPSERT, {"objectType": object_type}, body=body,
+                                    model=("objects", "BatchResponseSimplePublicUpsertObject"))
+            except HubSpotError as exc:
+                if exc.status == 400 and NON_UNIQUE.search(exc.message):
+                    _NON_UNIQUE.add((self.base_url, object_type, id_property))
+                    raise _NoUniqueProperty from None
+                raise
+
+        try:
+            return self._batch_write(records, run, id_property,
+                                     lambda sub: self.batch_upsert(object_type, id_property, sub))
+        except _NoUniqueProperty:
+            log.info("%s.%s is not a unique property in HubSpot: creating and mapping by id", object_type, id_property)
+            return self._upsert_by_search(object_type, id_property, records)
+
+    def _upsert_by_search(
+        self, object_type: str, id_property: str, records: Sequence[tuple[str, dict[str, str]]]
+    ) -> BatchOutcome:
+        found: dict[str, str] = {}
+        for record in self.search_by(object_type, id_property, [key for key, _ in records], []):
+            key = (record.properties or {}).get(id_property)
+            if key and (key not in found or int(record.id) < int(found[key])):
+                found[key] = str(record.id)  # the oldest, should a key ever exist twice
+        outcome = BatchOutcome()
+        updates = [(key, found[key], props) for key, props in records if key in found]
+        creates = [(key, {**props, id_property: key}) for key, props in records if key not in found]
+        if updates:
+            outcome.merge(self.batch_update(object_type, updates))
+        if creates:
+            outcome.merge(self.batch_create(object_type, creates))
+        return outcome
 
     def batch_update(self, object_type: str, records: Sequence[tuple[str, str, dict[str, str]]]) -> BatchOutcome:
         """Update ≤100 records by HubSpot id: (our key, hubspot id, properties)."""

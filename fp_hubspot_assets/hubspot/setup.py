@@ -52,6 +52,10 @@ class SetupReport:
     notes: list[str] = field(default_factory=list)
 
 
+# Object types whose unique-value properties HubSpot does not document: the sync works without one.
+NO_UNIQUE_FALLBACK = frozenset({"products", "line_items"})
+
+
 class PropertySpec(Protocol):
     name: str
     label: str
@@ -72,6 +76,9 @@ def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[P
         for spec in specs:
             if spec.name in existing:
                 if spec.unique and not getattr(existing[spec.name], "has_unique_value", False):
+                    if object_type in NO_UNIQUE_FALLBACK:
+                        report.notes.append(_fallback_note(object_type, spec.name))
+                        continue
                     raise HubSpotError(
                         None,
                         "SETUP",
@@ -79,19 +86,33 @@ def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[P
                         "Delete that property in HubSpot (Settings → Properties) and run set-up again.",
                     )
                 continue
-            client.create_property(
-                object_type,
-                PropertyCreate(
-                    name=spec.name,
-                    label=spec.label,
-                    type=spec.kind,
-                    field_type="date" if spec.kind == "date" else "text",
-                    group_name=GROUP_NAME,
-                    has_unique_value=spec.unique,
-                    description="Written by the FocusPoint sync (fp-hubspot-assets).",
-                ),
-            )
+            try:
+                client.create_property(object_type, _definition(spec, spec.unique))
+            except HubSpotError as exc:
+                if not (spec.unique and object_type in NO_UNIQUE_FALLBACK and exc.status == 400):
+                    raise
+                # This account refuses unique-value properties on the type: a plain one, and the client
+                # creates and maps records by id (finding earlier creates by searching our key).
+                client.create_property(object_type, _definition(spec, False))
+                report.notes.append(_fallback_note(object_type, spec.name))
             report.created_properties.append(f"{object_type}.{spec.name}")
+
+
+def _definition(spec: PropertySpec, unique: bool) -> PropertyCreate:
+    return PropertyCreate(
+        name=spec.name,
+        label=spec.label,
+        type=spec.kind,
+        field_type="date" if spec.kind == "date" else "text",
+        group_name=GROUP_NAME,
+        has_unique_value=unique,
+        description="Written by the FocusPoint sync (fp-hubspot-assets).",
+    )
+
+
+def _fallback_note(object_type: str, name: str) -> str:
+    return (f"{object_type}.{name} is not unique in this HubSpot account (it refuses hasUniqueValue there): "
+            "records are created and mapped by HubSpot id, found again by searching our key")
 
 
 def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
