@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import polars as pl
 
@@ -30,6 +31,8 @@ from fp_hubspot_assets.state.schema import LOG_ACTIONS
 from fp_hubspot_assets.state.store import LogRow, StateStore
 
 logger = logging.getLogger(__name__)
+B = TypeVar("B")  # a batch
+R = TypeVar("R")  # what sending it returns
 
 # A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
 # (logged as skipped) until its data changes.
@@ -300,14 +303,14 @@ def _instant(value: str) -> datetime | None:
 
 def _run_batches(
     workers: int,
-    batches: Iterable[Sequence[tuple[str, dict[str, str]]]],
-    send: Callable[[Sequence[tuple[str, dict[str, str]]]], BatchOutcome],
-    finish: Callable[[Sequence[tuple[str, dict[str, str]]], BatchOutcome], None],
+    batches: Iterable[B],
+    send: Callable[[B], R],
+    finish: Callable[[B, R], None],
 ) -> None:
     """Keep ``workers`` batches in flight; results are recorded on the calling thread as each completes,
     so the state store is written by one thread and a crash loses at most the batches in flight."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hubspot") as pool:
-        pending: dict[Future[BatchOutcome], Sequence[tuple[str, dict[str, str]]]] = {}
+        pending: dict[Future[R], B] = {}
         queue = iter(batches)
         try:
             for batch in queue:
@@ -375,9 +378,8 @@ def sync_associations(
         return
     assert ctx.client is not None
     client = ctx.client
-    for i in range(0, len(ready), BATCH_SIZE):
-        chunk = ready[i : i + BATCH_SIZE]
-        failed = client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk])
+
+    def finish(chunk: Sequence[tuple[str, str]], failed: list[tuple[int, str, str]]) -> None:
         bad = {idx for idx, _c, _m in failed}
         ok = [(a, b, type_id) for j, (a, b) in enumerate(chunk) if j not in bad]
         ctx.state.record_associations(from_type, to_type, ok)
@@ -386,6 +388,14 @@ def sync_associations(
             a, b = chunk[idx]
             ctx.state.log(ctx.run_id, [LogRow(from_type, a, "failed", from_ids[a], category, f"association to {to_type} {b}: {message}")])
             report.counts["association_failed"] += 1
+
+    # Association batches spend the same rate budget as records: several in flight, like record batches.
+    _run_batches(
+        ctx.max_workers,
+        (ready[i : i + BATCH_SIZE] for i in range(0, len(ready), BATCH_SIZE)),
+        lambda chunk: client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk]),
+        finish,
+    )
 
 
 def _remove_stale(
