@@ -120,6 +120,20 @@ def format_trace(t: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cmd_tracing_page(args: argparse.Namespace) -> int:
+    """Serve the tracing page until Ctrl-C."""
+    import uvicorn
+
+    from fp_hubspot_assets.defs.resources import default_sap_url
+    from fp_hubspot_assets.tracing_page import create_app
+
+    store = _store()
+    app = create_app(store, default_sap_url())
+    print(f"tracing page: http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     log = sub.add_parser("log", help="search the integration log (newest first, paged)",
                          description="Search the integration log: every filter is optional and they combine.")
@@ -147,3 +161,8 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--no-source", action="store_true",
                     help="skip reading the SAP/FocusPoint source (no source rows or computed payload)")
     tr.set_defaults(func=cmd_trace)
+
+    page = sub.add_parser("tracing-page", help="serve the tracing page: record grid, integration log, traces")
+    page.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    page.add_argument("--port", type=int, default=3001, help="port (default: 3001)")
+    page.set_defaults(func=cmd_tracing_page)

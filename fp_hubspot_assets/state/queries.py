@@ -7,7 +7,7 @@ tracing page only format what these return.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -126,18 +126,14 @@ def associations_of(store: StateStore, key: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["object_type"], r["other_key"]))
 
 
-def last_actions(store: StateStore, object_type: str, keys: Sequence[str]) -> dict[str, tuple[str, datetime]]:
-    """{source_key: (action, logged_at)} of the newest log row of each of ``keys``."""
+def last_actions(store: StateStore, object_type: str) -> pl.DataFrame:
+    """source_key, last_action, last_at: the newest log row of every key of ``object_type`` (one grouped
+    query over the (object_type, source_key) index)."""
     c = integration_log.c
-    out: dict[str, tuple[str, datetime]] = {}
-    newest = sa.select(sa.func.max(c.id)).where(c.object_type == object_type).group_by(c.source_key)
-    for chunk in store._chunks(list(keys)):
-        stmt = sa.select(c.source_key, c.action, c.logged_at).where(
-            c.id.in_(newest.where(c.source_key.in_(chunk)).scalar_subquery())
-        )
-        with store._reading() as conn:
-            out.update({k: (a, t) for k, a, t in conn.execute(stmt)})
-    return out
+    newest = sa.select(sa.func.max(c.id)).where(c.object_type == object_type).group_by(c.source_key).scalar_subquery()
+    stmt = sa.select(c.source_key, c.action, c.logged_at).where(c.id.in_(newest))
+    schema = {"source_key": pl.String, "last_action": pl.String, "last_at": pl.Datetime("us", "UTC")}
+    return store._frame(stmt, schema)
 
 
 def logged_source_problems(store: StateStore, object_type: str) -> dict[str, tuple[str, str | None]]:
