@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from fp_hubspot_assets.state.schema import associations, id_map, integration_log
+from fp_hubspot_assets.state.schema import associations, cursors, id_map, integration_log
 from fp_hubspot_assets.state.store import LOG_SCHEMA, LogRow, StateStore
 
 SOURCE_DATA = "SOURCE_DATA"  # error_category of problems found in the SAP/FocusPoint data (not HubSpot's)
@@ -162,3 +162,9 @@ def log_new_source_problems(store: StateStore, run_id: str, object_type: str, pr
     ]
     store.log(run_id, rows)
     return len(rows)
+
+
+def cursor_updated_at(store: StateStore, name: str) -> datetime | None:
+    """When the cursor ``name`` was last written (aware UTC), or None when it never was."""
+    with store._reading() as conn:
+        return conn.execute(sa.select(cursors.c.updated_at).where(cursors.c.name == name)).scalar_one_or_none()
