@@ -22,6 +22,16 @@ def _when(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 def _store() -> Any:
     from fp_hubspot_assets.cli_run import ensure_environment
     from fp_hubspot_assets.state.store import StateStore
@@ -147,8 +157,8 @@ def add_commands(sub: Any) -> None:
     log.add_argument("--run", help="Dagster run id or its first characters")
     log.add_argument("--since", type=_when, help="from this UTC date or date-time (ISO)")
     log.add_argument("--until", type=_when, help="before this UTC date or date-time (ISO)")
-    log.add_argument("--limit", type=int, default=50, help="rows per page (default: 50)")
-    log.add_argument("--page", type=int, default=1, help="page number, 1 = newest rows (default: 1)")
+    log.add_argument("--limit", type=_positive, default=50, help="rows per page (default: 50)")
+    log.add_argument("--page", type=_positive, default=1, help="page number, 1 = newest rows (default: 1)")
     fmt = log.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (total, offset, rows) for export")
     fmt.add_argument("--csv", action="store_true", help="print CSV for export")
