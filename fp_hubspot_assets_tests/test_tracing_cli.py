@@ -28,7 +28,7 @@ from fp_hubspot_assets.state.queries import SOURCE_DATA
 from fp_hubspot_assets.state.schema import integration_log
 from fp_hubspot_assets.state.store import StateStore
 
-ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID")
+ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID", "FP_TRACING_URL")
 
 
 @dataclass
@@ -200,3 +200,4 @@ def test_dry_run_reports_and_is_tagged(fresh_shell: Demo, capsys: pytest.Capture
         assert run.tags.get(DRY_RUN_TAG) == "true"
         mat = instance.get_latest_materialization_event(AssetKey("hubspot_deals"))
         assert mat is not None and mat.asset_materialization.metadata["note"].value == DRY_RUN_NOTE
+        assert mat.asset_materialization.metadata["tracing_page"].value == "http://127.0.0.1:3001/records/deals"
