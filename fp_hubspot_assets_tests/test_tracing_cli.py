@@ -201,3 +201,14 @@ def test_dry_run_reports_and_is_tagged(fresh_shell: Demo, capsys: pytest.Capture
         mat = instance.get_latest_materialization_event(AssetKey("hubspot_deals"))
         assert mat is not None and mat.asset_materialization.metadata["note"].value == DRY_RUN_NOTE
         assert mat.asset_materialization.metadata["tracing_page"].value == "http://127.0.0.1:3001/records/deals"
+
+
+def test_sandbox_inspection_route_is_paged(fresh_shell: Demo) -> None:
+    http, everything = fresh_shell.sandbox._http, fresh_shell.sandbox.objects("line_items")
+    page = http.get("/_sandbox/objects/line_items", params={"limit": 100, "after": 100}).json()
+    assert page["total"] == len(everything) > 200
+    assert [r["id"] for r in page["results"]] == [r["id"] for r in everything[100:200]]
+    assert page["paging"]["next"]["after"] == "200"
+    first = http.get("/_sandbox/objects/line_items").json()
+    assert len(first["results"]) == 100, "100 per page unless asked"
+    assert http.get("/_sandbox/objects/line_items", params={"limit": "x"}).status_code == 400
