@@ -212,3 +212,5 @@ def test_sandbox_inspection_route_is_paged(fresh_shell: Demo) -> None:
     first = http.get("/_sandbox/objects/line_items").json()
     assert len(first["results"]) == 100, "100 per page unless asked"
     assert http.get("/_sandbox/objects/line_items", params={"limit": "x"}).status_code == 400
+    deals = http.get("/_sandbox/objects/deals", params={"limit": 50}).json()["results"]
+    assert all(d["dealstageLabel"] and not d["dealstageLabel"].isdigit() for d in deals), "stages by name"
