@@ -35,7 +35,7 @@ from dagster import DagsterInstance, build_sensor_context
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.jobs import CART_JOB
-from fp_hubspot_assets.defs.resources import SapSourceResource
+from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.runner import resource_config, run_sync
@@ -66,12 +66,13 @@ def tick_times(root: Path, carts: int, ticks: int) -> dict[str, float]:
     build(db, carts, now)
     panel = root / "tick-panel.yaml"
     panel.write_text("abandoned_cart_hours: 24\n", encoding="utf-8")
-    resources = {"sap": SapSourceResource(url=f"sqlite:///{db}"), "panel": PanelResource(path=str(panel))}
+    resources = {"sap": SapSourceResource(url=f"sqlite:///{db}"), "panel": PanelResource(path=str(panel)),
+                 "state": StateStoreResource(url=f"sqlite:///{root / 'tick-state.db'}")}
     figures = {}
     with DagsterInstance.ephemeral() as instance:
         for label, cursor in (("first tick", None), ("cursor 1 minute back", automation._stamp(now - timedelta(minutes=1)))):
-            context = build_sensor_context(cursor=cursor, instance=instance, resources=resources)
-            figures[label] = median_seconds(lambda c=context: automation.new_carts(c), ticks)
+            with build_sensor_context(cursor=cursor, instance=instance, resources=resources) as context:
+                figures[label] = median_seconds(lambda c=context: automation.new_carts(c), ticks)
     return figures
 
 
@@ -99,7 +100,8 @@ class CartStore:
         panel.write_text(f"integration:\n  base_url: {sandbox.base_url}\n", encoding="utf-8")
         self.config = resource_config(panel=str(panel), sap_url=self.sap_url,
                                       state_url=f"sqlite:///{root / 'state.db'}", log_level="WARNING")  # fmt: skip
-        self.resources = {"sap": SapSourceResource(url=self.sap_url), "panel": PanelResource(path=str(panel))}
+        self.resources = {"sap": SapSourceResource(url=self.sap_url), "panel": PanelResource(path=str(panel)),
+                          "state": StateStoreResource(url=f"sqlite:///{root / 'state.db'}")}
         summary = run_sync(instance, self.config)
         if not summary.success:
             raise SystemExit(f"initial sync failed in {summary.failed_steps}")
@@ -110,10 +112,10 @@ class CartStore:
             ).fetchone()
 
     def tick(self, cursor: str | None) -> tuple[Any, float]:
-        context = build_sensor_context(cursor=cursor, instance=self.instance, resources=self.resources)
-        started = time.perf_counter()
-        result = automation.new_carts(context)
-        return result, time.perf_counter() - started
+        with build_sensor_context(cursor=cursor, instance=self.instance, resources=self.resources) as context:
+            started = time.perf_counter()
+            result = automation.new_carts(context)
+            return result, time.perf_counter() - started
 
     def run(self, tags: dict[str, str]) -> float:
         started = time.perf_counter()

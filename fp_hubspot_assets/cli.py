@@ -126,21 +126,32 @@ def cmd_demo_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# `dagster dev` says to use `dg dev`, which needs the dagster-dg-cli package and a dg project layout this
+# repository does not have; the warning asks nothing of a demo user.
+DEV_WARNINGS = "ignore:Function `dev_command` is superseded"
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """The sandbox plus `dagster dev` on the demo data (Ctrl-C stops both)."""
     from fp_hubspot_assets.sandbox.testing import running_sandbox
 
     demo_dir = Path(args.dir).resolve()
     env = os.environ | demo_env(demo_dir)
+    bin_dir = Path(sys.executable).parent
     with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port):
+        # the tracing page beside the UI (each HubSpot asset's metadata links to it)
+        page = subprocess.Popen([str(bin_dir / "fp-hubspot"), "tracing-page", "--port", str(args.tracing_port)], env=env)
         try:
             return subprocess.call(
-                [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml")],
-                env=env,
-                cwd=REPO_ROOT,
+                [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.ui_port)],
+                env=env | {"FP_TRACING_URL": f"http://127.0.0.1:{args.tracing_port}", "PYTHONWARNINGS": DEV_WARNINGS},
+                cwd=demo_dir,  # not the checkout: its dagster.yaml there makes Dagster warn it is not used
             )
         except KeyboardInterrupt:
             return 0
+        finally:
+            page.terminate()
+            page.wait(10)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -203,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="the sandbox and the Dagster UI on the demo data")
     dev.add_argument("--dir", default=".demo", help="the demo folder (default: .demo)")
     dev.add_argument("--sandbox-port", type=int, default=8765, help="port of the local HubSpot sandbox")
+    dev.add_argument("--tracing-port", type=int, default=3001, help="port of the tracing page (default: 3001)")
+    dev.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI (default: 3000)")
     dev.set_defaults(func=cmd_dev)
 
     sync = sub.add_parser("sync", help="run the main job with the current environment")
@@ -223,8 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fp_hubspot_assets.sandbox.testing import PortBusyError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except PortBusyError as exc:  # one line, not a traceback: the demo must not use someone else's sandbox
+        raise SystemExit(f"fp-hubspot: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ def _when(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 def _store() -> Any:
     from fp_hubspot_assets.cli_run import ensure_environment
     from fp_hubspot_assets.state.store import StateStore
@@ -120,6 +130,20 @@ def format_trace(t: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cmd_tracing_page(args: argparse.Namespace) -> int:
+    """Serve the tracing page until Ctrl-C."""
+    import uvicorn
+
+    from fp_hubspot_assets.defs.resources import default_sap_url
+    from fp_hubspot_assets.tracing_page import create_app
+
+    store = _store()
+    app = create_app(store, default_sap_url())
+    print(f"tracing page: http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     log = sub.add_parser("log", help="search the integration log (newest first, paged)",
                          description="Search the integration log: every filter is optional and they combine.")
@@ -133,8 +157,8 @@ def add_commands(sub: Any) -> None:
     log.add_argument("--run", help="Dagster run id or its first characters")
     log.add_argument("--since", type=_when, help="from this UTC date or date-time (ISO)")
     log.add_argument("--until", type=_when, help="before this UTC date or date-time (ISO)")
-    log.add_argument("--limit", type=int, default=50, help="rows per page (default: 50)")
-    log.add_argument("--page", type=int, default=1, help="page number, 1 = newest rows (default: 1)")
+    log.add_argument("--limit", type=_positive, default=50, help="rows per page (default: 50)")
+    log.add_argument("--page", type=_positive, default=1, help="page number, 1 = newest rows (default: 1)")
     fmt = log.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (total, offset, rows) for export")
     fmt.add_argument("--csv", action="store_true", help="print CSV for export")
@@ -147,3 +171,8 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--no-source", action="store_true",
                     help="skip reading the SAP/FocusPoint source (no source rows or computed payload)")
     tr.set_defaults(func=cmd_trace)
+
+    page = sub.add_parser("tracing-page", help="serve the tracing page: record grid, integration log, traces")
+    page.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    page.add_argument("--port", type=int, default=3001, help="port (default: 3001)")
+    page.set_defaults(func=cmd_tracing_page)

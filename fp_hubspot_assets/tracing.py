@@ -19,6 +19,8 @@ from fp_hubspot_assets.state.queries import LogQuery, associations_of, mapping_o
 from fp_hubspot_assets.state.store import StateStore
 
 PORTAL_ID_ENV = "FP_HUBSPOT_PORTAL_ID"
+TRACING_URL_ENV = "FP_TRACING_URL"  # where the tracing page is served (`fp-hubspot tracing-page`)
+DEFAULT_TRACING_URL = "http://127.0.0.1:3001"
 # HubSpot's object type ids, as its app URLs use them (https://app.hubspot.com/contacts/<portal>/record/<id>/…)
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "products": "0-7", "line_items": "0-8"}
 ENTITIES = ("stores", "customers", "addresses", "items", "orders", "carts")
@@ -43,6 +45,11 @@ class Trace:
             "source": self.source,
             "log": self.log,
         }
+
+
+def tracing_page_url(path: str = "") -> str:
+    """The tracing page's address (``$FP_TRACING_URL``, default the local one that `make dev` starts)."""
+    return (os.environ.get(TRACING_URL_ENV) or DEFAULT_TRACING_URL).rstrip("/") + path
 
 
 def record_url(settings: PanelSettings, object_type: str, hubspot_id: str) -> str | None:
@@ -114,3 +121,57 @@ def trace(
                     "issues": issues.to_dicts(),
                 }
     return result
+
+
+GRID_COLUMNS = ("source_key", "label", "email", "stage", "amount", "hubspot_id", "last_action", "last_at", "note")
+_LABELS = ("dealname", "name")  # the property that names a record, by object type
+_AMOUNTS = ("amount", "price")
+
+
+def _text_of(frame: pl.DataFrame, *names: str) -> pl.Expr:
+    present = [n for n in names if n in frame.columns]
+    return pl.col(present[0]).cast(pl.String) if present else pl.lit("")
+
+
+def record_grid(store: StateStore, object_type: str, mapped: mapping.Mapped, customers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per record of ``object_type``: every key the mapping has now (sent or skipped) and every key
+    in the ID map, with its name, email, stage, amount, HubSpot id and last logged action. Columns:
+    GRID_COLUMNS, all text but ``last_at``."""
+    from fp_hubspot_assets.state.queries import last_actions
+
+    records = mapped.records
+    if "firstname" in records.columns:
+        label = pl.concat_str([pl.col("firstname"), pl.col("lastname")], separator=" ", ignore_nulls=True).str.strip_chars()
+    else:
+        label = _text_of(records, *_LABELS)
+    sent = records.select(
+        "source_key",
+        label.alias("label"),
+        _text_of(records, "email").alias("email"),
+        _text_of(records, "dealstage").alias("stage"),
+        _text_of(records, *_AMOUNTS).alias("amount"),
+    )
+    notes = mapped.issues.group_by("source_key", maintain_order=True).agg(pl.col("reason").str.join("; ").alias("note"))
+    not_sent = notes.select("source_key").filter(~pl.col("source_key").is_in(sent["source_key"].implode()))
+    blank = pl.lit("")
+    not_sent = not_sent.select("source_key", *(blank.alias(c) for c in sent.columns[1:]))
+    grid = pl.concat([sent, not_sent])
+    if customers is not None and object_type in ("contacts", "companies"):
+        # skipped people and e-mails not sent (invalid): support searches by what the source holds
+        people = customers.select(
+            pl.col("customer_key").alias("source_key"),
+            pl.coalesce(
+                pl.concat_str([pl.col("first_name"), pl.col("last_name")], separator=" ", ignore_nulls=True)
+                .str.strip_chars().replace("", None),
+                pl.col("company_name"),
+            ).fill_null("").alias("source_label"),
+            pl.col("email").fill_null("").alias("source_email"),
+        ).unique("source_key", keep="first")
+        grid = grid.join(people, on="source_key", how="left").with_columns(
+            pl.when(pl.col("label") == "").then(pl.col("source_label")).otherwise(pl.col("label")).alias("label"),
+            pl.when(pl.col("email") == "").then(pl.col("source_email")).otherwise(pl.col("email")).alias("email"),
+        ).select(sent.columns)
+    ids = store.id_map(object_type).select("source_key", "hubspot_id")
+    grid = grid.join(ids, on="source_key", how="full", coalesce=True)
+    grid = grid.join(notes, on="source_key", how="left").join(last_actions(store, object_type), on="source_key", how="left")
+    return grid.with_columns(pl.col(c).fill_null("") for c in GRID_COLUMNS if c != "last_at").select(GRID_COLUMNS)

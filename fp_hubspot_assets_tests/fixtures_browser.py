@@ -78,6 +78,18 @@ class Browser:
     def click(self, css: str) -> None:
         self._call("POST", f"/element/{self.find(css)}/click", {})
 
+    def type(self, css: str, text: str) -> None:
+        """Clear the input at ``css`` and type ``text`` into it."""
+        element = self.find(css)
+        self._call("POST", f"/element/{element}/clear", {})
+        self._call("POST", f"/element/{element}/value", {"text": text})
+
+    def screenshot(self, path: Path) -> None:
+        """Save the visible page as a PNG."""
+        import base64
+
+        path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
+
     def url(self) -> str:
         return str(self._call("GET", "/url"))
 

@@ -23,9 +23,9 @@ from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.automation import cart_abandonment, new_carts
 from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB
-from fp_hubspot_assets.defs.resources import SapSourceResource
+from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
-from fp_hubspot_assets.panel import PanelResource
+from fp_hubspot_assets.panel import PanelResource, PanelSettings
 from fp_hubspot_assets.runner import resource_config
 from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.demo import generate
@@ -70,9 +70,15 @@ def _add_cart(sap_url: str, at: datetime) -> int:
     return simulate.add_cart(sap_url, _web_customer(sap_url), [(_item(sap_url), 2.0)], now=at)
 
 
+def _state(sap_url: str) -> StateStoreResource:
+    """The state store beside the test's SAP database (no successful sync recorded unless a test writes one)."""
+    return StateStoreResource(url=sap_url.replace("sap.db", "state.db"))
+
+
 def _tick_new(sap_url: str, instance: DagsterInstance, cursor: str | None) -> SensorResult:
-    ctx = build_sensor_context(cursor=cursor, instance=instance, resources={"sap": SapSourceResource(url=sap_url)})
-    result = new_carts(ctx)
+    resources = {"sap": SapSourceResource(url=sap_url), "state": _state(sap_url)}
+    with build_sensor_context(cursor=cursor, instance=instance, resources=resources) as ctx:
+        result = new_carts(ctx)
     assert isinstance(result, SensorResult)
     return result
 
@@ -80,10 +86,9 @@ def _tick_new(sap_url: str, instance: DagsterInstance, cursor: str | None) -> Se
 def _tick_abandon(
     sap_url: str, instance: DagsterInstance, panel: PanelResource, cursor: str | None
 ) -> SensorResult:
-    ctx = build_sensor_context(
-        cursor=cursor, instance=instance, resources={"sap": SapSourceResource(url=sap_url), "panel": panel}
-    )
-    result = cart_abandonment(ctx)
+    resources = {"sap": SapSourceResource(url=sap_url), "panel": panel, "state": _state(sap_url)}
+    with build_sensor_context(cursor=cursor, instance=instance, resources=resources) as ctx:
+        result = cart_abandonment(ctx)
     assert isinstance(result, SensorResult)
     return result
 
@@ -267,3 +272,20 @@ def test_sensor_requested_runs_sync_a_new_cart_then_abandon_then_order_it(sync_e
         stages["checkout_completed"],
     )
     assert f"O{doc_entry}" not in deals
+
+
+def test_first_ticks_after_a_successful_sync_start_from_it(
+    sap_url: str, instance: DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` (or any CLI sync) then `make dev`: the sensors' first ticks find nothing the sync did not
+    already write, so no run starts; a cart added afterwards still gets one."""
+    monkeypatch.setattr(automation, "utcnow", lambda: NOW)
+    with SapReader(sap_url) as reader:
+        synced = automation.read_source_state(reader, PanelSettings())
+    with _state(sap_url).store() as store:
+        store.set_cursor(automation.SYNC_CURSOR, synced.to_json())
+    monkeypatch.setattr(automation, "cursor_updated_at", lambda _store, _name: NOW.replace(tzinfo=UTC))
+    assert _requests(_tick_new(sap_url, instance, None)) == []
+    assert _requests(_tick_abandon(sap_url, instance, _panel(tmp_path, hours=24), None)) == []
+    _add_cart(sap_url, NOW + timedelta(seconds=5))
+    assert len(_requests(_tick_new(sap_url, instance, None))) == 1

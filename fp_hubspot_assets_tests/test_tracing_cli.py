@@ -28,7 +28,7 @@ from fp_hubspot_assets.state.queries import SOURCE_DATA
 from fp_hubspot_assets.state.schema import integration_log
 from fp_hubspot_assets.state.store import StateStore
 
-ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID")
+ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID", "FP_TRACING_URL")
 
 
 @dataclass
@@ -200,3 +200,17 @@ def test_dry_run_reports_and_is_tagged(fresh_shell: Demo, capsys: pytest.Capture
         assert run.tags.get(DRY_RUN_TAG) == "true"
         mat = instance.get_latest_materialization_event(AssetKey("hubspot_deals"))
         assert mat is not None and mat.asset_materialization.metadata["note"].value == DRY_RUN_NOTE
+        assert mat.asset_materialization.metadata["tracing_page"].value == "http://127.0.0.1:3001/records/deals"
+
+
+def test_sandbox_inspection_route_is_paged(fresh_shell: Demo) -> None:
+    http, everything = fresh_shell.sandbox._http, fresh_shell.sandbox.objects("line_items")
+    page = http.get("/_sandbox/objects/line_items", params={"limit": 100, "after": 100}).json()
+    assert page["total"] == len(everything) > 200
+    assert [r["id"] for r in page["results"]] == [r["id"] for r in everything[100:200]]
+    assert page["paging"]["next"]["after"] == "200"
+    first = http.get("/_sandbox/objects/line_items").json()
+    assert len(first["results"]) == 100, "100 per page unless asked"
+    assert http.get("/_sandbox/objects/line_items", params={"limit": "x"}).status_code == 400
+    deals = http.get("/_sandbox/objects/deals", params={"limit": 50}).json()["results"]
+    assert all(d["dealstageLabel"] and not d["dealstageLabel"].isdigit() for d in deals), "stages by name"

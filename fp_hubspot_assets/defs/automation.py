@@ -52,6 +52,7 @@ from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResour
 from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
 from fp_hubspot_assets.panel import PanelResource, PanelSettings
 from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state.queries import cursor_updated_at
 from fp_hubspot_assets.state.store import StateStore
 
 NEW_CARTS_INTERVAL_SECONDS = 60
@@ -111,8 +112,8 @@ def _request(
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests sync_carts when FocusPoint carts are added or changed (cursor: newest FP_CART.UpdatedAt).",
 )
-def new_carts(context: SensorEvaluationContext, sap: SapSourceResource) -> SensorResult:
-    since = _parse(context.cursor)
+def new_carts(context: SensorEvaluationContext, sap: SapSourceResource, state: StateStoreResource) -> SensorResult:
+    since = _parse(context.cursor) or _synced_carts(state.store())
     with sap.reader() as reader:
         _report_future_markers(context, reader, ("carts",))
         if since is None:  # first tick: one run brings every cart in (the diff skips what is already there)
@@ -123,6 +124,22 @@ def new_carts(context: SensorEvaluationContext, sap: SapSourceResource) -> Senso
     if newest is None:
         return SensorResult(skip_reason="no new or changed carts", cursor=context.cursor)
     return _request(context, "changed", f"new_carts:{_stamp(newest)}", changed, _stamp(newest))
+
+
+def _synced_carts(store: StateStore) -> datetime | None:
+    """A first tick after a successful sync (a CLI run, `make demo`) starts from the carts that sync saw,
+    instead of requesting a run that finds nothing to write."""
+    last = SourceState.from_json(store.get_cursor(SYNC_CURSOR))
+    return _parse(last.markers.get("carts")) if last else None
+
+
+def _synced_abandonment(store: StateStore, hours: float) -> datetime | None:
+    """The threshold the last successful sync already applied (its deals were mapped with the clock of that
+    run), less SYNC_CLOCK_MARGIN for the time between mapping and recording it; None: no sync yet."""
+    synced_at = cursor_updated_at(store, SYNC_CURSOR)
+    if synced_at is None:
+        return None
+    return abandonment_threshold(synced_at.astimezone(UTC).replace(tzinfo=None) - SYNC_CLOCK_MARGIN, hours)
 
 
 def abandonment_threshold(now: datetime, hours: float) -> datetime:
@@ -138,9 +155,12 @@ def abandonment_threshold(now: datetime, hours: float) -> datetime:
     description="Requests sync_carts when open carts passed the panel's abandoned_cart_hours since the last tick, "
     "so their deals move to Checkout Abandoned (cursor: the threshold checked last).",
 )
-def cart_abandonment(context: SensorEvaluationContext, sap: SapSourceResource, panel: PanelResource) -> SensorResult:
-    threshold = abandonment_threshold(utcnow(), panel.settings().abandoned_cart_hours)
-    checked_until = _parse(context.cursor)
+def cart_abandonment(
+    context: SensorEvaluationContext, sap: SapSourceResource, panel: PanelResource, state: StateStoreResource
+) -> SensorResult:
+    hours = panel.settings().abandoned_cart_hours
+    threshold = abandonment_threshold(utcnow(), hours)
+    checked_until = _parse(context.cursor) or _synced_abandonment(state.store(), hours)
     with sap.reader() as reader:
         if checked_until is None:  # first tick: is any open cart past the threshold at all? (one index probe)
             newest = reader.newest_cart_change(until=threshold, open_only=True)
@@ -163,6 +183,7 @@ def cart_abandonment(context: SensorEvaluationContext, sap: SapSourceResource, p
 INCREMENTAL_CRON = "*/15 * * * *"
 RECONCILE_CRON = "30 2 * * *"  # UTC
 SYNC_CURSOR = "incremental_hubspot_sync"  # the state-store cursor: SourceState of the last successful sync
+SYNC_CLOCK_MARGIN = timedelta(minutes=15)  # longest expected gap between a run's mapping and its last step
 SOURCE_STATE_TAG = "fp/source_state"  # the SourceState (JSON) a run started from
 SOURCE_DIGEST_TAG = "fp/source_digest"  # its digest (plus pending retries): the run key, and a tag to find runs by
 CHANGED_TAG = "fp/changed"  # why the incremental tick requested the run, for people reading the run list

@@ -39,6 +39,7 @@ from fp_hubspot_assets.objects import SPECS, ObjectSpec
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
 from fp_hubspot_assets.state.store import StateStore
+from fp_hubspot_assets.tracing import tracing_page_url
 
 OWNERS = ["team:data-engineering"]
 HUBSPOT_POOL = "hubspot"
@@ -254,6 +255,8 @@ def write_object_type(
         "associations_created": report.associations_created,
         "duration_seconds": round(report.duration_s, 3),
         "records": table_metadata(report.touched_frame()),
+        # the grid above holds this run's records only; every record, searchable: the tracing page
+        "tracing_page": MetadataValue.url(tracing_page_url(f"/records/{object_type}")),
     }
     if object_type in incremental.SOURCES_OF:
         metadata["read_mode"] = incremental.INCREMENTAL if partial else incremental.FULL
@@ -364,6 +367,7 @@ def integration_log(
         "dagster/row_count": frame.height,
         "counts": MetadataValue.json(counts),
         "log": table_metadata(frame),
+        "tracing_page": MetadataValue.url(tracing_page_url(f"/log?run={context.run_id}")),
     }
     # The last step, reached only when every writer succeeded: the incremental schedule's cursor advances
     # to the source markers this run was requested with (docs/automation.md).

@@ -4,11 +4,15 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 SYNC_JOB = "sync_hubspot"
 CART_JOB = "sync_carts"
+# Dagster's console logger defaults to DEBUG: thousands of engine lines per run in the `make dev` terminal.
+# INFO by default; a run's config can still ask for DEBUG.
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 sync_hubspot = define_asset_job(
     SYNC_JOB,
     selection=AssetSelection.all(),
     description="The main job: read SAP + FocusPoint, map, and write every changed record to HubSpot.",
+    config=INFO_LOGS,
 )
 
 # Deals and their line items plus everything they need to be correct: their contacts and companies (a new cart
@@ -26,6 +30,7 @@ sync_carts = define_asset_job(
     description="Requested by the new_carts and cart_abandonment sensors: syncs new and changed carts' deals "
     "(Checkout Pending / Abandoned / the order's stage), their line items, and any contact or company missing. "
     "Reads only changed carts and orders (sync_mode resource); runs in one process.",
+    config=INFO_LOGS,
 )
 
 jobs = [sync_hubspot, sync_carts]

@@ -454,13 +454,18 @@ def _inspection_routes(sb: Sandbox, faults: FaultInjector) -> list[Route]:
             return _json(400, {"message": "limit and after must be integers"})
         wanted = query.get("id")
         live = [rec for rec in sb.store.iter_live(obj_type) if wanted is None or str(rec.id) == wanted]
+        # deals: the stage's label beside its id, so a person reading this sees "Checkout Abandoned", not 1234
+        labels = {st["id"]: st["label"] for pl in sb.schema.list_pipelines("deals") for st in pl["stages"]}
         out = []
         for rec in live[after : after + limit]:
             links: dict[str, list[Json]] = {}
             for (to_type, to_id), types in sorted(sb.store.assoc.get((obj_type, rec.id), {}).items()):
                 links.setdefault(to_type, []).append({"id": str(to_id), "types": sorted(types)})
-            out.append({"id": str(rec.id), "properties": rec.props, "createdAt": rec.created,
-                        "updatedAt": rec.updated, "associations": links})
+            item: dict[str, Any] = {"id": str(rec.id), "properties": rec.props, "createdAt": rec.created,
+                                    "updatedAt": rec.updated, "associations": links}
+            if obj_type == "deals" and rec.props.get("dealstage") in labels:
+                item["dealstageLabel"] = labels[rec.props["dealstage"]]
+            out.append(item)
         body: dict[str, Any] = {"total": len(live), "results": out}
         if after + limit < len(live):
             body["paging"] = {"next": {"after": str(after + limit)}}

@@ -34,6 +34,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortBusyError(RuntimeError):
+    """The sandbox's port is taken (often a sandbox of another demo or `make dev` still running)."""
+
+
+def _require_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the server binds: a port held only by closed connections (TIME_WAIT, after a restart) is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortBusyError(
+                f"the sandbox cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; stop what uses it "
+                "(another `make dev` or sandbox?) or pick another port with --sandbox-port"
+            ) from None
+
+
 def _flags(options: dict[str, Any]) -> list[str]:
     flags: list[str] = []
     for key, value in options.items():
@@ -74,6 +91,7 @@ class SandboxHandle:
 
     # ---- process control ----------------------------------------------------------------------------
     def start(self) -> None:
+        _require_free(self.port)  # else the health check below would find whatever already listens there
         cmd = [sys.executable, "-m", "fp_hubspot_assets.sandbox", "--port", str(self.port),
                "--state", str(self.state_path), *_flags(self.options)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()

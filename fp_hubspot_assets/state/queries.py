@@ -7,7 +7,7 @@ tracing page only format what these return.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from fp_hubspot_assets.state.schema import associations, id_map, integration_log
+from fp_hubspot_assets.state.schema import associations, cursors, id_map, integration_log
 from fp_hubspot_assets.state.store import LOG_SCHEMA, LogRow, StateStore
 
 SOURCE_DATA = "SOURCE_DATA"  # error_category of problems found in the SAP/FocusPoint data (not HubSpot's)
@@ -126,18 +126,14 @@ def associations_of(store: StateStore, key: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["object_type"], r["other_key"]))
 
 
-def last_actions(store: StateStore, object_type: str, keys: Sequence[str]) -> dict[str, tuple[str, datetime]]:
-    """{source_key: (action, logged_at)} of the newest log row of each of ``keys``."""
+def last_actions(store: StateStore, object_type: str) -> pl.DataFrame:
+    """source_key, last_action, last_at: the newest log row of every key of ``object_type`` (one grouped
+    query over the (object_type, source_key) index)."""
     c = integration_log.c
-    out: dict[str, tuple[str, datetime]] = {}
-    newest = sa.select(sa.func.max(c.id)).where(c.object_type == object_type).group_by(c.source_key)
-    for chunk in store._chunks(list(keys)):
-        stmt = sa.select(c.source_key, c.action, c.logged_at).where(
-            c.id.in_(newest.where(c.source_key.in_(chunk)).scalar_subquery())
-        )
-        with store._reading() as conn:
-            out.update({k: (a, t) for k, a, t in conn.execute(stmt)})
-    return out
+    newest = sa.select(sa.func.max(c.id)).where(c.object_type == object_type).group_by(c.source_key).scalar_subquery()
+    stmt = sa.select(c.source_key, c.action, c.logged_at).where(c.id.in_(newest))
+    schema = {"source_key": pl.String, "last_action": pl.String, "last_at": pl.Datetime("us", "UTC")}
+    return store._frame(stmt, schema)
 
 
 def logged_source_problems(store: StateStore, object_type: str) -> set[tuple[str, str, str | None]]:
@@ -165,3 +161,9 @@ def log_new_source_problems(store: StateStore, run_id: str, object_type: str, pr
     ]
     store.log(run_id, rows)
     return len(rows)
+
+
+def cursor_updated_at(store: StateStore, name: str) -> datetime | None:
+    """When the cursor ``name`` was last written (aware UTC), or None when it never was."""
+    with store._reading() as conn:
+        return conn.execute(sa.select(cursors.c.updated_at).where(cursors.c.name == name)).scalar_one_or_none()
