@@ -56,6 +56,10 @@ class HubSpotError(RuntimeError):
         super().__init__(f"HubSpot {status or 'request'} {category}: {self.message}")
 
 
+class HubSpotRequestError(RuntimeError):
+    """A request failed before HubSpot answered, for a reason on our side; the message is redacted."""
+
+
 class HubSpotAuthError(HubSpotError):
     """401/403: the token is wrong, expired or lacks a scope — a configuration problem, not a crash."""
 
@@ -168,7 +172,9 @@ class HubSpotClient:
                 problem = type(exc).__name__
             except Exception as exc:
                 if type(exc).__name__ not in _SDK_ERRORS:  # each SDK package has its own ApiException class
-                    raise
+                    # not HubSpot's answer (a header the HTTP library refuses, an encoding error…): its text
+                    # may quote the request, token included; never let the original reach a log
+                    raise HubSpotRequestError(f"{endpoint.name}: {type(exc).__name__}: {redact(str(exc))}") from None
                 status = getattr(exc, "status", None)
                 self.budget.observe(getattr(exc, "headers", None))
                 body = _body_json(getattr(exc, "body", None))
