@@ -116,7 +116,8 @@ def run_main_job(dry_run: bool = False) -> dict[str, int]:
         summary = run_sync(instance, resource_config(dry_run=dry_run))
     if not summary.success:
         raise SystemExit(
-            f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"
+            f"{summary.first_error or 'the sync run failed'}\n(run {summary.run_id}, failed in "
+            f"{summary.failed_steps}; open `make dev` → Runs for its logs)"
         )
     with StateStore(StateStore.default_url()) as store:
         ids = store.id_map_all()
@@ -169,6 +170,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the main job against the configured environment (real HubSpot when a token is set)."""
+    from fp_hubspot_assets.preflight import preflight_from_env
+
+    preflight_from_env()  # a broken set-up stops here, before a run starts or anything is written
     counts = run_main_job(dry_run=args.dry_run)
     print("synced: " + " ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
@@ -229,8 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fp_hubspot_assets.preflight import PreflightError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except PreflightError as exc:  # one line, what/where/how to fix: no traceback for a set-up mistake
+        print(f"fp-hubspot: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
