@@ -107,12 +107,11 @@ def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) ->
 
 def run_main_job(dry_run: bool = False) -> dict[str, int]:
     """Materialize every asset through the Dagster instance at $DAGSTER_HOME; return the summary counts."""
-    from dagster import DagsterInstance
-
+    from fp_hubspot_assets.instance import dagster_instance
     from fp_hubspot_assets.runner import OBJECT_TYPES, resource_config, run_sync
     from fp_hubspot_assets.state.store import StateStore
 
-    with DagsterInstance.get() as instance:
+    with dagster_instance() as instance:  # created once under a lock: two first starts may run together
         summary = run_sync(instance, resource_config(dry_run=dry_run))
     if not summary.success:
         raise SystemExit(
