@@ -141,6 +141,9 @@ class Integration(_Strict):
     mode: Literal["public_app", "private_app"] = "private_app"
     region: Literal["na1", "eu1"] = "na1"
     base_url: str | None = None  # overrides the region's API host (e.g. a local sandbox)
+    # HubSpot API version: a published date version (2025-09, 2026-03, 2026-09) or "legacy" (the numbered
+    # /crm/v3 and /crm/v4 paths, retired by HubSpot in 2027).
+    api_version: Literal["2025-09", "2026-03", "2026-09", "legacy"] = "2026-03"
     # private_app: a legacy private-app token or a Service Key, read from this variable
     access_token_env: str = "FP_HUBSPOT_ACCESS_TOKEN"
     # public_app (OAuth "Authorize" flow)
@@ -155,15 +158,15 @@ class Integration(_Strict):
         "crm.objects.companies.write",
         "crm.objects.deals.read",
         "crm.objects.deals.write",
-        "crm.objects.products.read",
-        "crm.objects.products.write",
         "crm.objects.line_items.read",
         "crm.objects.line_items.write",
+        "crm.schemas.contacts.read",
         "crm.schemas.contacts.write",
+        "crm.schemas.companies.read",
         "crm.schemas.companies.write",
+        "crm.schemas.deals.read",
         "crm.schemas.deals.write",
-        "crm.schemas.products.write",
-        "crm.schemas.line_items.write",
+        "e-commerce",
     ]
 
     @field_validator("base_url", "redirect_uri")
@@ -234,12 +237,18 @@ class ItemOptions(_Strict):
 
 
 class FirstSetup(_Strict):
-    """Only honoured before anything has been synced, unless ``force`` (the seed's "manual attempt")."""
+    """Only honoured before anything has been synced, unless ``force`` (the integration panel's "manual attempt")."""
 
     pull_contacts: bool = False
     pull_companies: bool = False
     ignore_existing_deals: bool = False
     force: bool = False
+
+
+class DealOptions(_Strict):
+    # A deal follows its customer: the orders and carts of customers the role filter excludes (guests by
+    # default) are skipped unless this says ``send`` (then they are deals without a contact).
+    of_excluded_customers: Literal["skip", "send"] = "skip"
 
 
 class PanelSettings(_Strict):
@@ -251,6 +260,13 @@ class PanelSettings(_Strict):
     address_source: Literal["billing", "shipping"] = "billing"
     first_setup: FirstSetup = FirstSetup()
     deal_stages: DealStageMapping = DealStageMapping()
+    deals: DealOptions = DealOptions()
+    # What becomes of a HubSpot record whose customer, item, order or cart vanished from the source
+    # (docs/identity.md): ``flag`` sets fp_deleted_in_source, ``archive`` archives it, ``keep`` leaves it.
+    deletes: Literal["keep", "flag", "archive"] = "flag"
+    # A run that would flag or archive more than this share of one object type's synced records stops
+    # instead: a failed or empty read must never look like a mass deletion.
+    deletes_max_share: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

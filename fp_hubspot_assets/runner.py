@@ -11,8 +11,8 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from fp_hubspot_assets.definitions import SYNC_JOB, defs
+from fp_hubspot_assets.objects import OBJECT_TYPES as OBJECT_TYPES
 
-OBJECT_TYPES = ("contacts", "companies", "products", "deals", "line_items")
 HOST_TAG = "fp/host"
 
 

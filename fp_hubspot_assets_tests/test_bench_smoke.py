@@ -1,4 +1,4 @@
-"""Issue 9's benchmark scripts, each run once at a tiny size so they cannot rot (the figures are in
+"""The benchmark scripts, each run once at a tiny size so they cannot rot (the figures are in
 bench/README.md). The four scripts run as subprocesses side by side to keep this file well under a minute."""
 
 from __future__ import annotations

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.events import EngineEventData
 from dagster._core.utils import make_new_run_id
 
+from fp_hubspot_assets.failpoints import FAILPOINT_ENV
 from fp_hubspot_assets.runner import HOST_TAG, release_dead_runs
+from fp_hubspot_assets.sandbox.testing import running_sandbox
+from fp_hubspot_assets.sap import simulate
+from fp_hubspot_assets.sap.demo import generate
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "crash_safety.py"
 
@@ -68,3 +74,47 @@ def test_only_runs_whose_worker_is_gone_are_released(tmp_path: Path) -> None:
         assert run is not None and run.status == DagsterRunStatus.FAILURE
         still = instance.get_run_by_id(live_run)
         assert still is not None and still.status == DagsterRunStatus.STARTED
+
+
+@pytest.mark.parametrize("failpoint", ["identity.released", "removals.archived.deals"])
+def test_a_kill_between_the_write_phases_of_a_change_converges(tmp_path: Path, failpoint: str) -> None:
+    """SIGKILL exactly between releasing an email and claiming it (a swap), or between archiving a merged
+    deal and forgetting it (a late cart link): the next run converges and then writes nothing."""
+    from fp_hubspot_assets_tests import test_change_semantics as change
+
+    bench = _bench()
+    generate(f"sqlite:///{tmp_path / 'sap.db'}", 120, seed=7)
+    with running_sandbox(tmp_path / "hubspot.db") as sandbox:
+        ws = bench.Workspace(tmp_path, sandbox)
+        ws.prepare()
+        bench.run_to_completion(ws)
+        env = bench._as_sync_env(ws)
+        if failpoint.startswith("identity"):
+            a, b = change.web_customers_with_deals(env)[:2]
+            contacts = env.hubspot("contacts")
+            emails = {k: contacts[k]["properties"]["email"] for k in (a, b)}
+            for key, other in ((a, b), (b, a)):
+                change.sql(env, 'UPDATE "FP_CUSTOMER" SET "Email" = ? WHERE "CustomerId" = ?', emails[other], int(key[1:]))
+        else:
+            cart_key, _lines = change.cart_deal_with_lines(env)
+            doc_entry = simulate.complete_cart(ws.sap_url, int(cart_key[1:]))
+            change._unlink(env, int(cart_key[1:]), doc_entry)
+            bench.run_to_completion(ws)
+            change._link(env, int(cart_key[1:]), doc_entry)
+
+        killed = subprocess.run(
+            bench._sync_command(), env={**ws.env, FAILPOINT_ENV: failpoint}, cwd=ws.root, capture_output=True, timeout=600
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        with ws.instance() as instance:
+            release_dead_runs(instance)
+        bench.run_to_completion(ws)
+        assert bench.verify(ws).total == 0
+        before = bench._write_requests(sandbox)
+        bench.run_to_completion(ws)
+        assert bench._write_requests(sandbox) == before
+        if failpoint.startswith("identity"):
+            contacts = env.hubspot("contacts")
+            assert (contacts[a]["properties"]["email"], contacts[b]["properties"]["email"]) == (emails[b], emails[a])
+        else:
+            assert f"O{doc_entry}" not in env.hubspot("deals")

@@ -56,7 +56,7 @@ def check_contract(mapped: Mapped) -> None:
     assert mapped.issues.schema == ISSUES_SCHEMA
     assert set(mapped.issues.get_column("action")) <= {"skipped", "repaired", "excluded"}
     assert not mapped.issues.get_column("source_key").has_nulls()
-    if kind == "contacts":
+    if kind in ("contacts", "deals"):
         assert mapped.aliases is not None and mapped.aliases.columns == ["source_key", "survivor_key"]
     else:
         assert mapped.aliases is None

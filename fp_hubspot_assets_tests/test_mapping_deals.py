@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+import polars as pl
 import pytest
 
-from fp_hubspot_assets.mapping import map_companies, map_contacts, map_deals
+from fp_hubspot_assets.mapping import Mapped, map_companies, map_contacts, map_deals
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets_tests.fixtures_mapping import (
     ADDRESS_ROWS,
@@ -112,7 +113,9 @@ def test_ordered_cart_whose_order_is_missing_is_still_one_deal() -> None:
 
 @pytest.mark.parametrize(("hours", "c2_stage"), [(24, "checkout_pending"), (1, "checkout_abandoned")])
 def test_abandoned_hours_from_panel(hours: float, c2_stage: str) -> None:
-    settings = panel(customers={"all_registered": True}, abandoned_cart_hours=hours)
+    settings = panel(
+        customers={"all_registered": True}, abandoned_cart_hours=hours, deals={"of_excluded_customers": "send"}
+    )
     mapped = by_key(deals(settings=settings))
     assert mapped["C2"]["dealstage"] == c2_stage
     assert mapped["C3"]["dealstage"] == "checkout_abandoned"
@@ -160,9 +163,54 @@ def test_contact_person_order_is_numeric() -> None:
 
 
 def test_no_contact_association_when_the_contact_is_not_sent() -> None:
-    guests_off = panel(customers={"roles": ["Registered"]})
+    guests_off = panel(customers={"roles": ["Registered"]}, deals={"of_excluded_customers": "send"})
     assert by_key(deals(settings=guests_off))["C3"]["assoc_contacts"] is None
     assert by_key(deals(settings=guests_off))["C1"]["assoc_contacts"] is None  # W3 is a vendor
+
+
+def test_deals_of_excluded_customers_are_skipped_unless_the_panel_sends_them() -> None:
+    guests_off = panel(customers={"roles": ["Registered"]})
+    mapped = deals(settings=guests_off)
+    assert "C3" not in by_key(mapped) and "C1" not in by_key(mapped)  # a guest's cart, a vendor's cart
+    assert ("excluded", "customer W3 is excluded by the role filter (deals.of_excluded_customers: skip)") in issues_of(mapped, "C1")
+    sent = deals(settings=panel(customers={"roles": ["Registered"]}, deals={"of_excluded_customers": "send"}))
+    assert {"C1", "C3"} <= set(by_key(sent))
+
+
+def test_a_rejected_contact_keeps_its_deal_association() -> None:
+    customers = frame("customers", rows(CUSTOMER_ROWS))
+    addresses = frame("addresses", rows(ADDRESS_ROWS))
+    contacts = map_contacts(customers, addresses, ALL)
+    rejected = Mapped(
+        "contacts",
+        contacts.records.filter(pl.col("source_key") != "W1"),
+        pl.concat([contacts.issues, pl.DataFrame({"source_key": ["W1"], "action": ["skipped"], "reason": ["bad value"]})]),
+        contacts.aliases,
+    )
+    companies = map_companies(customers, addresses, ALL)
+    args = (frame("orders", rows(ORDER_ROWS)), frame("carts", rows(CART_ROWS)), customers)
+    assert by_key(map_deals(*args, rejected, companies, ALL, NOW))["C2"]["assoc_contacts"] == "W1"
+    excluded = Mapped("contacts", rejected.records, rejected.issues.with_columns(pl.lit("excluded").alias("action")), contacts.aliases)
+    assert "C2" not in by_key(map_deals(*args, excluded, companies, ALL, NOW))
+
+
+def test_an_order_linked_to_its_cart_names_its_old_deal_as_an_alias() -> None:
+    mapped = deals()
+    aliases = dict(mapped.aliases.iter_rows()) if mapped.aliases is not None else {}
+    linked = {key: deal for key, deal in by_key(mapped).items() if deal["dealname"].startswith("Order") and key.startswith("C")}
+    assert linked, "the fixture has an ordered cart"
+    for cart_key in linked:
+        assert cart_key in aliases.values()
+    assert all(old.startswith("O") and new.startswith("C") for old, new in aliases.items())
+
+
+def test_a_negative_total_is_never_sent_as_the_amount() -> None:
+    negative = [{**row, "total": -1052.11} for row in rows(CART_ROWS)]
+    mapped = deals(cart_rows=negative)
+    for key, deal in by_key(mapped).items():
+        if key.startswith("C") and not deal["dealname"].startswith("Order"):
+            assert deal["amount"] == ""
+            assert ("repaired", "invalid amount -1052.11; cleared") in issues_of(mapped, key)
 
 
 def test_company_association_only_when_the_company_is_sent() -> None:

@@ -279,10 +279,13 @@ def test_custom_stage_mapping_moves_deals_and_unmapped_get_the_default(sync_env:
     assert unmapped and all(_prop(d, "dealstage") == stages["checkout_processed"] for d in unmapped)
     assert_hubspot_matches(sync_env)
 
-    check = order_statuses_mapped(
-        sap_orders=SapReader(sync_env.sap_url).read("orders").frame, panel=PanelResource(path=str(sync_env.panel_path))
+    sap_orders = SapReader(sync_env.sap_url).read("orders").frame
+    check = order_statuses_mapped(sap_orders=sap_orders, panel=PanelResource(path=str(sync_env.panel_path)))
+    # the check counts SAP orders, also those of guests whose deals are not sent (deals.of_excluded_customers)
+    in_source = sap_orders.filter(
+        (pl.col("order_status") == "open") & (pl.col("shipment_status") == "not_shipped") & (pl.col("payment_status") == "unpaid")
     )
-    assert not check.passed and check.metadata["unmapped_orders"].value == len(unmapped)
+    assert not check.passed and check.metadata["unmapped_orders"].value == in_source.height >= len(unmapped)
     assert check.metadata["default_stage"].value == "Checkout Processed"
 
 

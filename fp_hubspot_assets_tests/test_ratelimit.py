@@ -56,7 +56,7 @@ def test_daily_budget_and_header_end_the_run() -> None:
     clock = Clock()
     budget = _budget(clock, per_window=100, daily=2)
     budget.acquire(Bucket.standard)
-    budget.acquire(Bucket.associations)  # outside the 10-second bucket, but it counts against the day
+    budget.acquire(Bucket.associations)  # association batches count against the day (and the window)
     with pytest.raises(DailyLimitReached, match="run the sync again after"):
         budget.acquire(Bucket.standard)
     other = _budget(clock, per_window=100)
@@ -71,3 +71,53 @@ def test_search_has_its_own_per_second_window() -> None:
     for _ in range(6):
         budget.acquire(Bucket.search)
     assert clock.now == pytest.approx(1.0)
+
+
+def test_association_batches_spend_the_ten_second_window() -> None:
+    clock = Clock()
+    budget = _budget(clock)
+    for _ in range(3):
+        budget.acquire(Bucket.associations)
+    budget.acquire(Bucket.standard)  # no HubSpot document exempts association batches: this one waits
+    assert clock.now == pytest.approx(10.0 * (1 + WINDOW_MARGIN))
+
+
+def test_max_header_sets_the_window_and_another_clients_share_is_left_free() -> None:
+    clock = Clock()
+    budget = _budget(clock, per_window=190)
+    for _ in range(10):
+        budget.acquire(Bucket.standard)
+    # HubSpot: 100 per 10 s for this app, 40 left: 60 used, only 10 of them ours.
+    budget.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "40",
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert budget.standard.limit == 100 and budget.standard.foreign == 50
+    for _ in range(40):
+        budget.acquire(Bucket.standard)
+    assert clock.now == 0.0, "our 10 + their 50 + 40 more fit the window"
+    budget.acquire(Bucket.standard)
+    assert clock.now > 10.0, "the 101st request of the window waits"
+    # the other client went quiet: the next answer shows it, and its share comes back
+    budget.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "99",
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert budget.standard.foreign == 0
+
+
+def test_headers_of_a_shortened_window_are_scaled_to_ours() -> None:
+    clock = Clock()
+    budget = RateBudget(19, None, window_seconds=1.0, clock=clock, sleep=clock.sleep)
+    budget.observe({"X-HubSpot-RateLimit-Max": "110", "X-HubSpot-RateLimit-Remaining": "110",
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert budget.standard.limit == 11
+
+
+def test_daily_stop_names_the_accounts_midnight() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from fp_hubspot_assets.hubspot.ratelimit import next_midnight
+
+    berlin = ZoneInfo("Europe/Berlin")
+    # 23:30 UTC on 1 March is already 00:30 on 2 March in Berlin: the reset is midnight of 3 March there.
+    assert next_midnight(berlin, datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) == datetime(2026, 3, 3, tzinfo=berlin)
+    assert next_midnight(UTC, datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) == datetime(2026, 3, 2, tzinfo=UTC)
+    assert "Europe/Berlin" in str(DailyLimitReached("spent", berlin))

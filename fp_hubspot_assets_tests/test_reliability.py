@@ -260,7 +260,8 @@ def test_the_daily_limit_ends_the_run_cleanly_and_a_later_run_completes_exactly(
         assert not stopped.success
         failures = [e for e in instance.all_logs(stopped.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
         text = " ".join(_error_text(e.dagster_event.step_failure_data.error) for e in failures)  # type: ignore[union-attr]
-        assert "daily API limit" in text and "run the sync again after" in text and "UTC" in text
+        assert "daily API limit" in text and "run the sync again after" in text
+        assert "Europe/Berlin" in text, "the daily limit resets at midnight in the account's time zone (account-info)"
         # the budget reads Daily-Remaining and stops before HubSpot must refuse; at worst the batches in flight
         assert sandbox.stats()["rate_limited"].get("DAILY", 0) <= 4
         written = sum(sandbox.stats()["records"].values())

@@ -18,18 +18,16 @@ from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
 REDIRECT = "http://localhost:3000/oauth/callback"
 
 
+SCOPE = "oauth crm.objects.contacts.read crm.objects.contacts.write"
+
+
 def approve(
-    sb: SandboxHandle, decision: str = "approve", client_id: str = "sandbox-client-id"
+    sb: SandboxHandle, decision: str = "approve", client_id: str = "sandbox-client-id", scope: str = SCOPE
 ) -> httpx.Response:
     """Load the consent page and submit its form the way a browser would."""
     page = httpx.get(
         f"{sb.base_url}/oauth/authorize",
-        params={
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "state": "st-42",
-            "scope": "oauth crm.objects.contacts.read crm.objects.contacts.write",
-        },
+        params={"client_id": client_id, "redirect_uri": REDIRECT, "state": "st-42", "scope": scope},
     )
     assert page.status_code == 200 and "Approve" in page.text
     action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
@@ -78,10 +76,33 @@ def test_consent_page_code_exchange_and_refresh(sandbox_session: SandboxHandle) 
         )
     refreshed = exchange(sandbox_session, grant_type="refresh_token", refresh_token=tokens.refresh_token)
     assert refreshed.access_token != tokens.access_token
-    assert (
-        sandbox_session.client(access_token=refreshed.access_token).crm.companies.basic_api.get_page().results
-        == []
-    )
+    assert sandbox_session.client(access_token=refreshed.access_token).crm.contacts.basic_api.get_page().results == []
+
+
+def test_token_answer_is_complete_and_a_missing_scope_is_named(sandbox_session: SandboxHandle) -> None:
+    code = parse_qs(urlparse(approve(sandbox_session).headers["location"]).query)["code"][0]
+    answer = httpx.post(f"{sandbox_session.base_url}/oauth/v1/token", data={
+        "grant_type": "authorization_code", "client_id": "sandbox-client-id", "code": code,
+        "client_secret": "sandbox-client-secret", "redirect_uri": REDIRECT}).json()
+    assert {"access_token", "refresh_token", "expires_in", "token_type", "token_use", "hub_id", "scopes"} <= set(answer)
+    assert answer["scopes"] == SCOPE.split()
+    # The token holds contact scopes only: companies answer 403 MISSING_SCOPES naming the scope needed.
+    refused = httpx.get(f"{sandbox_session.base_url}/crm/objects/2026-03/companies",
+                        headers={"Authorization": f"Bearer {answer['access_token']}"})
+    body = refused.json()
+    assert refused.status_code == 403 and body["category"] == "MISSING_SCOPES"
+    assert body["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.companies.read"]
+    assert "crm.objects.companies.read" in body["message"]
+    products = httpx.post(f"{sandbox_session.base_url}/crm/properties/2026-03/products",
+                          headers={"Authorization": f"Bearer {answer['access_token']}"}, json={})
+    assert products.status_code == 403 and "e-commerce" in products.json()["message"]
+
+
+@pytest.mark.parametrize("scope", ["crm.schemas.products.write", "crm.schemas.line_items.write", "crm.objects.widgets.read"])
+def test_consent_refuses_a_scope_hubspot_does_not_have(sandbox_session: SandboxHandle, scope: str) -> None:
+    page = httpx.get(f"{sandbox_session.base_url}/oauth/authorize", params={
+        "client_id": "sandbox-client-id", "redirect_uri": REDIRECT, "scope": f"{SCOPE} {scope}"})
+    assert page.status_code == 400 and scope in page.text
 
 
 def test_denied_consent_and_bad_client(sandbox_session: SandboxHandle) -> None:

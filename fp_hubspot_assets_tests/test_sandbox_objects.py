@@ -72,7 +72,10 @@ def test_create_get_update_archive_roundtrip(sandbox_session: SandboxHandle) -> 
     assert created.properties["email"] == "anna@example.com"  # HubSpot lower-cases contact emails
     assert created.properties["hs_object_id"] == created.id
     fetched = api.get_by_id(created.id, properties=["firstname", "city"])
-    assert fetched.properties == {"firstname": "Anna", "city": None}
+    # what was asked for, plus the standard properties HubSpot puts in every answer
+    assert set(fetched.properties) == {"firstname", "city", "hs_object_id", "createdate", "lastmodifieddate"}
+    assert fetched.properties["firstname"] == "Anna" and fetched.properties["city"] is None
+    assert fetched.properties["hs_object_id"] == created.id
     assert api.get_by_id("anna@example.com", id_property="email").id == created.id
     updated = api.update(created.id, SimplePublicObjectInput(properties={"city": "Bern"}))
     assert updated.properties["city"] == "Bern" and updated.updated_at >= created.updated_at
@@ -183,17 +186,26 @@ def test_batch_create_gives_207_with_unique_trace_ids(sandbox_session: SandboxHa
     assert by_trace["t3"].category == "VALIDATION_ERROR" and "PROPERTY_DOESNT_EXIST" in by_trace["t3"].message
 
 
-def test_batch_upsert_reports_per_input_errors_as_207(sandbox_session: SandboxHandle) -> None:
+BAD_BATCH = [("S1:C2", {"email": "fresh@x.com"}), ("S1:C3", {"email": "taken@x.com"}), ("S1:C4", {"email": "@broken"})]
+
+
+def test_batch_upsert_fails_whole_on_one_bad_input_by_default(sandbox_session: SandboxHandle) -> None:
     unique_property(sandbox_session, "contacts", "fp_customer_id")
     upsert_contacts(sandbox_session, [("S1:C1", {"email": "taken@x.com"})])
-    result = upsert_contacts(
-        sandbox_session,
-        [
-            ("S1:C2", {"email": "fresh@x.com"}),
-            ("S1:C3", {"email": "taken@x.com"}),
-            ("S1:C4", {"email": "@broken"}),
-        ],
-    )
+    with pytest.raises(ContactsApiException) as exc:
+        upsert_contacts(sandbox_session, BAD_BATCH)
+    body = error_body(exc.value)
+    assert exc.value.status == 409 and body["category"] == "CONFLICT"
+    assert body["context"]["ids"] == ["S1:C3"], "one error naming the first bad input"
+    emails = {o["properties"].get("email") for o in sandbox_session.objects("contacts")}
+    assert "fresh@x.com" not in emails, "nothing of a refused batch is written"
+
+
+def test_batch_upsert_reports_per_input_errors_as_207_when_partial(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path / "h.db", batch_errors="partial") as sb:
+        unique_property(sb, "contacts", "fp_customer_id")
+        upsert_contacts(sb, [("S1:C1", {"email": "taken@x.com"})])
+        result = upsert_contacts(sb, BAD_BATCH)
     assert type(result).__name__ == "BatchResponseSimplePublicUpsertObjectWithErrors"
     assert [r.properties["fp_customer_id"] for r in result.results] == ["S1:C2"]
     categories = sorted(e.category for e in result.errors)
@@ -215,8 +227,12 @@ def test_unknown_property_and_bad_values_are_validation_errors(sandbox_session: 
         ("contacts", {"shoe_size": "44"}, "PROPERTY_DOESNT_EXIST"),
         ("contacts", {"email": "two@@x.com"}, "INVALID_EMAIL"),
         ("contacts", {"lifecyclestage": "prospect"}, "INVALID_OPTION"),
-        ("deals", {"amount": "lots"}, "INVALID_LONG"),
+        ("deals", {"amount": "lots"}, "INVALID_DECIMAL"),
+        ("deals", {"amount": "1_000"}, "INVALID_DECIMAL"),
+        ("deals", {"amount": "NaN"}, "INVALID_DECIMAL"),
         ("deals", {"dealstage": "no-such-stage"}, "INVALID_OPTION"),
+        ("deals", {"deal_currency_code": "CHF"}, "INVALID_CURRENCY"),  # the account has EUR, USD, GBP
+        ("line_items", {"name": "x", "hs_product_id": "424242"}, "INVALID_OBJECT_ID"),
     ]
     for obj_type, props, code in cases:
         with pytest.raises(ObjectsApiException) as exc:
@@ -224,6 +240,14 @@ def test_unknown_property_and_bad_values_are_validation_errors(sandbox_session: 
         body = error_body(exc.value)
         assert exc.value.status == 400 and body["category"] == "VALIDATION_ERROR", props
         assert code in body["message"], (props, body["message"])
+    assert api.create("deals", ObjCreate(properties={"amount": "1000.50", "deal_currency_code": "USD"})).id
+
+
+def test_lenient_values_flag_accepts_what_hubspot_refuses(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path / "h.db", lenient_values=True) as sb:
+        api = sb.client().crm.objects.basic_api
+        made = api.create("deals", ObjCreate(properties={"amount": "1_000", "deal_currency_code": "CHF"}))
+        assert made.properties["amount"] == "1_000"
 
 
 def test_negative_line_item_price_is_rejected(sandbox_session: SandboxHandle) -> None:
@@ -386,7 +410,12 @@ def test_orders_upsert_through_generic_objects_api(sandbox_session: SandboxHandl
     assert api.upsert("orders", body).results[0].new is False
 
 
-def test_batch_update_by_id_and_unique_property(sandbox_session: SandboxHandle) -> None:
+def test_batch_update_by_id_and_unique_property_partial(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path / "h.db", batch_errors="partial") as sb:
+        _batch_update_by_id_and_unique_property(sb)
+
+
+def _batch_update_by_id_and_unique_property(sandbox_session: SandboxHandle) -> None:
     from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
 
     unique_property(sandbox_session, "contacts", "fp_customer_id")

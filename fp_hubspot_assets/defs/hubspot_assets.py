@@ -32,15 +32,16 @@ from fp_hubspot_assets.defs.resources import (
     default_sap_url,
     resolve_connection,
 )
+from fp_hubspot_assets.hubspot import removals
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
 from fp_hubspot_assets.hubspot.sync import (
     SyncContext,
     SyncReport,
-    archive_removed,
     sync_associations,
     sync_records,
 )
 from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.objects import SPECS, ObjectSpec
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.preflight import PreflightError, preflight
 from fp_hubspot_assets.state.store import LogRow, StateStore
@@ -173,21 +174,21 @@ def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFram
 
 def write_object_type(
     context: AssetExecutionContext,
-    object_type: str,
+    spec: ObjectSpec,
     mapped: Mapped,
     panel: PanelResource,
     hubspot: HubSpotResource,
     state: StateStoreResource,
-    associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
-    archive_parent: str | None = None,
 ) -> MaterializeResult:
-    """Sync one object type and its associations; the metadata is the seed's "Tracing Integration" view.
+    """Sync one object type and its associations; the metadata is the panel's "Tracing Integration" view.
 
     ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
-    are left out and counted as excluded. ``archive_parent`` names the parent key column of child records
-    (line items → deal): children of a synced parent that the source no longer has are archived."""
+    are left out and counted as excluded. A child type (``spec.parent``: line items → deal) has the
+    children of a synced parent that the source no longer has archived; other types follow the panel's
+    ``deletes`` policy when their source record vanishes (docs/identity.md)."""
+    object_type, children = spec.name, spec.parent is not None
     settings = panel.settings()
     store = state.store()
     client = hubspot.client(settings, store)
@@ -208,12 +209,21 @@ def write_object_type(
         except RuntimeError:
             if not hubspot.dry_run:  # a dry run before set-up reports stage names instead of stage ids
                 raise
-    report: SyncReport = sync_records(ctx, object_type, mapping.ID_PROPERTY[object_type], records)
-    for to_type, column in associations:
-        if column in records.columns:
-            sync_associations(ctx, object_type, to_type, records.select("source_key", column).iter_rows(), report)
-    if archive_parent is not None:
-        archive_removed(ctx, object_type, records, archive_parent, report)
+    report = SyncReport(object_type, dry_run=ctx.dry_run)
+    present = mapped.present_keys()
+    gone = None if children else removals.vanished(ctx, object_type, present)
+    if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
+        removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
+    if object_type == "deals":
+        removals.merge_late_links(ctx, mapped.aliases, report)
+    sync_records(ctx, object_type, spec.id_property, records, report)
+    for ref in spec.references:
+        if ref.column in records.columns:
+            sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column).iter_rows(), report)
+    if children:
+        removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)
+    elif gone is not None:
+        removals.apply_deletes(ctx, object_type, gone, settings.deletes, report)
     report.requests = client.total_requests - requests_before
     report.write_requests = client.write_requests - writes_before
     issues = mapped.issues.filter(pl.col("action") != "excluded")
@@ -244,6 +254,8 @@ def write_object_type(
     }
     if baselined:
         metadata["count_baselined"] = baselined
+    if report.counts["associations_removed"]:
+        metadata["associations_removed"] = report.counts["associations_removed"]
     if hubspot.reconcile:  # records edited / deleted by hand in HubSpot that this run wrote back
         metadata |= {"reconcile": True, "count_drifted": report.counts["drifted"], "count_missing": report.counts["missing"]}
     if why_nothing_sent:
@@ -267,12 +279,11 @@ def _writer(
     payload_asset: str,
     deps: Sequence[str],
     description: str,
-    associations: Sequence[tuple[str, str]] = (),
     resolve: Resolver | None = None,
     baseline_column: str | None = None,
-    archive_parent: str | None = None,
 ) -> AssetsDefinition:
-    """One writer asset per object type; they differ only in their inputs, associations and resolver."""
+    """One writer asset per object type; its associations and parent come from the registry."""
+    spec = SPECS[object_type]
 
     @asset(
         name=f"hubspot_{object_type}",
@@ -291,9 +302,7 @@ def _writer(
         hubspot: HubSpotResource,
         state: StateStoreResource,
     ) -> MaterializeResult:
-        return write_object_type(
-            context, object_type, payload, panel, hubspot, state, associations, resolve, baseline_column, archive_parent
-        )
+        return write_object_type(context, spec, payload, panel, hubspot, state, resolve, baseline_column)
 
     return _write
 
@@ -306,7 +315,6 @@ hubspot_contacts = _writer(
     "contacts", "contact_payloads", ["hubspot_schema", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot contacts, upserted by fp_customer_id; an existing contact with the same email is adopted. "
     "Associated with their company.",
-    associations=[("companies", "assoc_companies")],
 )
 hubspot_products = _writer(
     "products", "product_payloads", ["hubspot_schema"],
@@ -316,17 +324,14 @@ hubspot_deals = _writer(
     "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot deals for orders and carts in the FocusPoint pipeline, upserted by fp_deal_id; associated with "
     "their contact and company.",
-    associations=[("contacts", "assoc_contacts"), ("companies", "assoc_companies")],
     resolve=_resolve_deals,
     baseline_column="source_key",
 )
 hubspot_line_items = _writer(
     "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
-    associations=[("deals", "assoc_deals")],
     resolve=_resolve_line_items,
     baseline_column="assoc_deals",
-    archive_parent="assoc_deals",
 )
 WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
 

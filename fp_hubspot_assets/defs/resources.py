@@ -96,7 +96,7 @@ class HubSpotResource(ConfigurableResource):
             hint = "run `fp-hubspot authorize` again to reconnect the HubSpot account (public app)"
         budget = self._budget(settings, base_url, token)
         return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider,
-                             auth_hint=hint)
+                             auth_hint=hint, api_version=integration.api_version)
 
     def _budget(self, settings: PanelSettings, base_url: str, token: str) -> RateBudget:
         per_window, daily = ep.budget_for(settings.tier.value, oauth=settings.integration.mode == "public_app")

@@ -1,4 +1,10 @@
-"""Our HubSpot client: the official SDK plus the rate budget, retries, error classification and batching.
+"""Our HubSpot client: a thin HTTP layer over HubSpot's wire paths plus the rate budget, retries, error
+classification and batching.
+
+Every URL comes from ``endpoints`` for the account's ``integration.api_version`` (date-versioned by default,
+``legacy`` for the numbered v3/v4 paths): hubspot-api-client 12 hard-codes the old paths in its generated
+modules, so we send requests ourselves (urllib3, the SDK's own transport) and keep the SDK for what it still
+does well: its models serialize our request bodies and deserialize HubSpot's answers.
 
 Every call goes through ``HubSpotClient._call``: it waits for the shared budget, retries what is safe to
 retry (5xx, timeouts, dropped connections, TEN_SECONDLY 429s — batch upserts and updates are idempotent, so
@@ -14,15 +20,17 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import hubspot
 import urllib3
-from hubspot.crm.associations.v4 import (
-    BatchInputPublicDefaultAssociationMultiPost,
-    PublicDefaultAssociationMultiPost,
+from hubspot.crm.associations.v4 import ApiClient as AssociationsApiClient
+from hubspot.crm.objects import (
+    ApiClient as ObjectsApiClient,
 )
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInput,
@@ -32,6 +40,8 @@ from hubspot.crm.objects import (
     SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
 )
+from hubspot.crm.pipelines import ApiClient as PipelinesApiClient
+from hubspot.crm.properties import ApiClient as PropertiesApiClient
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from fp_hubspot_assets.hubspot import endpoints as ep
@@ -41,6 +51,7 @@ log = logging.getLogger(__name__)
 
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 _TOKEN_LIKE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|((?:access|refresh)_token[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+")
+USER_AGENT = "fp-hubspot-assets (hubspot-api-client models)"
 
 
 def redact(text: str) -> str:
@@ -51,8 +62,11 @@ def redact(text: str) -> str:
 class HubSpotError(RuntimeError):
     """A HubSpot answer we cannot retry: status, category and message as HubSpot gave them."""
 
-    def __init__(self, status: int | None, category: str, message: str) -> None:
+    def __init__(self, status: int | None, category: str, message: str,
+                 context: Mapping[str, Sequence[str]] | None = None) -> None:
         self.status, self.category, self.message = status, category, redact(message)
+        self.context: dict[str, list[str]] = {k: [str(v) for v in vs] for k, vs in (context or {}).items()
+                                              if isinstance(vs, list | tuple)}
         super().__init__(f"HubSpot {status or 'request'} {category}: {self.message}")
 
 
@@ -78,6 +92,23 @@ class BatchOutcome:
         self.adopted.update(other.adopted)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer as our call loop sees it."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+
+class HttpStatusError(Exception):
+    """A non-2xx answer, raised by a sender so ``_call`` classifies it (status, body, headers)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(f"HTTP {answer.status}")
+        self.status, self.body, self.headers = answer.status, answer.data, answer.headers
+
+
 def _body_json(body: Any) -> dict[str, Any]:
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
@@ -86,6 +117,56 @@ def _body_json(body: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {"message": str(body)[:500]}
     return parsed if isinstance(parsed, dict) else {"message": str(parsed)[:500]}
+
+
+def _missing_scopes(body: Mapping[str, Any]) -> list[str]:
+    """The scopes a 403 MISSING_SCOPES answer names (HubSpot puts them in errors[].context)."""
+    found: list[str] = []
+    for err in body.get("errors") or []:
+        context = err.get("context") if isinstance(err, dict) else None
+        for key in ("requiredGranularScopes", "requiredScopes"):
+            found += [str(s) for s in ((context or {}).get(key) or []) if str(s) not in found]
+    return found
+
+
+class _Raw:
+    """What the SDK's deserializer reads: an object with ``.data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+# Each SDK package deserializes its own models.
+_MODEL_CLIENTS: dict[str, Any] = {}
+
+
+def _model_client(package: str) -> Any:
+    if package not in _MODEL_CLIENTS:
+        cls = {"objects": ObjectsApiClient, "properties": PropertiesApiClient, "pipelines": PipelinesApiClient,
+               "associations": AssociationsApiClient}[package]
+        _MODEL_CLIENTS[package] = cls()
+    return _MODEL_CLIENTS[package]
+
+
+def to_json(body: Any) -> Any:
+    """A request body as JSON data: SDK models through their own attribute map, plain data as is."""
+    return _model_client("objects").sanitize_for_serialization(body)
+
+
+def decode(data: bytes, model: tuple[str, str] | None) -> Any:
+    """An answer body as the SDK model ``(package, class name)``; a batch answer carrying ``errors`` (a 207,
+    or the 2026-09 shape: errors inside a 200) becomes the model's ``…WithErrors`` variant."""
+    if not data:
+        return None
+    if model is None:
+        return json.loads(data)
+    package, name = model
+    client = _model_client(package)
+    if name.startswith("Batch") and b'"errors"' in data:
+        parsed = json.loads(data)
+        if parsed.get("errors"):
+            name += "WithErrors"
+    return client.deserialize(_Raw(data), name)
 
 
 class HubSpotClient:
@@ -104,12 +185,16 @@ class HubSpotClient:
         max_rate_limit_waits: int = 20,
         token_provider: Callable[[str | None], str] | None = None,
         auth_hint: str = "",
+        api_version: str = ep.DEFAULT_API_VERSION,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.timeout, self.max_attempts = timeout, max_attempts
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.max_rate_limit_waits = max_rate_limit_waits
+        ep.OBJECTS_LIST.path_for(api_version)  # an unknown version fails here, not on the first request
+        self.api_version = api_version
+        self.access_token = access_token
         # OAuth (public_app): returns a valid access token; given the token HubSpot just rejected, a new one.
         self.token_provider = token_provider
         # What a refused token (401/403) tells the admin to do: a public app re-authorizes, a private app
@@ -120,12 +205,7 @@ class HubSpotClient:
             else "check the access token's environment variable (panel integration.access_token_env)"
         )
         # Our loop retries; urllib3's own retries are off so a POST is never repeated behind our back.
-        self.sdk = hubspot.Client.create(
-            access_token=access_token,
-            host=self.base_url,
-            base_url=self.base_url,
-            retry=urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
-        )
+        self._http = urllib3.PoolManager(num_pools=4, maxsize=16, retries=False)
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
@@ -143,14 +223,49 @@ class HubSpotClient:
         with self._lock:
             counter[name] += 1
 
-    def _call(
+    def url(self, endpoint: ep.Endpoint, params: Mapping[str, str] | None = None,
+            query: Mapping[str, Any] | None = None) -> str:
+        """The full URL of an endpoint for this client's API version."""
+        path = endpoint.path_for(self.api_version)
+        for name, value in (params or {}).items():
+            path = path.replace("{" + name + "}", quote(str(value), safe=""))
+        qs = urlencode({k: v for k, v in (query or {}).items() if v is not None}, doseq=True)
+        return self.base_url + path + (f"?{qs}" if qs else "")
+
+    def request(
         self,
         endpoint: ep.Endpoint,
-        fn: Callable[..., Any],
-        *args: Any,
+        params: Mapping[str, str] | None = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        model: tuple[str, str] | None = None,
         landed: Callable[[], Any] | None = None,
-        **kwargs: Any,
     ) -> Any:
+        """Send one request to ``endpoint`` (budget, retries, classification) and decode its answer into
+        the SDK model ``(package, class)`` (plain JSON data without one, None for an empty answer)."""
+        url = self.url(endpoint, params, query)
+        payload = None if body is None else json.dumps(to_json(body)).encode()
+
+        def send(token: str) -> Answer:
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
+            if payload is not None:
+                headers["Content-Type"] = "application/json"
+            response = self._http.request(endpoint.method, url, body=payload, headers=headers,
+                                          timeout=urllib3.Timeout(total=self.timeout), preload_content=True)
+            answer = Answer(response.status, dict(response.headers), response.data)
+            if response.status >= 300:
+                raise HttpStatusError(answer)
+            return answer
+
+        answer = self._call(endpoint, send, landed=landed)
+        return answer if landed is not None and not isinstance(answer, Answer) else decode(answer.data, model)
+
+    def _token(self) -> str:
+        return self.token_provider(None) if self.token_provider is not None else self.access_token
+
+    def _call(self, endpoint: ep.Endpoint, send: Callable[[str], Answer],
+              landed: Callable[[], Any] | None = None) -> Any:
         """One request with the budget, retries and error classification.
 
         ``landed`` makes a non-idempotent create safe to retry: after a failure that may have reached HubSpot
@@ -159,52 +274,54 @@ class HubSpotClient:
         attempts = rate_waits = 0
         reauthorized = False
         while True:
-            self._use_current_token(fn)
+            token = self._token()
             self.budget.acquire(endpoint.bucket)
             self._count(self.requests, endpoint.name)
             try:
-                data, _status, headers = fn(
-                    *args, _return_http_data_only=False, _request_timeout=self.timeout, **kwargs
-                )
-                self.budget.observe(headers)
-                return data
-            except (Urllib3Error, OSError, TimeoutError) as exc:
-                problem = type(exc).__name__
-            except Exception as exc:
-                if type(exc).__name__ not in _SDK_ERRORS:  # each SDK package has its own ApiException class
-                    # not HubSpot's answer (a header the HTTP library refuses, an encoding error…): its text
-                    # may quote the request, token included; never let the original reach a log
-                    raise HubSpotRequestError(f"{endpoint.name}: {type(exc).__name__}: {redact(str(exc))}") from None
-                status = getattr(exc, "status", None)
-                self.budget.observe(getattr(exc, "headers", None))
-                body = _body_json(getattr(exc, "body", None))
+                answer = send(token)
+                self.budget.observe(answer.headers)
+                if endpoint is not ep.ACCOUNT_DETAILS and self.budget.wants_time_zone():
+                    self.read_time_zone()
+                return answer
+            except HttpStatusError as exc:
+                status = exc.status
+                self.budget.observe(exc.headers)
+                body = _body_json(exc.body)
                 category = str(body.get("category") or body.get("errorType") or "ERROR")
-                message = str(body.get("message") or getattr(exc, "reason", "") or "")
+                message = str(body.get("message") or "")
                 if status == 429:
                     if str(body.get("policyName", "")).upper() == "DAILY":
-                        raise DailyLimitReached(message) from None
+                        raise DailyLimitReached(message, self.budget.time_zone) from None
                     rate_waits += 1
                     if rate_waits > self.max_rate_limit_waits:
                         raise HubSpotError(status, category, f"still rate limited after {rate_waits} waits") from None
                     self._count(self.retries, endpoint.name + ":429")
-                    self.budget.penalize(endpoint.bucket)
+                    self.budget.penalize(endpoint.bucket, exc.headers)
                     continue
                 if status == 401 and self.token_provider is not None and not reauthorized:
                     reauthorized = True  # refresh once per request; a second 401 is a real auth problem
-                    self._use_current_token(fn, after_401=True)
+                    self.token_provider(token)
                     continue
                 if status in (401, 403):
+                    if scopes := _missing_scopes(body):
+                        message = f"{message} Missing scope(s): {', '.join(scopes)}."
                     raise HubSpotAuthError(
-                        status,
-                        category,
-                        f"{message} — HubSpot refused the access token; {self.auth_hint}",
+                        status, category, f"{message} — HubSpot refused the access token; {self.auth_hint}",
                     ) from None
-                if status is None or status >= 500 or status == 0:
+                if status >= 500:
                     problem = f"HTTP {status}"
                 elif status == 409 and landed is not None and attempts > 0 and (found := landed()) is not None:
                     return found  # our earlier attempt created it; its answer was lost
                 else:
-                    raise HubSpotError(status, category, message) from None
+                    raise HubSpotError(status, category, message, body.get("context")) from None
+            except (Urllib3Error, OSError, TimeoutError) as exc:
+                problem = type(exc).__name__
+            except (HubSpotError, DailyLimitReached):
+                raise  # ours, already classified and redacted
+            except Exception as exc:
+                # not HubSpot's answer (a header the HTTP library refuses, an encoding error…): its text may
+                # quote the request, token included; never let the original reach a log
+                raise HubSpotRequestError(f"{endpoint.name}: {type(exc).__name__}: {redact(str(exc))}") from None
             if landed is not None and (found := landed()) is not None:
                 return found
             attempts += 1
@@ -214,19 +331,6 @@ class HubSpotClient:
             delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
             log.debug("retrying %s after %s in %.2fs", endpoint.name, problem, delay)
             time.sleep(delay)
-
-    def _use_current_token(self, fn: Callable[..., Any], after_401: bool = False) -> None:
-        """Point the SDK (and the API object ``fn`` is bound to, built before the call) at the provider's
-        token; after a 401 the token this call sent is passed back so the provider replaces it (once, even
-        when several threads were refused at the same moment)."""
-        if self.token_provider is None:
-            return
-        config = getattr(getattr(getattr(fn, "__self__", None), "api_client", None), "configuration", None)
-        sent = getattr(config, "access_token", None) or self.sdk.access_token
-        token = self.token_provider(sent if after_401 else None)
-        self.sdk.access_token = token
-        if config is not None:
-            config.access_token = token
 
     # ------------------------------------------------------------------ objects
     def batch_upsert(
@@ -241,11 +345,9 @@ class HubSpotClient:
             ]
         )
         return self._batch_write(
-            ep.OBJECTS_BATCH_UPSERT,
             records,
-            lambda: self._call(
-                ep.OBJECTS_BATCH_UPSERT, self.sdk.crm.objects.batch_api.upsert_with_http_info, object_type, body
-            ),
+            lambda: self.request(ep.OBJECTS_BATCH_UPSERT, {"objectType": object_type}, body=body,
+                                 model=("objects", "BatchResponseSimplePublicUpsertObject")),
             id_property,
             lambda sub: self.batch_upsert(object_type, id_property, sub),
         )
@@ -260,19 +362,39 @@ class HubSpotClient:
         pairs = [(key, props) for key, _hs, props in records]
 
         def run() -> Any:
-            return self._call(
-                ep.OBJECTS_BATCH_UPDATE, self.sdk.crm.objects.batch_api.update_with_http_info, object_type, body
-            )
+            return self.request(ep.OBJECTS_BATCH_UPDATE, {"objectType": object_type}, body=body,
+                                model=("objects", "BatchResponseSimplePublicObject"))
 
         def split(sub: Sequence[tuple[str, dict[str, str]]]) -> BatchOutcome:
             keys = {k for k, _ in sub}
             return self.batch_update(object_type, [r for r in records if r[0] in keys])
 
-        return self._batch_write(ep.OBJECTS_BATCH_UPDATE, pairs, run, None, split, by_id)
+        return self._batch_write(pairs, run, None, split, by_id)
+
+    def batch_create(self, object_type: str, records: Sequence[tuple[str, dict[str, str]]]) -> BatchOutcome:
+        """Create ≤100 records (for object types without a unique property of ours): results come back in
+        input order, keyed by our source key."""
+        _check_batch(ep.OBJECTS_BATCH_CREATE, records)
+        body = {"inputs": [{"properties": props, "associations": []} for _key, props in records]}
+        return self._batch_write(
+            records,
+            lambda: self.request(ep.OBJECTS_BATCH_CREATE, {"objectType": object_type}, body=body,
+                                 model=("objects", "BatchResponseSimplePublicObject")),
+            None,
+            lambda sub: self.batch_create(object_type, sub),
+        )
+
+    def search_by(self, object_type: str, prop: str, values: Sequence[str], properties: Sequence[str]) -> list[Any]:
+        """Live records whose ``prop`` is one of ``values`` (≤100), through search (its own rate limit).
+        Search lags behind writes: use it only to find what an earlier, interrupted run may have written."""
+        body = {"filterGroups": [{"filters": [{"propertyName": prop, "operator": "IN", "values": list(values)}]}],
+                "properties": [prop, *properties], "limit": ep.OBJECTS_SEARCH.batch_limit}
+        page = self.request(ep.OBJECTS_SEARCH, {"objectType": object_type}, body=body,
+                            model=("objects", "CollectionResponseWithTotalSimplePublicObjectForwardPaging"))
+        return list(page.results or [])
 
     def _batch_write(
         self,
-        endpoint: ep.Endpoint,
         records: Sequence[tuple[str, dict[str, str]]],
         run: Callable[[], Any],
         id_property: str | None,
@@ -287,31 +409,33 @@ class HubSpotClient:
         except HubSpotError as exc:
             if exc.status is None or exc.status >= 500 or exc.status == 429:
                 raise
-            # A 4xx for the whole batch (one bad record poisons it): bisect to find the bad ones.
+            # A 4xx for the whole batch: one bad record fails it (HubSpot answers with one error).
             if len(records) == 1:
                 outcome.failed[records[0][0]] = (exc.category, exc.message)
                 return outcome
-            half = len(records) // 2
-            outcome.merge(split(records[:half]))
-            outcome.merge(split(records[half:]))
+            for part in isolate(records, exc, key_by_hubspot_id):
+                outcome.merge(split(part))
             return outcome
         keys = [key for key, _ in records]
-        for i, result in enumerate(response.results or []):
+        key_set = set(keys)
+        results = response.results or []
+        creates = id_property is None and key_by_hubspot_id is None  # batch create: every result is new
+        for i, result in enumerate(results):
             props = result.properties or {}
             key = None
-            if id_property and props.get(id_property) in set(keys):
+            if id_property and props.get(id_property) in key_set:
                 key = props[id_property]
             elif key_by_hubspot_id is not None:
                 key = key_by_hubspot_id.get(str(result.id))
-            elif len(response.results) == len(keys):
+            elif len(results) == len(keys):
                 key = keys[i]
             if key is not None:
-                outcome.ok[key] = (str(result.id), bool(getattr(result, "new", False)))
+                outcome.ok[key] = (str(result.id), bool(getattr(result, "new", creates)))
         errors = getattr(response, "errors", None) or []
         unattributed: list[tuple[str, str]] = []
         for err in errors:
             ids = [i for values in (err.context or {}).values() for i in values]
-            matched = [i for i in ids if i in keys] or [key_by_hubspot_id[i] for i in ids if key_by_hubspot_id and i in key_by_hubspot_id]
+            matched = [i for i in ids if i in key_set] or [key_by_hubspot_id[i] for i in ids if key_by_hubspot_id and i in key_by_hubspot_id]
             for key in matched:
                 outcome.failed[key] = (str(err.category), str(err.message))
             if not matched:
@@ -326,16 +450,16 @@ class HubSpotClient:
         """Archive ≤100 records by HubSpot id (archiving an already archived record is not an error)."""
         _check_batch(ep.OBJECTS_BATCH_ARCHIVE, hubspot_ids)
         body = BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in hubspot_ids])
-        self._call(ep.OBJECTS_BATCH_ARCHIVE, self.sdk.crm.objects.batch_api.archive_with_http_info, object_type, body)
+        self.request(ep.OBJECTS_BATCH_ARCHIVE, {"objectType": object_type}, body=body)
 
     def list_all(self, object_type: str, properties: Sequence[str]) -> Iterator[Any]:
         """Every record of a type through the list API (100 per page), not search."""
         after: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": ep.LIST_PAGE_LIMIT, "properties": list(properties), "archived": False}
-            if after:
-                kwargs["after"] = after
-            page = self._call(ep.OBJECTS_LIST, self.sdk.crm.objects.basic_api.get_page_with_http_info, object_type, **kwargs)
+            query = {"limit": ep.LIST_PAGE_LIMIT, "properties": ",".join(properties), "archived": "false",
+                     "after": after}
+            page = self.request(ep.OBJECTS_LIST, {"objectType": object_type}, query=query,
+                                model=("objects", "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging"))
             yield from page.results or []
             nxt = page.paging.next if page.paging else None
             if not nxt or not nxt.after:
@@ -344,31 +468,64 @@ class HubSpotClient:
 
     # ------------------------------------------------------------------ associations
     def associate_default(self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[int, str, str]]:
-        """Default-associate ≤100 (from id, to id) pairs; returns the failed pairs' indexes with reasons."""
+        """Associate ≤100 (from id, to id) pairs; returns the failed pairs' indexes with reasons.
+
+        Pairs with a primary label (contact → company, deal → company: the customer's company) are created
+        with both the unlabeled type and the "Primary" label; the others with HubSpot's default type."""
         _check_batch(ep.ASSOCIATIONS_BATCH_DEFAULT, pairs)
-        body = BatchInputPublicDefaultAssociationMultiPost(
-            inputs=[PublicDefaultAssociationMultiPost(_from={"id": a}, to={"id": b}) for a, b in pairs]
-        )
+        primary = ep.PRIMARY_ASSOCIATION_TYPE_IDS.get((from_type, to_type))
+        params = {"fromObjectType": from_type, "toObjectType": to_type}
+        if primary is None:
+            endpoint, model = ep.ASSOCIATIONS_BATCH_DEFAULT, ("associations", "BatchResponsePublicDefaultAssociation")
+            body: dict[str, Any] = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]}
+        else:
+            endpoint, model = ep.ASSOCIATIONS_BATCH_CREATE, ("associations", "BatchResponseLabelsBetweenObjectPair")
+            types = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": t}
+                     for t in (ep.ASSOCIATION_TYPE_IDS[(from_type, to_type)], primary)]
+            body = {"inputs": [{"from": {"id": a}, "to": {"id": b}, "types": types} for a, b in pairs]}
+        return self._associations_write(endpoint, params, body, model, pairs,
+                                        lambda sub: self.associate_default(from_type, to_type, sub))
+
+    def archive_associations(self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[int, str, str]]:
+        """Remove every association between ≤100 (from id, to id) pairs of HubSpot ids (all labels);
+        returns the failed pairs' indexes with reasons. Removing an association that does not exist is not
+        an error, so a retry after a crash is harmless."""
+        _check_batch(ep.ASSOCIATIONS_BATCH_ARCHIVE, pairs)
+        grouped: dict[str, list[str]] = {}
+        for a, b in pairs:
+            grouped.setdefault(a, []).append(b)
+        body = {"inputs": [{"from": {"id": a}, "to": [{"id": b} for b in bs]} for a, bs in grouped.items()]}
+        params = {"fromObjectType": from_type, "toObjectType": to_type}
+        return self._associations_write(ep.ASSOCIATIONS_BATCH_ARCHIVE, params, body, None, pairs,
+                                        lambda sub: self.archive_associations(from_type, to_type, sub))
+
+    def _associations_write(
+        self,
+        endpoint: ep.Endpoint,
+        params: dict[str, str],
+        body: Any,
+        model: tuple[str, str] | None,
+        pairs: Sequence[tuple[str, str]],
+        again: Callable[[Sequence[tuple[str, str]]], list[tuple[int, str, str]]],
+    ) -> list[tuple[int, str, str]]:
         try:
-            response = self._call(
-                ep.ASSOCIATIONS_BATCH_DEFAULT,
-                self.sdk.crm.associations.v4.batch_api.create_default_with_http_info,
-                from_type,
-                to_type,
-                body,
-            )
+            response = self.request(endpoint, params, body=body, model=model)
         except HubSpotAuthError:
             raise
         except HubSpotError as exc:
-            if exc.status is None or exc.status >= 500:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
                 raise
             if len(pairs) == 1:
                 return [(0, exc.category, exc.message)]
-            half = len(pairs) // 2
-            first = self.associate_default(from_type, to_type, pairs[:half])
-            second = self.associate_default(from_type, to_type, pairs[half:])
-            return first + [(i + half, c, m) for i, c, m in second]
-        failed: list[tuple[int, str, str]] = []
+            failed: list[tuple[int, str, str]] = []
+            position = {pair: i for i, pair in enumerate(pairs)}
+            as_records = [(f"{a}\x1f{b}", {"from": a, "to": b}) for a, b in pairs]
+            by_from = {a: f"{a}\x1f{b}" for a, b in pairs}
+            for part in isolate(as_records, exc, by_from):
+                sub = [(r["from"], r["to"]) for _k, r in part]
+                failed += [(position[sub[i]], c, m) for i, c, m in again(sub)]
+            return failed
+        failed = []
         index = {a: i for i, (a, _b) in enumerate(pairs)}
         for err in getattr(response, "errors", None) or []:
             for values in (err.context or {}).values():
@@ -379,31 +536,30 @@ class HubSpotClient:
 
     # ------------------------------------------------------------------ schema: properties, groups, pipelines
     def list_properties(self, object_type: str) -> list[Any]:
-        return self._call(ep.PROPERTIES_LIST, self.sdk.crm.properties.core_api.get_all_with_http_info, object_type).results
+        return self.request(ep.PROPERTIES_LIST, {"objectType": object_type},
+                            model=("properties", "CollectionResponsePropertyNoPaging")).results
 
     def create_property(self, object_type: str, definition: Any) -> Any:
         def landed() -> Any:
             return next((p for p in self.list_properties(object_type) if p.name == definition.name), None)
 
-        return self._call(
-            ep.PROPERTIES_CREATE, self.sdk.crm.properties.core_api.create_with_http_info, object_type, definition,
-            landed=landed,
-        )
+        return self.request(ep.PROPERTIES_CREATE, {"objectType": object_type}, body=definition,
+                            model=("properties", "ModelProperty"), landed=landed)
 
     def list_property_groups(self, object_type: str) -> list[Any]:
-        return self._call(ep.PROPERTY_GROUPS_LIST, self.sdk.crm.properties.groups_api.get_all_with_http_info, object_type).results
+        return self.request(ep.PROPERTY_GROUPS_LIST, {"objectType": object_type},
+                            model=("properties", "CollectionResponsePropertyGroupNoPaging")).results
 
     def create_property_group(self, object_type: str, definition: Any) -> Any:
         def landed() -> Any:
             return next((g for g in self.list_property_groups(object_type) if g.name == definition.name), None)
 
-        return self._call(
-            ep.PROPERTY_GROUPS_CREATE, self.sdk.crm.properties.groups_api.create_with_http_info, object_type,
-            definition, landed=landed,
-        )
+        return self.request(ep.PROPERTY_GROUPS_CREATE, {"objectType": object_type}, body=definition,
+                            model=("properties", "PropertyGroup"), landed=landed)
 
     def list_pipelines(self, object_type: str) -> list[Any]:
-        return self._call(ep.PIPELINES_LIST, self.sdk.crm.pipelines.pipelines_api.get_all_with_http_info, object_type).results
+        return self.request(ep.PIPELINES_LIST, {"objectType": object_type},
+                            model=("pipelines", "CollectionResponsePipelineNoPaging")).results
 
     def create_pipeline(self, object_type: str, definition: Any) -> Any:
         """Pipeline labels are not unique in HubSpot: a blind retry of a create that landed makes a second
@@ -412,13 +568,53 @@ class HubSpotClient:
         def landed() -> Any:
             return next((p for p in self.list_pipelines(object_type) if p.label == definition.label), None)
 
-        return self._call(
-            ep.PIPELINES_CREATE, self.sdk.crm.pipelines.pipelines_api.create_with_http_info, object_type, definition,
-            landed=landed,
-        )
+        return self.request(ep.PIPELINES_CREATE, {"objectType": object_type}, body=definition,
+                            model=("pipelines", "Pipeline"), landed=landed)
+
+    # ------------------------------------------------------------------ account
+    def account_details(self) -> dict[str, Any]:
+        """The account's details: portalId, timeZone, companyCurrency, additionalCurrencies, dataHostingLocation…"""
+        return dict(self.request(ep.ACCOUNT_DETAILS) or {})
+
+    def read_time_zone(self) -> tzinfo:
+        """The account's time zone (its daily limit resets at its midnight), read once per budget; UTC when
+        HubSpot does not say."""
+        if self.budget.time_zone_read:
+            return self.budget.time_zone
+        zone: tzinfo = UTC
+        try:
+            name = self.account_details().get("timeZone")
+            zone = ZoneInfo(str(name)) if name else UTC
+        except (HubSpotError, DailyLimitReached, ZoneInfoNotFoundError, ValueError) as exc:
+            log.warning("could not read the HubSpot account's time zone, assuming UTC: %s", exc)
+        self.budget.set_time_zone(zone)
+        return zone
 
 
-_SDK_ERRORS = {"ApiException", "NotFoundException", "UnauthorizedException", "ForbiddenException", "ServiceException"}
+def isolate(
+    records: Sequence[tuple[str, Any]], exc: HubSpotError, key_by_hubspot_id: Mapping[str, str] | None = None
+) -> list[list[tuple[str, Any]]]:
+    """How to re-send a batch HubSpot refused as a whole: the record its error names goes alone (so its
+    failure is HubSpot's verdict, never our guess) and the others together — 2 requests per bad record.
+    An error naming no record (or several) falls back to halves."""
+    keys = [key for key, _ in records]
+    named = {v for values in exc.context.values() for v in values}
+    culprits = [k for k in keys if k in named]
+    if not culprits and key_by_hubspot_id:
+        culprits = [key_by_hubspot_id[v] for v in named if v in key_by_hubspot_id]
+    if not culprits:  # HubSpot's message quotes the offending value (an email, a number, an option)
+        culprits = [k for k, props in records if _quoted_in(exc.message, props)]
+    if len(culprits) == 1:
+        return [[r for r in records if r[0] == culprits[0]], [r for r in records if r[0] != culprits[0]]]
+    half = len(records) // 2
+    return [list(records[:half]), list(records[half:])]
+
+
+def _quoted_in(message: str, props: Any) -> bool:
+    values = props.values() if isinstance(props, Mapping) else []
+    return any(isinstance(v, str) and len(v) >= 4 and v in message for v in values)
+
+
 _ENDPOINTS: dict[str, ep.Endpoint] = {e.name: e for e in vars(ep).values() if isinstance(e, ep.Endpoint)}
 
 

@@ -19,7 +19,7 @@
   is its cart's) as a baseline; the deal and line-item writers never send baselined deals. Orders created
   afterwards are synced. A baselined order that changes later stays unsent (see docs/first-setup.md).
 - The **guard**: these options run only while nothing has been synced (``StateStore.anything_synced``),
-  unless forced (the seed's "manual attempt"), which is logged. Nothing here writes to SAP.
+  unless forced (the panel's "manual attempt"), which is logged. Nothing here writes to SAP.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 import polars as pl
 
+from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.mapping import ID_PROPERTY, Mapped
 from fp_hubspot_assets.mapping.deals import deal_sources
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "first_setup"  # setup_state: the report of the last first set-up
 AMBIGUOUS = "AMBIGUOUS_MATCH"
-BATCH = 100
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
 PULL_TYPES = ("contacts", "companies")
 
 

@@ -50,17 +50,19 @@ class NotAuthorized(OAuthError):
 
 
 def required_scopes(settings: PanelSettings) -> list[str]:
-    """The minimal scopes for what the settings enable.
+    """The minimal scopes for what the settings enable, all from HubSpot's published scope list.
 
-    Contacts, companies and deals are always synced (read for Pull Contacts/Companies and id checks, write
-    for upserts, schema write for our ``fp_*`` properties and the deal pipeline); products and line items
-    only on tiers that send them. ``oauth`` is HubSpot's mandatory base scope."""
+    Contacts, companies and deals are always synced: object read (Pull Contacts/Companies, id checks) and
+    write (upserts), schema read and write (our ``fp_*`` properties, the deal pipeline). Products and line
+    items only on tiers that send them: line items have object scopes of their own, while products and the
+    properties of both are HubSpot's commerce objects, granted by ``e-commerce`` (there is no
+    ``crm.schemas.products.*`` or ``crm.schemas.line_items.write``). ``oauth`` is HubSpot's mandatory base scope."""
     types = ["contacts", "companies", "deals"]
-    if settings.tier.sends_products:
-        types += ["products", "line_items"]
     scopes = ["oauth"]
     scopes += [f"crm.objects.{t}.{access}" for t in types for access in ("read", "write")]
-    scopes += [f"crm.schemas.{t}.write" for t in types]
+    scopes += [f"crm.schemas.{t}.{access}" for t in types for access in ("read", "write")]
+    if settings.tier.sends_products:
+        scopes += ["crm.objects.line_items.read", "crm.objects.line_items.write", "e-commerce"]
     return scopes
 
 

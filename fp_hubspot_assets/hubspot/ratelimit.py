@@ -1,8 +1,11 @@
 """One rate budget per HubSpot account, shared by every thread of a run.
 
 A sliding window for the 10-second budget, a counter for the daily one, a separate per-second window for
-search, and the rate-limit headers HubSpot sends back (another client spending the same budget shows up
-there as a lower ``Remaining``).
+search, and the rate-limit headers HubSpot sends back: ``-Max`` replaces our idea of the window's size,
+and another client spending the same budget shows up as a lower ``-Remaining`` than our own requests
+explain, so we leave its share free. Every request but search and OAuth spends the 10-second window
+(association batches included: no HubSpot document exempts them). The daily budget resets at midnight in
+the account's time zone.
 """
 
 from __future__ import annotations
@@ -11,22 +14,32 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_SECONDS, Bucket
 
 WINDOW_MARGIN = 0.02
+DAILY_LOW = 1000  # daily requests left when the account's time zone is worth a request
+
+
+def next_midnight(zone: tzinfo = UTC, now: datetime | None = None) -> datetime:
+    """The next midnight in ``zone`` (HubSpot resets an account's daily budget then)."""
+    local = (now or datetime.now(UTC)).astimezone(zone)
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone)
 
 
 class DailyLimitReached(RuntimeError):
-    """The account's daily budget is spent: the run must stop cleanly and resume after midnight (UTC)."""
+    """The account's daily budget is spent: the run must stop cleanly and resume after midnight in the
+    account's time zone."""
 
-    def __init__(self, detail: str = "") -> None:
-        resume = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    def __init__(self, detail: str = "", zone: tzinfo = UTC) -> None:
+        self.detail = detail
+        resume = next_midnight(zone)
         self.resume_at = resume
         super().__init__(
             f"HubSpot's daily API limit is reached{': ' + detail if detail else ''}. Nothing was lost: "
-            f"run the sync again after {resume:%Y-%m-%d %H:%M} UTC and it continues where it stopped."
+            f"run the sync again after {resume:%Y-%m-%d %H:%M} {getattr(zone, 'key', None) or resume.tzname()} "
+            "(midnight in the HubSpot account's time zone) and it continues where it stopped."
         )
 
 
@@ -37,13 +50,14 @@ class _Window:
         self.limit, self.seconds, self._clock = limit, seconds, clock
         self._starts: deque[float] = deque()
         self.blocked_until = 0.0
+        self.foreign = 0  # slots HubSpot reports used by another client of the same budget
 
     def wait_time(self) -> float:
         now = self._clock()
         while self._starts and self._starts[0] <= now - self.seconds:
             self._starts.popleft()
         wait = max(0.0, self.blocked_until - now)
-        if len(self._starts) >= self.limit:
+        if len(self._starts) >= max(1, self.limit - self.foreign):
             wait = max(wait, self._starts[0] + self.seconds - now)
         return wait
 
@@ -67,11 +81,35 @@ class RateBudget:
         # Our window is a little longer than HubSpot's: room for the time between taking a slot here and the
         # request reaching HubSpot, so network jitter does not turn into 429s.
         self.standard = _Window(per_window, window_seconds * (1 + margin), clock)
+        self.base_window = window_seconds
         self.search = _Window(search_per_second, 1.0, clock)
         self.daily_limit = daily
         self.daily_used = 0
         self.daily_remaining: int | None = None
         self.waited_seconds = 0.0
+        # The account's time zone (account-info API, read once by the client); the daily count restarts
+        # at its midnight.
+        self.time_zone: tzinfo = UTC
+        self.time_zone_read = False
+        self._day = self._today()
+
+    def _today(self) -> object:
+        return datetime.now(UTC).astimezone(self.time_zone).date()
+
+    def wants_time_zone(self) -> bool:
+        """Whether the account's time zone matters yet: once, when the day's budget nears its end (the
+        resume time of a stop and the next reset depend on it), so ordinary runs spend no request on it."""
+        if self.time_zone_read:
+            return False
+        low = self.daily_remaining is not None and self.daily_remaining <= DAILY_LOW
+        near = self.daily_limit is not None and self.daily_used >= self.daily_limit * 0.9
+        return low or near
+
+    def set_time_zone(self, zone: tzinfo) -> None:
+        with self._lock:
+            self.time_zone_read = True
+            self.time_zone = zone
+            self._day = self._today()
 
     @property
     def window_seconds(self) -> float:
@@ -81,13 +119,16 @@ class RateBudget:
         """Block until a request in ``bucket`` may start; raise DailyLimitReached when the day is spent."""
         if bucket is Bucket.oauth:
             return
-        window = self.search if bucket is Bucket.search else self.standard if bucket is Bucket.standard else None
+        window = self.search if bucket is Bucket.search else self.standard
         while True:
             with self._lock:
+                if (today := self._today()) != self._day:
+                    self._day, self.daily_used, self.daily_remaining = today, 0, None
                 if self.daily_remaining is not None and self.daily_remaining <= 0:
-                    raise DailyLimitReached("HubSpot reports 0 daily requests remaining")
+                    raise DailyLimitReached("HubSpot reports 0 daily requests remaining", self.time_zone)
                 if self.daily_limit is not None and self.daily_used >= self.daily_limit:
-                    raise DailyLimitReached(f"this run's daily budget of {self.daily_limit} requests is used")
+                    raise DailyLimitReached(f"this run's daily budget of {self.daily_limit} requests is used",
+                                            self.time_zone)
                 wait = window.wait_time() if window else 0.0
                 if wait <= 0:
                     if window:
@@ -98,12 +139,23 @@ class RateBudget:
             self._sleep(min(wait, 1.0))
 
     def observe(self, headers: Mapping[str, str] | None) -> None:
-        """Read HubSpot's rate-limit headers: an exhausted window blocks everyone until it rolls over."""
+        """Read HubSpot's rate-limit headers: ``-Max`` (per ``-Interval-Milliseconds``) sets the window's size,
+        used slots our own requests do not explain are another client's and are left to it, and an
+        exhausted window blocks everyone until it rolls over."""
         if not headers:
             return
         lower = {k.lower(): v for k, v in headers.items()}
         with self._lock:
             remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
+            most = _int(lower.get("x-hubspot-ratelimit-max"))
+            if most is not None and most > 0:
+                interval = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
+                scale = self.base_window / (interval / 1000) if interval else 1.0
+                self.standard.limit = max(1, round(most * scale))
+                if remaining is not None:
+                    self.standard.wait_time()  # drops starts that already left the window
+                    used_by_us = len(self.standard._starts)
+                    self.standard.foreign = max(0, round((most - remaining) * scale) - used_by_us)
             if remaining is not None and remaining <= 0:
                 # The window is full: the next slot frees when our oldest request in it leaves (HubSpot's window
                 # rolls too). With none of ours in it, another client filled it: wait a whole interval.
@@ -117,8 +169,9 @@ class RateBudget:
             if daily_remaining is not None:
                 self.daily_remaining = daily_remaining
 
-    def penalize(self, bucket: Bucket) -> None:
-        """A TEN_SECONDLY_ROLLING (or search) 429: wait out a whole window before the next request."""
+    def penalize(self, bucket: Bucket, headers: Mapping[str, str] | None = None) -> None:
+        """A TEN_SECONDLY_ROLLING (or search) 429: wait out a whole window before the next request (its rate
+        headers, when HubSpot sends them, were already read by ``observe``)."""
         window = self.search if bucket is Bucket.search else self.standard
         with self._lock:
             window.blocked_until = max(window.blocked_until, self._clock() + window.seconds)

@@ -56,6 +56,7 @@ class PropertySpec(Protocol):
     name: str
     label: str
     unique: bool
+    kind: str  # "string" (single-line text) or "date"
 
 
 def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[PropertySpec]], report: SetupReport) -> None:
@@ -83,8 +84,8 @@ def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[P
                 PropertyCreate(
                     name=spec.name,
                     label=spec.label,
-                    type="string",
-                    field_type="text",
+                    type=spec.kind,
+                    field_type="date" if spec.kind == "date" else "text",
                     group_name=GROUP_NAME,
                     has_unique_value=spec.unique,
                     description="Written by the FocusPoint sync (fp-hubspot-assets).",

@@ -22,7 +22,11 @@ from datetime import UTC, datetime
 import polars as pl
 
 from fp_hubspot_assets.hubspot import endpoints as ep
-from fp_hubspot_assets.hubspot.client import EXISTING_ID, BatchOutcome, HubSpotClient
+from fp_hubspot_assets.hubspot import identity
+from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient
+from fp_hubspot_assets.mapping.model import EXCLUDED
+from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
+from fp_hubspot_assets.state.schema import LOG_ACTIONS
 from fp_hubspot_assets.state.store import LogRow, StateStore
 
 logger = logging.getLogger(__name__)
@@ -33,8 +37,9 @@ MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
-BATCH_SIZE = 100  # HubSpot's batch input limit (endpoints.OBJECTS_BATCH_UPSERT.batch_limit)
-ACTIONS = ("created", "updated", "adopted", "unchanged", "skipped", "failed", "excluded", "repaired", "archived")
+BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_limit  # HubSpot's batch input limit (100)
+DELETED_MARK = "deleted:"  # id_map.payload_hash of a record flagged as vanished: "deleted:<date>"
+ACTIONS = (*LOG_ACTIONS, EXCLUDED)  # what a run did to a record; "excluded" is counted, not logged
 
 
 @dataclass
@@ -118,10 +123,12 @@ def plan(records: pl.DataFrame, state: StateStore, object_type: str) -> pl.DataF
     )
 
 
-def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: pl.DataFrame) -> SyncReport:
+def sync_records(
+    ctx: SyncContext, object_type: str, id_property: str, records: pl.DataFrame, report: SyncReport | None = None
+) -> SyncReport:
     """Write the new and changed records of one object type; returns counts and the touched records."""
     started = time.perf_counter()
-    report = SyncReport(object_type, dry_run=ctx.dry_run)
+    report = report if report is not None else SyncReport(object_type, dry_run=ctx.dry_run)
     requests_before = _requests(ctx)
     planned = plan(records, ctx.state, object_type)
     if ctx.reconcile and ctx.client is not None:
@@ -142,35 +149,65 @@ def sync_records(ctx: SyncContext, object_type: str, id_property: str, records: 
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
     hashes = dict(zip(todo["source_key"], todo["payload_hash"], strict=True))
-    outgoing = todo.select(["source_key", *[pl.col(c).cast(pl.String).fill_null("") for c in columns]])
+    outgoing = _outgoing(todo, columns)
     total = -(-outgoing.height // BATCH_SIZE)
     # Batches are built as they are sent, so memory holds a few batches of dicts, not every record's.
-    batches = (
-        [(row[0], dict(zip(columns, row[1:], strict=True))) for row in outgoing.slice(offset, BATCH_SIZE).iter_rows()]
-        for offset in range(0, outgoing.height, BATCH_SIZE)
-    )
+    batches = (_payloads(outgoing.slice(offset, BATCH_SIZE)) for offset in range(0, outgoing.height, BATCH_SIZE))
     if total:
         ctx.progress(f"{object_type}: writing {outgoing.height} new or changed records in {total} batches")
     done = 0
+    client = ctx.client
+    claims: list[identity.Claim] = []
 
     def finish(batch: Sequence[tuple[str, dict[str, str]]], outcome: BatchOutcome) -> None:
         nonlocal done
-        _adopt_conflicts(ctx, object_type, batch, outcome, report)
+        if SPECS[object_type].adopt_on_conflict:
+            identity.sort_conflicts(client, ctx.state, object_type, batch, outcome, claims)
         _record(ctx, object_type, outcome, hashes, report)
         done += 1
         if done % ctx.progress_every == 0 or done == total:
             ctx.progress(f"{object_type}: {done}/{total} batches, {sum(report.counts.values())} records processed")
 
-    client = ctx.client
     _run_batches(
         ctx.max_workers,
         batches,
         lambda batch: client.batch_upsert(object_type, id_property, batch),
         finish,
     )
+    if claims:
+        ctx.progress(f"{object_type}: {len(claims)} email(s) move between our contacts; releasing, then claiming")
+        holders = planned.filter(pl.col("source_key").is_in(sorted({c.holder for c in claims})))
+        holder_payloads = {
+            key: (props, digest)
+            for (key, props), digest in zip(_payloads(_outgoing(holders, columns)), holders["payload_hash"], strict=True)
+        }
+        hashes |= {key: digest for key, (_props, digest) in holder_payloads.items()}
+        identity.settle_claims(
+            client, ctx.state, object_type, id_property, claims, holder_payloads,
+            lambda outcome: _record(ctx, object_type, outcome, hashes, report),
+        )
     report.requests, report.write_requests = _requests(ctx)[0] - requests_before[0], _requests(ctx)[1] - requests_before[1]
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _outgoing(planned: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """The properties to send, as strings ("" clears). A record flagged as deleted in the source that is
+    back gets its flag cleared (the flag is not part of the payload, see mapping.DELETED_FLAG)."""
+    frame = planned.select(["source_key", *[pl.col(c).cast(pl.String).fill_null("") for c in columns]])
+    if "known_hash" in planned.columns and planned["known_hash"].str.starts_with(DELETED_MARK).any():
+        frame = frame.with_columns(
+            pl.when(planned["known_hash"].str.starts_with(DELETED_MARK)).then(pl.lit("")).alias(DELETED_FLAG)
+        )
+    return frame
+
+
+def _payloads(frame: pl.DataFrame) -> list[tuple[str, dict[str, str]]]:
+    """(key, properties) per row; a null property (only the deleted flag) is not sent."""
+    columns = frame.columns[1:]
+    return [
+        (row[0], {c: v for c, v in zip(columns, row[1:], strict=True) if v is not None}) for row in frame.iter_rows()
+    ]
 
 
 def reconcile_plan(
@@ -282,32 +319,6 @@ def _run_batches(
             raise
 
 
-def _adopt_conflicts(
-    ctx: SyncContext,
-    object_type: str,
-    batch: Sequence[tuple[str, dict[str, str]]],
-    outcome: BatchOutcome,
-    report: SyncReport,
-) -> None:
-    """A contact whose email already exists in HubSpot: stamp our id on the existing record (adopt it)."""
-    if object_type != "contacts" or ctx.client is None:
-        return
-    props = dict(batch)
-    adopt = []
-    for key, (_category, message) in list(outcome.failed.items()):
-        match = EXISTING_ID.search(message)
-        if match:
-            adopt.append((key, match.group(1), props[key]))
-    for i in range(0, len(adopt), 100):
-        chunk = adopt[i : i + 100]
-        result = ctx.client.batch_update(object_type, chunk)
-        for key, (hs_id, _new) in result.ok.items():
-            del outcome.failed[key]
-            outcome.ok[key] = (hs_id, False)
-            outcome.adopted.add(key)
-        outcome.failed.update(result.failed)
-
-
 def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: dict[str, str], report: SyncReport) -> None:
     rows = [(key, hs_id, hashes[key]) for key, (hs_id, _new) in outcome.ok.items()]
     log_rows: list[LogRow] = []
@@ -333,11 +344,17 @@ def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: d
 def sync_associations(
     ctx: SyncContext, from_type: str, to_type: str, pairs: Iterable[tuple[str, str]], report: SyncReport
 ) -> None:
-    """Create the (from source key, to source key) associations HubSpot does not have yet, 100 per batch.
-    Pairs whose ends are not in HubSpot (yet) wait for a later run."""
+    """Make HubSpot's associations follow the source for the records of this run: remove the ones we wrote
+    earlier that the source no longer has (a deal moved to another customer, a contact to another
+    company), then create the missing ones, 100 per batch. Pairs whose ends are not in HubSpot (yet) wait
+    for a later run; associations made by hand in HubSpot are not in the state store and never touched."""
     type_id = ep.ASSOCIATION_TYPE_IDS.get((from_type, to_type), 0)
-    wanted = {(a, b) for a, b in pairs if a and b}
-    known = {(a, b) for a, b, _t in ctx.state.known_associations(from_type, to_type)}
+    rows = list(pairs)
+    wanted = {(a, b) for a, b in rows if a and b}
+    remembered = ctx.state.known_associations(from_type, to_type)
+    in_run = {a for a, _b in rows}
+    _remove_stale(ctx, from_type, to_type, sorted(r for r in remembered if r[0] in in_run and r[:2] not in wanted), report)
+    known = {(a, b) for a, b, _t in remembered}
     missing = sorted(wanted - known)
     if not missing:
         return
@@ -349,8 +366,8 @@ def sync_associations(
         return
     assert ctx.client is not None
     client = ctx.client
-    for i in range(0, len(ready), 100):
-        chunk = ready[i : i + 100]
+    for i in range(0, len(ready), BATCH_SIZE):
+        chunk = ready[i : i + BATCH_SIZE]
         failed = client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk])
         bad = {idx for idx, _c, _m in failed}
         ok = [(a, b, type_id) for j, (a, b) in enumerate(chunk) if j not in bad]
@@ -362,39 +379,31 @@ def sync_associations(
             report.counts["association_failed"] += 1
 
 
+def _remove_stale(
+    ctx: SyncContext, from_type: str, to_type: str, stale: Sequence[tuple[str, str, int]], report: SyncReport
+) -> None:
+    if not stale:
+        return
+    if ctx.dry_run or ctx.client is None:
+        report.counts[f"would_unassociate_{to_type}"] += len(stale)
+        return
+    from_ids = ctx.state.hubspot_ids(from_type, {a for a, _b, _t in stale})
+    to_ids = ctx.state.hubspot_ids(to_type, {b for _a, b, _t in stale})
+    for i in range(0, len(stale), BATCH_SIZE):
+        chunk = stale[i : i + BATCH_SIZE]
+        live = [(a, b) for a, b, _t in chunk if a in from_ids and b in to_ids]
+        if live:
+            ctx.client.archive_associations(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in live])
+        with ctx.state.transaction():
+            ctx.state.forget_associations(from_type, to_type, chunk)
+            ctx.state.log(ctx.run_id, [
+                LogRow(from_type, a, "updated", from_ids.get(a), None, f"association to {to_type} {b} removed: no longer in the source")
+                for a, b in live
+            ])
+        report.counts["associations_removed"] += len(live)
+
+
 def _requests(ctx: SyncContext) -> tuple[int, int]:
     if ctx.client is None:
         return (0, 0)
     return ctx.client.total_requests, ctx.client.write_requests
-
-
-def archive_removed(
-    ctx: SyncContext, object_type: str, records: pl.DataFrame, parent_column: str, report: SyncReport
-) -> None:
-    """Archive records we created earlier whose parent is still synced but which the source no longer has
-    (a line removed from a cart or order), so HubSpot's deal holds exactly the source's lines.
-
-    Only children of parents present in ``records`` are considered: a deal that is excluded or baselined this
-    run keeps its line items. A kill between archive and forget is harmless: archiving twice is a no-op."""
-    if records.is_empty():
-        return
-    parents = records[parent_column].drop_nulls().unique().implode()
-    present = records["source_key"].implode()
-    known = ctx.state.id_map(object_type)
-    prefix = pl.col("source_key").str.extract(r"^(.*):L[^:]*$", 1)  # "<deal key>:L<line>" → "<deal key>"
-    gone = known.filter(prefix.is_in(parents) & ~pl.col("source_key").is_in(present))
-    if gone.is_empty():
-        return
-    if ctx.dry_run or ctx.client is None:
-        report.counts["would_archive"] += gone.height
-        return
-    pairs = list(gone.select("source_key", "hubspot_id").iter_rows())
-    for i in range(0, len(pairs), BATCH_SIZE):
-        chunk = pairs[i : i + BATCH_SIZE]
-        ctx.client.batch_archive(object_type, [hs_id for _key, hs_id in chunk])
-        with ctx.state.transaction():
-            ctx.state.forget(object_type, [key for key, _ in chunk])
-            ctx.state.log(ctx.run_id, [LogRow(object_type, key, "archived", hs_id, None, "no longer in the source") for key, hs_id in chunk])
-        for key, hs_id in chunk:
-            report.touch(key, hs_id, "archived", "no longer in the source")
-        report.counts["archived"] += len(chunk)

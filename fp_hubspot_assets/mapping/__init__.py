@@ -11,6 +11,7 @@ from fp_hubspot_assets.mapping.line_items import map_line_items
 from fp_hubspot_assets.mapping.model import (
     ALIASES_SCHEMA,
     CUSTOM_PROPERTY_LABELS,
+    DELETED_FLAG,
     EXCLUDED,
     ID_PROPERTY,
     ISSUES_SCHEMA,
@@ -29,6 +30,7 @@ from fp_hubspot_assets.mapping.stages import deal_stage_for, unmapped_statuses
 __all__ = [
     "ALIASES_SCHEMA",
     "CUSTOM_PROPERTY_LABELS",
+    "DELETED_FLAG",
     "EXCLUDED",
     "ID_PROPERTY",
     "ISSUES_SCHEMA",

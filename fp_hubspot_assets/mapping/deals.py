@@ -26,7 +26,7 @@ from fp_hubspot_assets.mapping.common import (
     usable_rows,
     valid_key,
 )
-from fp_hubspot_assets.mapping.model import REPAIRED, Mapped
+from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
 from fp_hubspot_assets.mapping.stages import deal_stage_for
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.sap.schemas import UNKNOWN_STATUS
@@ -157,6 +157,24 @@ def _contact_lookup(customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     ), partners
 
 
+def _kept_keys(mapped: Mapped) -> pl.Series:
+    """Keys that are sent, or rejected this run for a bad value (HubSpot keeps their record)."""
+    rejected = mapped.issues.filter(pl.col("action") == SKIPPED)["source_key"]
+    return pl.concat([mapped.keys(), rejected]).unique()
+
+
+def _excluded_keys(mapped: Mapped) -> pl.Series:
+    return mapped.issues.filter(pl.col("action") == EXCLUDED)["source_key"].unique()
+
+
+def late_links(deals: pl.DataFrame) -> pl.DataFrame:
+    """``source_key`` → ``survivor_key`` for every order that is part of a cart's deal: if the order was
+    synced before its cart link arrived, its deal ``O…`` must merge into the cart's deal ``C…``."""
+    return deals.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
+        pl.col("order_key").alias("source_key"), pl.col("deal_key").alias("survivor_key")
+    )
+
+
 def _associations(
     deals: pl.DataFrame, customers: pl.DataFrame, contacts: Mapped, companies: Mapped
 ) -> pl.DataFrame:
@@ -184,8 +202,10 @@ def _associations(
         .join(aliases.rename({"source_key": "_contact"}), on="_contact", how="left", maintain_order="left")
         .with_columns(pl.coalesce("survivor_key", "_contact").alias("_contact"))
     )
+    # A contact or company rejected for a bad value is still the deal's: its association stays as HubSpot
+    # has it (rejected is not removed); an excluded one is not (the deal is then excluded too).
     return frame.with_columns(
-        pl.when(pl.col("_contact").is_in(contacts.keys().implode()))
+        pl.when(pl.col("_contact").is_in(_kept_keys(contacts)))
         .then(pl.col("_contact"))
         .alias("assoc_contacts"),
         # A web customer's deal belongs to the customer's own company, never to the collective partner account
@@ -193,7 +213,7 @@ def _associations(
         pl.when(pl.col("_web_known"))
         .then(pl.format("BP{}", non_empty(pl.col("_web_card"))))
         .otherwise(pl.col("_bp"))
-        .pipe(lambda company: pl.when(company.is_in(companies.keys().implode())).then(company))
+        .pipe(lambda company: pl.when(company.is_in(_kept_keys(companies))).then(company))
         .alias("assoc_companies"),
     )
 
@@ -226,9 +246,24 @@ def map_deals(
             preview(pl.col("card_code").fill_null("")),
         ),
     )
+    excluded_customer = (
+        pl.col("_contact").is_in(_excluded_keys(contacts).implode())
+        if settings.deals.of_excluded_customers == "skip"
+        else pl.lit(False)
+    )
+    excluded = issues_where(
+        deals,
+        excluded_customer,
+        EXCLUDED,
+        pl.format("customer {} is excluded by the role filter (deals.of_excluded_customers: skip)", pl.col("_contact")),
+    )
+    deals = deals.filter(~excluded_customer.fill_null(False))
+    # A negative total comes from lines with invalid quantities or prices (rejected, so HubSpot keeps them):
+    # sending it would contradict the deal's line items.
+    invalid_total = bad_number(pl.col("total")) | (pl.col("total").cast(pl.Float64) < 0)
     bad_amount = issues_where(
         deals,
-        bad_number(pl.col("total")),
+        invalid_total,
         REPAIRED,
         pl.format("invalid amount {}; cleared", pl.col("total").cast(pl.String)),
     )
@@ -268,7 +303,7 @@ def map_deals(
             )
         )
         .alias("dealname"),
-        decimal_string(pl.col("total")).alias("amount"),
+        pl.when(~invalid_total.fill_null(False)).then(decimal_string(pl.col("total"))).alias("amount"),
         non_empty(pl.col("currency")).str.to_uppercase().alias("deal_currency_code"),
         pl.when(is_order).then(iso_datetime(pl.col("doc_date"))).alias("closedate"),
         pl.col("order_status").alias("fp_order_status"),
@@ -276,4 +311,6 @@ def map_deals(
         pl.col("payment_status").alias("fp_payment_status"),
         pl.col("store_id").alias("fp_store"),
     )
-    return finalize("deals", records, [source_issues, unknown, bad_amount, no_total, bad_date, odd_status])
+    return finalize(
+        "deals", records, [source_issues, excluded, unknown, bad_amount, no_total, bad_date, odd_status], late_links(deals)
+    )

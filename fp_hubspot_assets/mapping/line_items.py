@@ -20,6 +20,7 @@ from fp_hubspot_assets.mapping.common import (
 from fp_hubspot_assets.mapping.deals import deal_sources
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
 from fp_hubspot_assets.mapping.products import tier_exclusion_reason
+from fp_hubspot_assets.objects import child_key
 from fp_hubspot_assets.panel import PanelSettings
 
 _LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quantity", "price")
@@ -46,7 +47,7 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
             _exploded(deals.filter(pl.col("origin") == "cart"), "cart_lines"),
         ],
         how="vertical_relaxed",
-    ).with_columns(pl.format("{}:L{}", "deal_key", pl.col("line_num").cast(pl.String)).alias("source_key"))
+    ).with_columns(child_key(pl.col("deal_key"), pl.col("line_num")).alias("source_key"))
     unnumbered = issues_where(
         lines.with_columns(pl.format("{}:L?", "deal_key").alias("source_key")),
         pl.col("line_num").is_null(),
@@ -68,13 +69,15 @@ def map_line_items(
     product when combinations are synced and the line has one, else the item's; null when that product is
     not sent) and ``assoc_deals``. With ``deals`` only lines of deals in ``deals.records`` are sent."""
     lines, issues = deal_lines(orders, carts)
+    parents = None
     if deals is not None:
-        lines = lines.filter(pl.col("deal_key").is_in(deals.keys().implode()))
+        parents = deals.keys()
+        lines = lines.filter(pl.col("deal_key").is_in(parents.implode()))
     if not settings.tier.sends_products:
         excluded = issues_for(
             lines, "source_key", EXCLUDED, tier_exclusion_reason(settings.tier, "line items")
         )
-        return Mapped("line_items", empty_records("line_items"), concat_issues([issues, excluded]))
+        return Mapped("line_items", empty_records("line_items"), concat_issues([issues, excluded]))  # no parents: archive none
 
     quantity, price = pl.col("quantity").cast(pl.Float64), pl.col("price").cast(pl.Float64)
     reason = (
@@ -125,4 +128,5 @@ def map_line_items(
         pl.when(pl.col("_product_name").is_not_null()).then(pl.col("_wanted")).alias("product_key"),
         pl.col("deal_key").alias("assoc_deals"),
     )
-    return finalize("line_items", records, [issues, invalid, no_product, no_price])
+    mapped = finalize("line_items", records, [issues, invalid, no_product, no_price])
+    return Mapped(mapped.object_type, mapped.records, mapped.issues, parents=parents)

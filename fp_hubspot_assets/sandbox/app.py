@@ -25,13 +25,21 @@ from starlette.routing import Match, Route
 
 from .associations import Associations
 from .auth import Auth
-from .catalog import canonical_type
+from .catalog import (
+    ACCOUNT_TIME_ZONE,
+    ADDITIONAL_CURRENCIES,
+    COMPANY_CURRENCY,
+    PORTAL_ID,
+    PUBLISHED_VERSIONS,
+    canonical_type,
+)
 from .errors import ApiError, validation_error
 from .faults import FaultInjector
 from .limits import RateLimiter
 from .objects import Objects, batch_inputs, batch_response
 from .rules import Rules
 from .schema import Schema
+from .scopes import missing_scopes, needed
 from .search import search
 from .store import Store, now_ms
 from .timefmt import iso
@@ -70,6 +78,11 @@ class SandboxConfig:
     token_ttl: float = 1800.0
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"
+    # HubSpot's strictness by default; the lenient behaviours of earlier sandboxes stay available.
+    batch_errors: str = "whole"  # whole: one bad input fails the batch (one error naming it); partial: 207
+    lenient_values: bool = False  # accept "1_000"/"NaN" numbers, dates with a time, any currency, dangling products
+    no_unique_on: tuple[str, ...] = ()  # object types refusing hasUniqueValue properties
+    time_zone: str = ACCOUNT_TIME_ZONE
 
 
 class Stats:
@@ -93,12 +106,15 @@ class Sandbox:
     def __init__(self, cfg: SandboxConfig) -> None:
         self.cfg = cfg
         self.store = Store(cfg.state)
-        self.schema = Schema(self.store, cfg.tier)
-        self.rules = Rules(self.store, self.schema)
-        self.objects = Objects(self.store, self.schema, self.rules, cfg.search_delay)
+        self.schema = Schema(self.store, cfg.tier, no_unique_on=cfg.no_unique_on)
+        self.rules = Rules(self.store, self.schema, strict=not cfg.lenient_values,
+                           currencies=(COMPANY_CURRENCY, *ADDITIONAL_CURRENCIES))
+        self.objects = Objects(self.store, self.schema, self.rules, cfg.search_delay,
+                               whole_batches=cfg.batch_errors == "whole")
         self.associations = Associations(self.store)
         self.auth = Auth(self.store, cfg.tokens, cfg.client_id, cfg.client_secret, cfg.token_ttl)
-        self.limiter = RateLimiter(cfg.tier, cfg.rate_limits, cfg.rate_window_seconds, cfg.daily_limit)
+        self.limiter = RateLimiter(cfg.tier, cfg.rate_limits, cfg.rate_window_seconds, cfg.daily_limit,
+                                   time_zone=cfg.time_zone)
         self.stats = Stats()
         self.store.commit()
 
@@ -144,23 +160,34 @@ def _api(sb: Sandbox, path: str, method: str, handler: Handler, kind: str = "crm
     key = _route_key(method, path)
 
     async def endpoint(request: Request) -> Response:
-        request.scope["sandbox.route"] = key
+        # statistics name the concrete API version a request used (".../2026-03/{objectType}")
+        version = request.path_params.get("version")
+        request.scope["sandbox.route"] = key.replace("{version}", version) if version else key
         headers: dict[str, str] = {}
         try:
             principal = sb.auth.authenticate(request.headers.get("authorization"))
+            params = dict(request.path_params)
+            version = params.pop("version", None)
+            if version is not None and version not in PUBLISHED_VERSIONS:
+                raise ApiError(404, "OBJECT_NOT_FOUND",
+                               f"API version {version} does not exist; published versions: {', '.join(PUBLISHED_VERSIONS)}")
             bucket = principal.client_id or principal.token
             decision = sb.limiter.check(f"oauth:{bucket}" if principal.oauth else bucket, principal.oauth,
-                                        search=kind == "search", counted=kind != "assoc")
+                                        search=kind == "search")
             headers = decision.headers
             if decision.error is not None:
                 raise decision.error
-            params = dict(request.path_params)
             for name in _TYPE_PARAMS:
                 if name in params:
                     canonical = canonical_type(params[name])
                     if canonical is None:
                         raise validation_error(f"Unable to infer object type from: {params[name]}")
                     params[name] = canonical
+            if principal.scopes is not None:
+                obj_type = params.get("objectType") or params.get("fromObjectType")
+                required = needed(path, method, obj_type)
+                if required and not required & principal.scopes:
+                    raise missing_scopes(required)
             raw = await request.body()
             try:
                 body = orjson.loads(raw) if raw else None
@@ -334,6 +361,15 @@ def _association_routes(sb: Sandbox, prefix: str, object_prefix: str) -> list[Ro
     ]
 
 
+# ---- account info -----------------------------------------------------------------------------------
+def _account_details(sb: Sandbox, c: Call) -> Result:
+    offset = sb.limiter.utc_offset()
+    return 200, {"portalId": PORTAL_ID, "accountType": "STANDARD", "timeZone": sb.cfg.time_zone,
+                 "companyCurrency": COMPANY_CURRENCY, "additionalCurrencies": list(ADDITIONAL_CURRENCIES),
+                 "utcOffset": offset, "utcOffsetMilliseconds": sb.limiter.utc_offset_ms(),
+                 "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1"}
+
+
 # ---- OAuth ------------------------------------------------------------------------------------------
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (parsed here: python-multipart is not a dependency)."""
@@ -470,6 +506,7 @@ def build_app(cfg: SandboxConfig) -> Any:
         routes += _association_routes(sb, assoc, obj_for_assoc)
         routes += _object_routes(sb, objects)
         routes += _schema_routes(sb, props, pipes)
+    routes.append(_api(sb, "/account-info/v3/details", "GET", _account_details))
     routes += _oauth_routes(sb)
 
     @asynccontextmanager

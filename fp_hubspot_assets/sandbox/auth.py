@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from .catalog import PORTAL_ID
+from .catalog import PORTAL_ID, SCOPES
 from .errors import ApiError
 from .store import Store
 
@@ -25,6 +25,7 @@ class Principal:
     token: str
     oauth: bool
     client_id: str | None = None
+    scopes: frozenset[str] | None = None  # None: a private-app token, which holds every scope
 
 
 def _unauthorized(message: str, category: str = "INVALID_AUTHENTICATION") -> ApiError:
@@ -62,7 +63,7 @@ class Auth:
         if expired_for >= 0:
             raise _unauthorized(f"The OAuth token used to make this call expired {int(expired_for)} second(s) ago.",
                                 "EXPIRED_AUTHENTICATION")
-        return Principal(token, oauth=True, client_id=grant["client_id"])
+        return Principal(token, oauth=True, client_id=grant["client_id"], scopes=frozenset(grant["scopes"]))
 
     # ---- consent page -------------------------------------------------------------------------------
     def consent_page(self, params: dict[str, str]) -> tuple[int, str]:
@@ -71,6 +72,11 @@ class Auth:
             return 400, _page("Authorization failed", f"<p>Unknown client_id {html.escape(client_id)!s}.</p>")
         if not redirect_uri.startswith(("http://", "https://")):
             return 400, _page("Authorization failed", "<p>A valid redirect_uri is required.</p>")
+        asked = f"{params.get('scope') or ''} {params.get('optional_scope') or ''}".split()
+        unknown = sorted({s for s in asked if s not in SCOPES})
+        if unknown:  # HubSpot's install page refuses a scope it does not know
+            return 400, _page("Authorization failed",
+                              f"<p>Couldn't complete the connection: invalid scope(s) {html.escape(', '.join(unknown))}.</p>")
         hidden = "".join(
             f'<input type="hidden" name="{k}" value="{html.escape(params.get(k, ""), quote=True)}">'
             for k in ("client_id", "redirect_uri", "scope", "optional_scope", "state")
@@ -96,7 +102,9 @@ class Auth:
             return 302, redirect + sep + urlencode({"error": "access_denied", "state": form.get("state", "")})
         code = secrets.token_urlsafe(24)
         self._doc["codes"][code] = {"client_id": form["client_id"], "redirect_uri": redirect,
-                                    "scopes": (form.get("scope") or DEFAULT_SCOPES).split(),
+                                    # this portal has every feature: optional scopes are granted too
+                                    "scopes": [*(form.get("scope") or DEFAULT_SCOPES).split(),
+                                               *(form.get("optional_scope") or "").split()],
                                     "expires_at": time.time() + CODE_TTL}
         self.store.set_doc("oauth", self._doc)
         query = {"code": code} | ({"state": form["state"]} if form.get("state") else {})
@@ -136,7 +144,8 @@ class Auth:
                                        "expires_at": now + self.token_ttl, "refresh": refresh}
         self.store.set_doc("oauth", self._doc)
         return {"access_token": access, "refresh_token": refresh, "expires_in": int(self.token_ttl),
-                "token_type": "bearer"}
+                "token_type": "bearer", "token_use": "access_token", "hub_id": PORTAL_ID, "user_id": 1,
+                "app_id": 1, "hub_domain": "sandbox.hubspot.local", "scopes": grant["scopes"]}
 
     def token_info(self, token: str) -> dict[str, Any]:
         grant = self._doc["access"].get(token)

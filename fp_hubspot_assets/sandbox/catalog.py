@@ -202,3 +202,28 @@ TIERS: dict[str, TierBudget] = {
 OAUTH_PER_TEN_SECONDS = 110
 SEARCH_PER_SECOND = 5
 PORTAL_ID = 24681357
+
+# HubSpot's published OAuth scopes (the part of the catalogue a CRM integration meets). Notably absent:
+# crm.schemas.products.* and crm.schemas.line_items.write — product and line-item properties need e-commerce.
+SCOPES: frozenset[str] = frozenset({
+    "oauth", "e-commerce", "crm.import", "crm.export", "crm.lists.read", "crm.lists.write", "tickets", "forms",
+    "content", "automation", "timeline", "files", "crm.objects.owners.read", "crm.objects.users.read",
+    "crm.objects.users.write", "settings.users.read", "settings.users.write", "settings.currencies.read",
+    "settings.currencies.write", "account-info.security.read",
+    *(f"crm.objects.{t}.{a}" for t in ("contacts", "companies", "deals", "line_items", "products", "quotes", "orders",
+                                       "carts", "custom", "marketing_events", "invoices", "subscriptions")
+      for a in ("read", "write")),
+    *(f"crm.schemas.{t}.read" for t in ("contacts", "companies", "deals", "custom", "quotes", "line_items", "orders",
+                                        "carts", "invoices")),
+    *(f"crm.schemas.{t}.write" for t in ("contacts", "companies", "deals", "custom", "orders", "carts")),
+})
+# Object types whose object and property endpoints also accept the e-commerce scope (products and line items
+# are HubSpot's commerce objects; their properties are written with e-commerce only).
+ECOMMERCE_TYPES = frozenset({"products", "line_items"})
+
+# The sandbox account (account-info API): its time zone sets when the daily limit resets.
+ACCOUNT_TIME_ZONE = "Europe/Berlin"
+COMPANY_CURRENCY = "EUR"
+ADDITIONAL_CURRENCIES = ("USD", "GBP")
+# Date versions HubSpot has published; a path with any other answers 404.
+PUBLISHED_VERSIONS = ("2025-09", "2026-03", "2026-09")

@@ -2,13 +2,17 @@
 one client), a daily budget per account, and a separate per-second limit for search.
 
 `window_seconds` scales the rolling window for fast tests while keeping HubSpot's requests-per-second
-ratio (190 per 10 s becomes 19 per 1 s)."""
+ratio (190 per 10 s becomes 19 per 1 s). Every request but search spends the 10-second window (association
+batches included). The daily budget resets at midnight in the account's time zone. Rate headers are sent on
+every answer of the 10-second bucket, 429s included."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from .catalog import OAUTH_PER_TEN_SECONDS, SEARCH_PER_SECOND, TIERS
 from .errors import ApiError
@@ -27,8 +31,10 @@ def rate_error(policy: str) -> ApiError:
 
 
 class RateLimiter:
-    def __init__(self, tier: str, enabled: bool, window_seconds: float = 10.0, daily_limit: int | None = None) -> None:
+    def __init__(self, tier: str, enabled: bool, window_seconds: float = 10.0, daily_limit: int | None = None,
+                 time_zone: str = "UTC") -> None:
         self.enabled = enabled
+        self.zone = ZoneInfo(time_zone)
         self.window = window_seconds
         budget = TIERS[tier]
         scale = window_seconds / 10.0
@@ -41,22 +47,37 @@ class RateLimiter:
         self.windows: dict[str, deque[float]] = {}
         self.search_window: deque[float] = deque()
         self.daily_used = 0
-        self.day = time.gmtime().tm_yday
+        self.day = self._today()
         self.rejected: dict[str, int] = {}
 
+    def _today(self) -> object:
+        return datetime.now(UTC).astimezone(self.zone).date()
+
+    def utc_offset(self) -> str:
+        offset = datetime.now(self.zone).strftime("%z")
+        return f"{offset[:3]}:{offset[3:]}"
+
+    def utc_offset_ms(self) -> int:
+        delta = datetime.now(self.zone).utcoffset()
+        return int(delta.total_seconds() * 1000) if delta else 0
+
     def _roll_day(self) -> None:
-        today = time.gmtime().tm_yday
+        today = self._today()
         if today != self.day:
             self.day, self.daily_used = today, 0
 
-    def check(self, bucket: str, oauth: bool, search: bool, counted: bool = True) -> Decision:
-        """Admit or refuse one request. `counted=False` (associations v4 batch) skips the 10 s bucket."""
+    def check(self, bucket: str, oauth: bool, search: bool) -> Decision:
+        """Admit or refuse one request."""
         if not self.enabled:
             return Decision()
         now = time.monotonic()
         self._roll_day()
+        limit = self.oauth_max if oauth else self.app_max
         if self.daily_used >= self.daily_max:
-            return self._refuse("DAILY")
+            decision = self._refuse("DAILY")
+            if not search:
+                decision.headers = self._headers(limit, limit - len(self.windows.get(bucket, ())), oauth)
+            return decision
         if search:
             w = self.search_window
             while w and w[0] <= now - 1.0:
@@ -66,16 +87,14 @@ class RateLimiter:
             w.append(now)
             self.daily_used += 1
             return Decision()
-        limit = self.oauth_max if oauth else self.app_max
         w = self.windows.setdefault(bucket, deque())
         while w and w[0] <= now - self.window:
             w.popleft()
-        if counted and len(w) >= limit:
+        if len(w) >= limit:
             decision = self._refuse("TEN_SECONDLY_ROLLING")
             decision.headers = self._headers(limit, 0, oauth)
             return decision
-        if counted:
-            w.append(now)
+        w.append(now)
         self.daily_used += 1
         return Decision(self._headers(limit, limit - len(w), oauth))
 

@@ -2,8 +2,13 @@
 
 - batch create is all-or-nothing unless every input carries a distinct `objectWriteTraceId`, in which
   case it answers 207 with one error per failed input (HubSpot's multi-status rule);
-- batch update/upsert/read answer 207 with per-input errors and keep the successful inputs;
-- more than 100 inputs, duplicate ids or a non-unique `idProperty` fail the whole request with 400."""
+- batch update/upsert: by default (``whole_batches``, HubSpot's observed behaviour) one invalid or
+  conflicting input fails the whole request with one error naming it (context ``ids``) and nothing is
+  written; with ``--batch-errors partial`` they answer 207 with per-input errors and keep the good inputs;
+- batch read answers 207 with the missing ids;
+- more than 100 inputs, duplicate ids or a non-unique `idProperty` fail the whole request with 400.
+
+Every answer carries the standard properties (hs_object_id, createdate, last modified date)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,16 @@ MAX_BATCH = 100
 SYSTEM_READ = ("hs_object_id", "createdate")
 
 Json = dict[str, Any]
+Staged = dict[tuple[str, str], int] | None
+Prepare = Callable[[Json, Staged], Callable[[], Json]]
+
+
+def _naming(raw: Json) -> dict[str, list[str]]:
+    """The context naming one batch input: its id (and write trace id)."""
+    named = {"ids": [str(raw.get("id"))]}
+    if raw.get("objectWriteTraceId"):
+        named["objectWriteTraceId"] = [str(raw["objectWriteTraceId"])]
+    return named
 
 
 def batch_inputs(body: Any, limit: int = MAX_BATCH) -> list[Json]:
@@ -45,7 +60,9 @@ def batch_response(results: list[Json], errors: list[Json], started: str) -> Jso
 
 
 class Objects:
-    def __init__(self, store: Store, schema: Schema, rules: Rules, search_delay: float) -> None:
+    def __init__(self, store: Store, schema: Schema, rules: Rules, search_delay: float,
+                 whole_batches: bool = True) -> None:
+        self.whole_batches = whole_batches
         self.store = store
         self.schema = schema
         self.rules = rules
@@ -59,7 +76,7 @@ class Objects:
         if everything:
             shown: dict[str, str | None] = dict(source)
         else:
-            names = wanted or (*DEFAULT_READ_PROPERTIES[obj_type], *SYSTEM_READ, MODIFIED_PROPERTY[obj_type])
+            names = (*(wanted or DEFAULT_READ_PROPERTIES[obj_type]), *SYSTEM_READ, MODIFIED_PROPERTY[obj_type])
             shown = {n: source.get(n) for n in names}
         out: Json = {"id": str(rec.id), "properties": shown, "createdAt": iso(rec.created),
                      "updatedAt": iso(rec.updated), "archived": rec.archived}
@@ -157,10 +174,11 @@ class Objects:
             self.store.associate((obj_type, rec_id), (to_type, to_id), type_id)
         return rec
 
-    def prepare_update(self, obj_type: str, rec: Record, raw_props: Any) -> dict[str, str | None]:
+    def prepare_update(self, obj_type: str, rec: Record, raw_props: Any,
+                       staged: dict[tuple[str, str], int] | None = None) -> dict[str, str | None]:
         props = normalize_properties(obj_type, raw_props)
         self.rules.check_values(obj_type, props, rec.props)
-        self.rules.check_conflicts(obj_type, props, rec.id)
+        self.rules.check_conflicts(obj_type, props, rec.id, staged)
         return props
 
     def apply_update(self, obj_type: str, rec: Record, props: dict[str, str | None]) -> Record:
@@ -260,16 +278,25 @@ class Objects:
         if dupes:
             raise validation_error(f"Duplicate IDs found in batch input: {dupes}. IDs must be unique")
 
-    def _per_input(self, inputs: list[Json], action: Callable[[Json], Json]) -> tuple[list[Json], list[Json]]:
+    def _per_input(self, inputs: list[Json], prepare: Prepare) -> tuple[list[Json], list[Json]]:
+        """Validate then write each input: whole batches validate every input first and fail the request
+        on the first bad one (nothing written); partial batches keep the good inputs."""
+        if self.whole_batches:
+            staged: dict[tuple[str, str], int] = {}
+            plans = []
+            for raw in inputs:
+                try:
+                    plans.append(prepare(raw, staged))
+                except ApiError as err:
+                    err.context = {**err.context, **_naming(raw)}
+                    raise
+            return [apply() for apply in plans], []
         results, errors = [], []
         for raw in inputs:
             try:
-                results.append(action(raw))
+                results.append(prepare(raw, None)())
             except ApiError as err:
-                extra = {"ids": [str(raw.get("id"))]}
-                if raw.get("objectWriteTraceId"):
-                    extra["objectWriteTraceId"] = [str(raw["objectWriteTraceId"])]
-                errors.append(err.batch_entry(extra))
+                errors.append(err.batch_entry(_naming(raw)))
         return results, errors
 
     def batch_update(self, obj_type: str, body: Any) -> tuple[int, Json]:
@@ -280,12 +307,12 @@ class Objects:
                 self.rules.require_unique(obj_type, raw["idProperty"], "update")
         self._check_duplicate_ids(inputs, None)
 
-        def update(raw: Json) -> Json:
+        def update(raw: Json, staged: Staged) -> Callable[[], Json]:
             rec = self.resolve(obj_type, raw.get("id"), raw.get("idProperty"))
             if rec is None:
                 raise not_found(f"Could not find {SINGULAR[obj_type]} {raw.get('id')}", [str(raw.get("id"))])
-            rec = self.apply_update(obj_type, rec, self.prepare_update(obj_type, rec, raw.get("properties")))
-            return self.render(obj_type, rec, everything=True)
+            props = self.prepare_update(obj_type, rec, raw.get("properties"), staged)
+            return lambda: self.render(obj_type, self.apply_update(obj_type, rec, props), everything=True)
 
         results, errors = self._per_input(inputs, update)
         return (207 if errors else 200), batch_response(results, errors, started)
@@ -297,7 +324,7 @@ class Objects:
             self.rules.require_unique(obj_type, raw.get("idProperty") or "hs_object_id", "upsert")
         self._check_duplicate_ids(inputs, None)
 
-        def upsert(raw: Json) -> Json:
+        def upsert(raw: Json, staged: Staged) -> Callable[[], Json]:
             prop = raw.get("idProperty") or "hs_object_id"
             id_value = raw.get("id")
             if id_value is None or id_value == "":
@@ -305,16 +332,15 @@ class Objects:
             rec_id = self.rules.find_by(obj_type, prop, str(id_value))
             rec = self.store.get_live(obj_type, rec_id) if rec_id is not None else None
             if rec is not None:
-                rec = self.apply_update(obj_type, rec, self.prepare_update(obj_type, rec, raw.get("properties")))
-                is_new = False
-            elif prop == "hs_object_id":
+                found = rec
+                props = self.prepare_update(obj_type, found, raw.get("properties"), staged)
+                return lambda: self.render(obj_type, self.apply_update(obj_type, found, props), everything=True) | {"new": False}
+            if prop == "hs_object_id":
                 raise not_found(f"Could not find {SINGULAR[obj_type]} {id_value}", [str(id_value)])
-            else:
-                properties = dict(raw.get("properties") or {})
-                properties[prop] = id_value
-                rec = self.apply_create(obj_type, *self.prepare_create(obj_type, {"properties": properties}))
-                is_new = True
-            return self.render(obj_type, rec, everything=True) | {"new": is_new}
+            properties = dict(raw.get("properties") or {})
+            properties[prop] = id_value
+            created = self.prepare_create(obj_type, {"properties": properties}, staged)
+            return lambda: self.render(obj_type, self.apply_create(obj_type, *created), everything=True) | {"new": True}
 
         results, errors = self._per_input(inputs, upsert)
         return (207 if errors else 200), batch_response(results, errors, started)

@@ -1,5 +1,9 @@
 """HubSpot's write rules: property existence and types, email format, non-negative line-item prices,
-deal pipeline/stage consistency, and unique property values (contact email without regard to case)."""
+deal pipeline/stage consistency, and unique property values (contact email without regard to case).
+
+Strict (the default) adds what HubSpot enforces and earlier sandboxes forgave: numbers are plain decimals
+("1_000", "NaN", "1e3" refused), a date property holds midnight UTC only, a currency code must be one the
+account has enabled, and a line item's hs_product_id must name a live product."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from .schema import Schema
 from .store import Store, unique_key
 from .timefmt import parse_ms
 
+PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+DAY_MS = 86_400_000
+CURRENCY_PROPERTIES = frozenset({"deal_currency_code", "hs_line_item_currency_code", "hs_currency_code"})
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _TRUE_FALSE = frozenset({"true", "false"})
 
@@ -39,9 +46,12 @@ def normalize_properties(obj_type: str, raw: Any) -> dict[str, str | None]:
 
 
 class Rules:
-    def __init__(self, store: Store, schema: Schema) -> None:
+    def __init__(self, store: Store, schema: Schema, strict: bool = True,
+                 currencies: tuple[str, ...] = ()) -> None:
         self.store = store
         self.schema = schema
+        self.strict = strict
+        self.currencies = frozenset(currencies)
 
     # ---- property values ----------------------------------------------------------------------------
     def check_values(self, obj_type: str, props: dict[str, str | None], current: dict[str, str] | None) -> None:
@@ -66,10 +76,11 @@ class Rules:
         if problems:
             raise property_errors(problems)
 
-    @staticmethod
-    def _check_value(obj_type: str, name: str, value: str, kind: str, options: frozenset[str]) -> tuple[str, str] | None:
+    def _check_value(self, obj_type: str, name: str, value: str, kind: str, options: frozenset[str]) -> tuple[str, str] | None:
         if name == "email" and obj_type == "contacts" and not EMAIL_RE.match(value):
             return "INVALID_EMAIL", f"Email address {value} is invalid"
+        if self.strict and (problem := self._check_strict(obj_type, name, value, kind)):
+            return problem
         if kind == "number":
             try:
                 number = float(value)
@@ -83,6 +94,20 @@ class Rules:
             return "INVALID_BOOLEAN", f"{value} is not a valid boolean (true or false)"
         elif kind in ("date", "datetime") and parse_ms(value) is None:
             return "INVALID_DATE", f"{value} is not a valid date"
+        return None
+
+    def _check_strict(self, obj_type: str, name: str, value: str, kind: str) -> tuple[str, str] | None:
+        if kind == "number" and not PLAIN_DECIMAL.match(value):
+            return "INVALID_DECIMAL", f"{value} was not a valid number: use a plain decimal like 1234.5"
+        if kind == "date" and (ms := parse_ms(value)) is not None and ms % DAY_MS:
+            return "INVALID_DATE", f"{value} is not midnight UTC: date properties hold a day (e.g. 2026-03-01)"
+        if name in CURRENCY_PROPERTIES and self.currencies and value not in self.currencies:
+            return "INVALID_CURRENCY", (f"{value} is not a currency of this account "
+                                        f"(enabled: {', '.join(sorted(self.currencies))})")
+        if obj_type == "line_items" and name == "hs_product_id":
+            rec_id = as_id(value)
+            if rec_id is None or self.store.get_live("products", rec_id) is None:
+                return "INVALID_OBJECT_ID", f"hs_product_id {value} does not refer to an existing product"
         return None
 
     def _check_deal_stage(self, props: dict[str, str | None], current: dict[str, str]) -> list[dict[str, str]]:

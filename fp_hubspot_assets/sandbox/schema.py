@@ -89,9 +89,10 @@ def default_schema() -> dict[str, Any]:
 class Schema:
     """Reads and writes the schema document; keeps a compiled view for fast write validation."""
 
-    def __init__(self, store: Store, tier: str) -> None:
+    def __init__(self, store: Store, tier: str, no_unique_on: tuple[str, ...] = ()) -> None:
         self.store = store
         self.tier = tier
+        self.no_unique_on = frozenset(no_unique_on)
         if "schema" not in store.docs:
             store.set_doc("schema", default_schema())
         self._compile()
@@ -152,6 +153,8 @@ class Schema:
         if existing is not None and not existing["archived"]:
             raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")
         unique = bool(body.get("hasUniqueValue", False))
+        if unique and obj_type in self.no_unique_on:
+            raise validation_error(f"hasUniqueValue is not supported for {obj_type} properties")
         if unique:
             custom_unique = [n for n in self.unique_properties(obj_type) if n not in BUILTIN_UNIQUE.get(obj_type, ())]
             if len(custom_unique) >= MAX_UNIQUE_PROPERTIES:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .app import SandboxConfig, build_app
-from .catalog import TIERS
+from .catalog import ACCOUNT_TIME_ZONE, TIERS, canonical_type
 from .faults import parse_faults
 
 
@@ -14,6 +14,23 @@ def _on_off(value: str) -> bool:
     if value not in ("on", "off"):
         raise argparse.ArgumentTypeError("use on or off")
     return value == "on"
+
+
+def _types(value: str) -> tuple[str, ...]:
+    types = tuple(canonical_type(v.strip()) or "" for v in value.split(",") if v.strip())
+    if "" in types:
+        raise argparse.ArgumentTypeError(f"unknown object type in {value!r}")
+    return types
+
+
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {value!r}") from None
+    return value
 
 
 def _faults(value: str) -> str:
@@ -47,6 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lifetime of OAuth access tokens (default 1800)")
     parser.add_argument("--client-id", default="sandbox-client-id", help="registered OAuth client id")
     parser.add_argument("--client-secret", default="sandbox-client-secret", help="registered OAuth client secret")
+    parser.add_argument("--batch-errors", choices=("whole", "partial"), default="whole",
+                        help="whole: one invalid or duplicate input fails a batch update/upsert with one error "
+                             "naming it, as HubSpot does (default); partial: 207 keeping the good inputs")
+    parser.add_argument("--lenient-values", type=_on_off, default=False, metavar="on|off",
+                        help="accept numbers like 1_000 or NaN, dates with a time of day, any currency and "
+                             "line items pointing at missing products (default off: HubSpot's validation)")
+    parser.add_argument("--no-unique-on", type=_types, default=(), metavar="TYPES",
+                        help="object types (comma-separated, e.g. products,line_items) that refuse "
+                             "hasUniqueValue properties")
+    parser.add_argument("--time-zone", type=_zone, default=ACCOUNT_TIME_ZONE,
+                        help=f"the account's time zone: its midnight resets the daily limit (default {ACCOUNT_TIME_ZONE})")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
 
 
@@ -56,6 +84,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rate_window_seconds=args.rate_window_seconds, daily_limit=args.daily_limit, faults=args.faults,
         fault_seed=args.fault_seed, slow_seconds=args.slow_seconds, search_delay=args.search_delay,
         token_ttl=args.token_ttl, client_id=args.client_id, client_secret=args.client_secret,
+        batch_errors=args.batch_errors, lenient_values=args.lenient_values, no_unique_on=args.no_unique_on,
+        time_zone=args.time_zone,
     )
 
 

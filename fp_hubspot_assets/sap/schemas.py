@@ -2,7 +2,7 @@
 
 Every source reader (SQL today, the Service Layer later) produces exactly these frames; every mapping
 function consumes them. Keys are strings that stay stable across runs, because they become our unique
-ids in HubSpot (see DESIGN.md "Identity and idempotency").
+ids in HubSpot (see docs/identity.md).
 
 Source keys
 -----------

@@ -1,8 +1,8 @@
 """The one module that owns every table of the state store (SQLAlchemy 2 Core, SQLite or PostgreSQL).
 
-The state store is a *cache* of HubSpot's truth plus our own bookkeeping (DESIGN.md "Identity and
-idempotency"): losing it never creates duplicates in HubSpot, because every write is an upsert on a unique
-property we own; it only costs a re-read. Nothing outside this module declares a table; other modules use
+The state store is a *cache* of HubSpot's truth plus our own bookkeeping (docs/identity.md): losing it
+never creates duplicates in HubSpot, because every write is an upsert on a unique property we own; it only
+costs a re-read. Nothing outside this module declares a table; other modules use
 ``StateStore`` (store.py) and, for ad-hoc reads, the ``Table`` objects below.
 
 Table names carry an ``fp_`` prefix so the store can share a PostgreSQL database (e.g. Dagster's own
@@ -34,7 +34,9 @@ SCHEMA_VERSION = 1
 SCHEMA_VERSION_KEY = "_state_schema_version"
 """The ``setup_state`` key holding SCHEMA_VERSION (leading underscore: bookkeeping, not a setup value)."""
 
-LOG_ACTIONS = ("created", "updated", "unchanged", "skipped", "failed", "adopted", "repaired", "archived")
+LOG_ACTIONS = (
+    "created", "updated", "unchanged", "skipped", "failed", "adopted", "repaired", "archived", "merged", "flagged",
+)
 """What a run did to one record (``integration_log.action``):
 
 - created / updated / unchanged: the normal outcomes of an upsert (unchanged = same payload hash, not sent);
@@ -42,7 +44,9 @@ LOG_ACTIONS = ("created", "updated", "unchanged", "skipped", "failed", "adopted"
 - failed: HubSpot rejected it; the reason is in error_category/message and the record is in ``failures``;
 - adopted: an existing HubSpot record (same email, or found by our unique property) was taken over;
 - repaired: the ID map disagreed with HubSpot and was corrected;
-- archived: the record was archived in HubSpot (or found archived there).
+- archived: the record was archived in HubSpot (or found archived there);
+- merged: the record became part of another key's record (an order linked late to its cart's deal);
+- flagged: its source vanished and ``fp_deleted_in_source`` was set (the ``deletes: flag`` policy).
 """
 
 
@@ -119,7 +123,7 @@ integration_log = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Index(None, "run_id"),
     sa.Index(None, "object_type", "source_key"),
-    comment="one row per record per run: the seed's Integration Log Tracing",
+    comment="one row per record per run: the panel's Integration Log Tracing",
 )
 
 failures = sa.Table(

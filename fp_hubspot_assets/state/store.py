@@ -381,6 +381,46 @@ class StateStore:
 
         self._write(work)
 
+    def owners(self, object_type: str, hubspot_ids: Iterable[str]) -> dict[str, str]:
+        """{hubspot_id: source_key} of the ids one of our keys owns (docs/identity.md: one owner per id)."""
+        wanted = sorted({str(h) for h in hubspot_ids})
+        if not wanted:
+            return {}
+        with self._reading() as conn:
+            return {h: k for k, h in self._id_pairs(conn, object_type, "hubspot_id", wanted)}
+
+    def set_hashes(self, object_type: str, rows: Iterable[tuple[str, str | None]]) -> None:
+        """Overwrite the remembered payload hash of known keys: None = "send our content again";
+        a ``deleted:`` marker = flagged as vanished from the source (see sync.flag_vanished)."""
+        params = [{"k": k, "h": h} for k, h in rows]
+        stmt = (
+            sa.update(id_map)
+            .where(id_map.c.object_type == object_type, id_map.c.source_key == sa.bindparam("k"))
+            .values(payload_hash=sa.bindparam("h"), synced_at=utcnow())
+        )
+        if params:
+            self._write(lambda conn: conn.execute(stmt, params))
+
+    def rekey(self, object_type: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Move the HubSpot record (and the associations we wrote) of each old key to its new key; the
+        content is re-sent next time (hash cleared). Used when two source keys turn out to be one purchase."""
+        moves = sorted(set(pairs))
+        if not moves:
+            return
+        a = associations.c
+
+        def work(conn: Connection) -> None:
+            for old, new in moves:
+                conn.execute(
+                    sa.update(id_map)
+                    .where(id_map.c.object_type == object_type, id_map.c.source_key == old)
+                    .values(source_key=new, payload_hash=None, synced_at=utcnow())
+                )
+                conn.execute(sa.update(associations).where(a.from_type == object_type, a.from_key == old).values(from_key=new))
+                conn.execute(sa.update(associations).where(a.to_type == object_type, a.to_key == old).values(to_key=new))
+
+        self._write(work)
+
     # ------------------------------------------------------------------ associations
 
     def known_associations(self, from_type: str, to_type: str) -> set[tuple[str, str, int]]:
