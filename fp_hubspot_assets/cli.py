@@ -163,7 +163,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run the main job against the configured environment (real HubSpot when a token is set)."""
+    from fp_hubspot_assets.preflight import preflight_from_env
+
     ensure_environment()
+    preflight_from_env()  # a broken set-up stops here, before a run starts or anything is written
     summary, totals = run_main_job(dry_run=args.dry_run, full=args.full)
     if args.dry_run:
         print("\n".join(dry_run_report(summary.metadata)))
@@ -236,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fp_hubspot_assets.preflight import PreflightError
     from fp_hubspot_assets.sandbox.testing import PortBusyError
 
     args = build_parser().parse_args(argv)
@@ -243,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PortBusyError as exc:  # one line, not a traceback: the demo must not use someone else's sandbox
         raise SystemExit(f"fp-hubspot: {exc}") from None
+    except PreflightError as exc:  # one line, what/where/how to fix: no traceback for a set-up mistake
+        print(f"fp-hubspot: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -60,17 +60,17 @@ def source_state_tags() -> dict[str, str]:
 def run_main_job(dry_run: bool = False, full: bool = False) -> tuple[Any, dict[str, int]]:
     """Materialize every asset through the Dagster instance at $DAGSTER_HOME; returns the RunSummary and the
     records known per object type afterwards."""
-    from dagster import DagsterInstance
-
+    from fp_hubspot_assets.instance import dagster_instance
     from fp_hubspot_assets.runner import OBJECT_TYPES, resource_config, run_sync
     from fp_hubspot_assets.state.store import StateStore
 
     tags = {} if dry_run else source_state_tags()
-    with DagsterInstance.get() as instance:
+    with dagster_instance() as instance:  # created once under a lock: two first starts may run together
         summary = run_sync(instance, resource_config(dry_run=dry_run, mode="full" if full else ""), tags=tags)
     if not summary.success:
         raise SystemExit(
-            f"the sync run {summary.run_id} failed in {summary.failed_steps}; open `make dev` → Runs for its logs"
+            f"{summary.first_error or 'the sync run failed'}\n(run {summary.run_id}, failed in "
+            f"{summary.failed_steps}; open `make dev` → Runs for its logs)"
         )
     with StateStore(StateStore.default_url()) as store:
         ids = store.id_map_all()

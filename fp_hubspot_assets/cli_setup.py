@@ -108,8 +108,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from fp_hubspot_assets.runner import resource_config
 
     config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=args.state_url, dry_run=args.dry_run)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    with instance:
+    from fp_hubspot_assets.instance import dagster_instance
+
+    opened = dagster_instance() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    with opened as instance:
         run = run_setup_job(instance, config, force=args.force, quiet=True)
     if not run.success:
         if run.detail:  # an unexpected failure: keep Dagster's stack trace for whoever debugs it

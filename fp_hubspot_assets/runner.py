@@ -21,6 +21,7 @@ class RunSummary:
     run_id: str
     success: bool
     failed_steps: list[str] = field(default_factory=list)
+    first_error: str = ""  # the first failed step's error, first line (what went wrong, for people)
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset name -> metadata values
 
     @property
@@ -82,10 +83,21 @@ def run_sync(
     for event in result.all_events:
         if event.is_step_failure:
             summary.failed_steps.append(str(event.step_key))
+            if not summary.first_error:
+                summary.first_error = first_error_line(event.step_failure_data.error)
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             summary.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
     return summary
+
+
+def first_error_line(error: Any) -> str:
+    """The message of a step's error, first line, without Dagster's wrapper class names."""
+    message = str(getattr(error, "message", "") or "").strip()
+    first = message.splitlines()[0] if message else ""
+    for prefix in ("dagster._core.definitions.events.Failure: ", "dagster._core.errors.DagsterExecutionStepExecutionError: "):
+        first = first.removeprefix(prefix)
+    return first
 
 
 def release_dead_runs(instance: DagsterInstance) -> list[str]:

@@ -100,6 +100,8 @@ def test_valid_email_is_the_address_hubspot_is_sent(raw: str, sent: str | None) 
     [
         ("030 1234567", "DE", "+49301234567"),  # a national number read with the address's country
         ("+49 (30) 123-4567", None, "+49301234567"),
+        ("+49 (0)30 1234567", "DE", "+49301234567"),  # the national "(0)" is not part of the number
+        ("+1-212-555-0100", "DE", "+12125550100"),  # international: the address's country does not matter
         ("0043 1 5134567", "DE", "+4315134567"),
         ("call me", "DE", "call me"),  # not a number: kept as typed, reported
         ("12", "DE", "12"),

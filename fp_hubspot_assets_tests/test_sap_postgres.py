@@ -70,3 +70,20 @@ def test_generate_and_read_on_postgres_match_sqlite(postgres_url: str, tmp_path:
         changed = pg.read("orders", since=newest).frame
         assert changed.filter(pl.col("doc_entry") == doc_entry)["shipment_status"].to_list() == ["partially_shipped"]
         assert pg.read("carts", since=newest).frame["order_key"].to_list() == [f"O{doc_entry}"]
+
+
+def test_preflight_and_future_markers_on_postgres(postgres_url: str) -> None:
+    from fp_hubspot_assets.preflight import PreflightError, check_sap
+
+    generate(postgres_url, 100, seed=6)
+    check_sap(postgres_url)  # every table and column found through PostgreSQL's catalogue
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('UPDATE "FP_CART" SET "UpdatedAt" = \'9999-12-31\' WHERE "CartId" = (SELECT MIN("CartId") FROM "FP_CART")'))
+        conn.execute(sa.text('ALTER TABLE "OCRD" DROP COLUMN "E_Mail"'))
+    engine.dispose()
+    with SapReader(postgres_url) as pg:
+        assert len(pg.future_markers("carts")) == 1
+        assert (pg.max_updated_at("carts") or pg.newest_cart_change()).year < 9999  # type: ignore[union-attr]
+    with pytest.raises(PreflightError, match="table OCRD has no column E_Mail"):
+        check_sap(postgres_url)

@@ -15,6 +15,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -25,7 +26,13 @@ from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs import incremental
 from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource, resolve_connection
+from fp_hubspot_assets.defs.resources import (
+    HubSpotResource,
+    SapSourceResource,
+    StateStoreResource,
+    default_sap_url,
+    resolve_connection,
+)
 from fp_hubspot_assets.hubspot import removals
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
 from fp_hubspot_assets.hubspot.sync import (
@@ -37,6 +44,7 @@ from fp_hubspot_assets.hubspot.sync import (
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import SPECS, ObjectSpec
 from fp_hubspot_assets.panel import PanelResource
+from fp_hubspot_assets.preflight import PreflightError, preflight
 from fp_hubspot_assets.state.queries import log_new_source_problems
 from fp_hubspot_assets.state.store import StateStore
 from fp_hubspot_assets.tracing import tracing_page_url
@@ -131,8 +139,14 @@ def line_item_payloads(
        description="What the sync needs in HubSpot: the FocusPoint property group, our unique id property per "
        "object type, the custom properties, and the e-commerce deal pipeline (stage ids kept in the state store).")
 def hubspot_schema(
-    context: AssetExecutionContext, panel: PanelResource, hubspot: HubSpotResource, state: StateStoreResource
+    context: AssetExecutionContext, panel: PanelResource, hubspot: HubSpotResource, state: StateStoreResource,
+    sap: SapSourceResource,
 ) -> MaterializeResult:
+    # the first writer of every run: a broken set-up stops here, before anything is written anywhere
+    try:
+        preflight(panel.path or None, sap.url or default_sap_url(), state.url or StateStore.default_url())
+    except PreflightError as exc:
+        raise Failure(description=str(exc)) from None
     settings = panel.settings()
     base_url, _token, sandbox = resolve_connection(settings)
     if hubspot.dry_run:

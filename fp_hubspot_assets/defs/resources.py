@@ -12,6 +12,7 @@ from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.oauth import OAuthTokens
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
+from fp_hubspot_assets.hubspot.secrets import clean_secret
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.store import StateStore
@@ -60,7 +61,7 @@ def resolve_connection(settings: PanelSettings) -> tuple[str, str, bool]:
     integration = settings.integration
     if integration.mode == "public_app":
         return integration.api_base_url, "", False
-    token = os.environ.get(integration.access_token_env, "")
+    token = clean_secret(os.environ.get(integration.access_token_env, ""), integration.access_token_env)
     if integration.base_url:
         return integration.base_url, token or SANDBOX_TOKEN, not token
     if token:

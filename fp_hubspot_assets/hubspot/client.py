@@ -78,6 +78,10 @@ class HubSpotError(RuntimeError):
         super().__init__(f"HubSpot {status or 'request'} {category}: {self.message}")
 
 
+class HubSpotRequestError(RuntimeError):
+    """A request failed before HubSpot answered, for a reason on our side; the message is redacted."""
+
+
 class HubSpotAuthError(HubSpotError):
     """401/403: the token is wrong, expired or lacks a scope — a configuration problem, not a crash."""
 
@@ -325,6 +329,12 @@ class HubSpotClient:
                     raise HubSpotError(status, category, message, body.get("context")) from None
             except (Urllib3Error, OSError, TimeoutError) as exc:
                 problem = type(exc).__name__
+            except (HubSpotError, DailyLimitReached):
+                raise  # ours, already classified and redacted
+            except Exception as exc:
+                # not HubSpot's answer (a header the HTTP library refuses, an encoding error…): its text may
+                # quote the request, token included; never let the original reach a log
+                raise HubSpotRequestError(f"{endpoint.name}: {type(exc).__name__}: {redact(str(exc))}") from None
             if landed is not None and (found := landed()) is not None:
                 return found
             attempts += 1

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from fp_hubspot_assets.hubspot.client import redact
+from fp_hubspot_assets.hubspot.secrets import clean_secret
 from fp_hubspot_assets.panel import Integration, PanelSettings
 from fp_hubspot_assets.state.store import StateStore
 
@@ -78,7 +79,7 @@ def account_name(integration: Integration) -> str:
 
 
 def client_secret(integration: Integration) -> str:
-    secret = os.environ.get(integration.client_secret_env, "")
+    secret = clean_secret(os.environ.get(integration.client_secret_env, ""), integration.client_secret_env)
     if not secret:
         raise OAuthError(
             f"the OAuth client secret is not set: put it in the environment variable "

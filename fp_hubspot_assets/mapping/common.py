@@ -97,9 +97,9 @@ def valid_email(normalized: pl.Expr) -> pl.Expr:
 
     Plain ASCII addresses pass the vectorised syntax rule; everything else (internationalised domains,
     anything the rule refuses) is decided by ``email-validator``."""
-    checked = pl.when(normalized.str.contains(_EMAIL_RE)).then(normalized).otherwise(
-        _map_unique(normalized, _checked_email)
-    )
+    plain = normalized.str.contains(_EMAIL_RE).fill_null(False)
+    # only the rest goes through the library (one Python call per distinct address; plain ones stay vectorised)
+    checked = pl.coalesce(pl.when(plain).then(normalized), _map_unique(pl.when(~plain).then(normalized), _checked_email))
     return pl.when(_within_limits(checked)).then(checked)
 
 
@@ -137,7 +137,12 @@ def with_clean_phone(frame: pl.DataFrame, country: str | None = None) -> tuple[p
     typed = pl.col("phone").str.strip_chars().str.replace_all(r"\s+", " ")
     typed = pl.when(typed.str.len_chars() > 0).then(typed)
     region = country_code(pl.col(country)) if country else pl.lit(None, dtype=pl.String)
-    e164 = _map_unique(pl.concat_str([typed, region.fill_null("")], separator="\t"), _e164)
+    # already international ("+49 30 1234567", "+1-555-010-0199"): E.164 is the digits after the "+", no lookup
+    # needed; national numbers, "(0)" and anything else are read by phonenumbers with the address's country
+    compact = typed.str.replace_all(r"[ \-./]", "")
+    international = compact.str.contains(r"^\+[1-9]\d{7,14}$").fill_null(False)
+    looked_up = _map_unique(pl.when(~international).then(pl.concat_str([typed, region.fill_null("")], separator="\t")), _e164)
+    e164 = pl.coalesce(pl.when(international).then(compact), looked_up)
     cleaned = frame.with_columns(typed.alias("_typed"), e164.alias("_e164"), region.alias("_region"))
     kept = issues_where(
         cleaned,
