@@ -151,10 +151,11 @@ def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, st
 
 
 def read_partially(instance: DagsterInstance, run_id: str, object_type: str) -> bool:
-    """Whether a source of ``object_type`` was read incrementally in this run (then what is missing from the
-    payload was not read, not deleted)."""
+    """Whether a source of ``object_type`` was read incrementally — or not at all — in this run: then what is
+    missing from the payload was not read, not deleted. (A writer launched alone maps a payload another run
+    stored, possibly an incremental one.)"""
     reads = _run_reads(instance, run_id)
-    return any(reads.get(entity, {}).get(MODE) == INCREMENTAL for entity in SOURCES_OF.get(object_type, ()))
+    return any(reads.get(entity, {}).get(MODE) != FULL for entity in SOURCES_OF.get(object_type, ()))
 
 
 def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -> dict[str, str]:
