@@ -221,8 +221,8 @@ def main() -> None:
                                                     stderr=subprocess.STDOUT)  # fmt: skip
                         time.sleep(5)
                     results.append(phase(name, store, poller, instance, args.samples, args.spacing, rng))
-                    if full is not None:
-                        full.terminate()
+                    if full is not None:  # SIGKILL: Dagster turns SIGTERM into a failed run and the loop goes on
+                        full.kill()
                         full.wait()
                         full = None
             finally:

@@ -10,6 +10,7 @@ from fp_hubspot_assets.defs.hubspot_assets import hubspot_assets, payload_assets
 from fp_hubspot_assets.defs.incremental import SyncModeResource
 from fp_hubspot_assets.defs.jobs import SYNC_JOB, jobs
 from fp_hubspot_assets.defs.resources import HubSpotResource, SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.run_storage import RunScopedIOManager
 from fp_hubspot_assets.defs.sap_assets import sap_assets
 from fp_hubspot_assets.panel import PanelResource
 
@@ -24,6 +25,8 @@ def build_resources() -> dict[str, object]:
         "state": StateStoreResource(),
         "hubspot": HubSpotResource(),
         "sync_mode": SyncModeResource(),
+        # one directory of asset values per run: concurrent runs never read each other's frames (defs/run_storage.py)
+        "io_manager": RunScopedIOManager(),
     }
 
 

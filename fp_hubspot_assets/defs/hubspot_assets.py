@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets import mapping
-from fp_hubspot_assets.defs import incremental
+from fp_hubspot_assets.defs import incremental, run_storage
 from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import (
@@ -394,6 +394,9 @@ def integration_log(
     markers = {} if hubspot.dry_run else incremental.advance_markers(store, context.instance, context.run_id)
     if markers:
         metadata["read_markers"] = MetadataValue.json(markers)
+    pruned = run_storage.prune(context.instance)  # earlier runs' stored frames nobody will read again
+    if pruned:
+        context.log.info(f"deleted the stored values of {len(pruned)} finished run(s)")
     return Output(frame, metadata=metadata)
 
 

@@ -11,7 +11,7 @@ run (plus their dependants); a full read is the reconciler (docs/automation.md �
   killed run never advances them, and a change landing during a run is newer than ``upper`` and read next time.
   The run that finishes last sets them (possibly backwards: see ``advance_markers``).
 - Records HubSpot rejected are retried only when they are in the payload: while any wait for a retry, their
-  entities are read in full.
+  entities are read in full. So are they after a panel change (every record is mapped again).
   Re-read rows cost nothing in HubSpot: the hash diff skips what is unchanged.
 - Which entities are read incrementally: ``INCREMENTAL_ENTITIES``. Orders and carts (with their lines,
   deliveries and invoices) are the bulk of a store and what a cart changes; a cart and its order are always
@@ -39,12 +39,14 @@ INCREMENTAL_ENTITIES = ("orders", "carts")
 # Source entities each HubSpot object type is mapped from (only the incremental ones matter here).
 SOURCES_OF: Mapping[str, tuple[str, ...]] = {"deals": ("orders", "carts"), "line_items": ("orders", "carts")}
 MARKER_PREFIX = "read_marker:"
+PANEL_PREFIX = "read_panel:"  # the panel settings' digest the last successful run mapped with
 # Set by the cart_abandonment sensor: carts last changed at or after this moment are read whatever the
 # stored marker says (their deal stage moves with time, not with a change); "" = every cart.
 CARTS_SINCE_TAG = "fp/carts_since"
 MODE = "mode"
 SINCE = "marker_since"
 UPPER = "marker_upper"
+PANEL = "panel_digest"
 FULL, INCREMENTAL = "full", "incremental"
 
 
@@ -69,6 +71,7 @@ class ReadWindow:
     since: datetime | None
     upper: datetime | None
     why: str
+    panel: str = ""
 
     @property
     def mode(self) -> str:
@@ -79,6 +82,7 @@ class ReadWindow:
             MODE: self.mode,
             SINCE: _stamp(self.since) if self.since else "",
             UPPER: _stamp(self.upper) if self.upper else "",
+            PANEL: self.panel,
             "read_reason": self.why,
         }
 
@@ -93,27 +97,34 @@ def marker(store: StateStore, entity: str) -> datetime | None:
 
 
 def read_window(
-    store: StateStore, reader: SapReader, entity: str, sync: SyncModeResource, tags: Mapping[str, str]
+    store: StateStore, reader: SapReader, entity: str, sync: SyncModeResource, tags: Mapping[str, str], panel: str = ""
 ) -> ReadWindow:
+    """``panel``: the digest of the panel settings this run maps with; a change re-maps every record."""
     upper = reader.max_updated_at(entity) if entity != "stores" else None
+
+    def full(why: str) -> ReadWindow:
+        return ReadWindow(entity, None, upper, why, panel)
+
     if entity not in INCREMENTAL_ENTITIES:
-        return ReadWindow(entity, None, upper, "always read in full (rules over all records)")
+        return full("always read in full (rules over all records)")
     if sync.mode == FULL:
-        return ReadWindow(entity, None, upper, "full run")
+        return full("full run")
     last = marker(store, entity)
     if last is None:
-        return ReadWindow(entity, None, upper, "no successful run recorded yet")
+        return full("no successful run recorded yet")
+    if panel and store.get_cursor(PANEL_PREFIX + entity) != panel:
+        return full("the panel settings changed since the last successful run (every record is mapped again)")
     if _retries_pending(store, entity):
-        return ReadWindow(entity, None, upper, "records HubSpot rejected wait for a retry (a full read re-sends them)")
+        return full("records HubSpot rejected wait for a retry (a full read re-sends them)")
     since = last - timedelta(seconds=sync.overlap_seconds)
     why = f"changed since the last successful run ({_stamp(last)}) minus {sync.overlap_seconds:g} s overlap"
     if entity == "carts" and CARTS_SINCE_TAG in tags:
         floor = tags[CARTS_SINCE_TAG]
         if not floor:
-            return ReadWindow(entity, None, upper, "abandonment check of every open cart")
+            return full("abandonment check of every open cart")
         if datetime.fromisoformat(floor) < since:
             since, why = datetime.fromisoformat(floor), f"abandonment check: carts changed since {floor}"
-    return ReadWindow(entity, since, upper, why)
+    return ReadWindow(entity, since, upper, why, panel)
 
 
 def _retries_pending(store: StateStore, entity: str) -> bool:
@@ -135,15 +146,16 @@ def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, st
         spec = SOURCE_ASSETS.get(materialization.asset_key.to_user_string())
         if spec is None or MODE not in materialization.metadata:
             continue
-        reads[spec[0]] = {k: str(v.value) for k, v in materialization.metadata.items() if k in (MODE, SINCE, UPPER)}
+        reads[spec[0]] = {k: str(v.value) for k, v in materialization.metadata.items() if k in (MODE, SINCE, UPPER, PANEL)}
     return reads
 
 
 def read_partially(instance: DagsterInstance, run_id: str, object_type: str) -> bool:
-    """Whether a source of ``object_type`` was read incrementally in this run (then what is missing from the
-    payload was not read, not deleted)."""
+    """Whether a source of ``object_type`` was read incrementally — or not at all — in this run: then what is
+    missing from the payload was not read, not deleted. (A writer launched alone maps a payload another run
+    stored, possibly an incremental one.)"""
     reads = _run_reads(instance, run_id)
-    return any(reads.get(entity, {}).get(MODE) == INCREMENTAL for entity in SOURCES_OF.get(object_type, ()))
+    return any(reads.get(entity, {}).get(MODE) != FULL for entity in SOURCES_OF.get(object_type, ()))
 
 
 def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -> dict[str, str]:
@@ -156,4 +168,6 @@ def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -
         if read.get(UPPER):
             store.set_cursor(MARKER_PREFIX + entity, read[UPPER])
             advanced[entity] = read[UPPER]
+        if read.get(PANEL):
+            store.set_cursor(PANEL_PREFIX + entity, read[PANEL])
     return advanced

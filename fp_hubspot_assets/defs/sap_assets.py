@@ -4,9 +4,11 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
+from fp_hubspot_assets.defs.automation import panel_digest
 from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
+from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
 
 OWNERS = ["team:data-engineering"]
@@ -41,10 +43,15 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         code_version="1",
     )
     def _read(
-        context: AssetExecutionContext, sap: SapSourceResource, state: StateStoreResource, sync_mode: SyncModeResource
+        context: AssetExecutionContext,
+        sap: SapSourceResource,
+        state: StateStoreResource,
+        sync_mode: SyncModeResource,
+        panel: PanelResource,
     ) -> Output[pl.DataFrame]:
         with sap.reader() as reader:
-            window = read_window(state.store(), reader, entity, sync_mode, context.run.tags)
+            digest = panel_digest(panel.settings())
+            window = read_window(state.store(), reader, entity, sync_mode, context.run.tags, digest)
             result = reader.read(entity, window.since)
         context.log.info(f"{entity}: {window.mode} read of {result.frame.height} row(s) — {window.why}")
         if result.rejects.height:  # the integration log is where admins trace every record that did not sync

@@ -1,0 +1,90 @@
+"""Where asset values live between the steps of a run: one directory per run.
+
+Dagster's default filesystem IO manager keeps one file per asset key, shared by every run. With incremental
+reads that is wrong: a ``sync_carts`` run writing its handful of changed orders to ``sap_orders`` while a full
+``sync_hubspot`` run works would hand the full run the cart run's frame — the full run would then map a few
+deals, see thousands "vanish" and flag them (or stop at the deletion guard), and advance its markers over rows
+it never mapped. So each run writes under ``<storage>/runs/<run id>/`` and reads its own values; an input
+whose asset is not part of the run (a subset launched from the UI) is loaded from the run that materialized
+it last. ``prune`` (called by the run's last step) deletes the directories of finished runs that no longer
+hold any asset's latest value, so the disk holds about one run's worth.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetKey,
+    ConfigurableIOManager,
+    DagsterInstance,
+    DagsterRunStatus,
+    InputContext,
+    OutputContext,
+    RunsFilter,
+)
+
+RUNS_DIR = "runs"
+FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+
+
+def _root(instance: DagsterInstance, base_dir: str) -> Path:
+    return Path(base_dir or instance.storage_directory()) / RUNS_DIR
+
+
+def _path(root: Path, run_id: str, key: AssetKey) -> Path:
+    return root.joinpath(run_id, *key.path)
+
+
+class RunScopedIOManager(ConfigurableIOManager):
+    """Pickles each asset value under ``<base_dir>/runs/<run id>/<asset key>`` (base_dir empty: the Dagster
+    instance's storage directory)."""
+
+    base_dir: str = ""
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        path = _path(_root(context.step_context.instance, self.base_dir), context.run_id, context.asset_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            pickle.dump(obj, out, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+
+    def load_input(self, context: InputContext) -> Any:
+        key, instance = context.asset_key, context.instance
+        root = _root(instance, self.base_dir)
+        path = _path(root, context.step_context.run_id, key)
+        if not path.exists():  # not materialized in this run: the latest value of another run
+            latest = instance.get_latest_materialization_event(key)
+            path = _path(root, latest.run_id, key) if latest is not None else path
+        if not path.exists():
+            raise FileNotFoundError(f"no stored value of {key.to_user_string()}: materialize it (or run the whole job) first")
+        with path.open("rb") as src:
+            return pickle.load(src)
+
+
+def prune(instance: DagsterInstance, base_dir: str = "") -> list[str]:
+    """Delete the value directories of finished runs that hold no asset's latest value; returns their run ids."""
+    root = _root(instance, base_dir)
+    if not root.exists():
+        return []
+    runs = {p.name: p for p in root.iterdir() if p.is_dir()}
+    keys = {AssetKey(list(f.relative_to(run_dir).parts)) for run_dir in runs.values() for f in run_dir.rglob("*")
+            if f.is_file() and f.suffix != ".tmp"}  # fmt: skip
+    keep = set()
+    for key in keys:
+        latest = instance.get_latest_materialization_event(key)
+        if latest is not None:
+            keep.add(latest.run_id)
+    candidates = sorted(set(runs) - keep)
+    if not candidates:
+        return []
+    known = {r.run_id: r.status for r in instance.get_runs(RunsFilter(run_ids=candidates))}
+    # finished, or unknown to the instance (deleted): nothing will read these values again
+    removed = [run_id for run_id in candidates if run_id not in known or known[run_id] in FINISHED]
+    for run_id in removed:
+        shutil.rmtree(runs[run_id], ignore_errors=True)
+    return removed
