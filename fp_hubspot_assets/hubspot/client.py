@@ -323,8 +323,10 @@ class HubSpotClient:
                     ) from None
                 if status >= 500:
                     problem = f"HTTP {status}"
-                elif status == 409 and landed is not None and attempts > 0 and (found := landed()) is not None:
-                    return found  # our earlier attempt created it; its answer was lost
+                elif status == 409 and landed is not None and (found := landed()) is not None:
+                    # it exists: our earlier attempt created it (its answer was lost), or another run's
+                    # set-up did at the same moment (two runs' check-then-create race)
+                    return found
                 else:
                     raise HubSpotError(status, category, message, body.get("context")) from None
             except (Urllib3Error, OSError, TimeoutError) as exc:
