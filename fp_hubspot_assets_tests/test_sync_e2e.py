@@ -274,3 +274,19 @@ def test_a_line_removed_from_a_cart_is_archived_in_hubspot(sync_env: SyncEnv) ->
     assert sync_env.state().hubspot_ids("line_items", [removed]) == {}
     assert_hubspot_matches(sync_env)
     assert sync_env.run().writes == 0
+
+
+def test_a_dry_run_names_the_properties_that_differ_and_writes_nothing(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    products = sync_env.hubspot("products")
+    item_code = next(k for k in sorted(products) if "#" not in k)[1:]
+    before = _value(products[f"I{item_code}"], "price")
+    simulate.set_item_price(sync_env.sap_url, item_code, 1234.5)
+    writes_before = sum(sync_env.sandbox.stats()["records"].values())
+
+    run = sync_env.run(dry_run=True)
+    rows = [dict(r.data) for r in run.metadata["hubspot_products"]["records"].records]
+    message = next(r["message"] for r in rows if r["source_key"] == f"I{item_code}")
+    assert message == f"price: {before!r} → '1234.5'"
+    assert run.writes == 0 and sum(sync_env.sandbox.stats()["records"].values()) == writes_before
+    assert _value(sync_env.hubspot("products")[f"I{item_code}"], "price") == before

@@ -209,6 +209,7 @@ def write_object_type(
     client = hubspot.client(settings, store)
     ctx = SyncContext(
         client=None if hubspot.dry_run else client,
+        reader=client if hubspot.dry_run else None,
         state=store,
         run_id=context.run_id,
         dry_run=hubspot.dry_run,

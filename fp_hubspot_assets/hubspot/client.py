@@ -501,6 +501,14 @@ class HubSpotClient:
         body = BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in hubspot_ids])
         self.request(ep.OBJECTS_BATCH_ARCHIVE, {"objectType": object_type}, body=body)
 
+    def batch_read(self, object_type: str, hubspot_ids: Sequence[str], properties: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Current property values of ≤100 records by HubSpot id; ids HubSpot does not have are left out."""
+        _check_batch(ep.OBJECTS_BATCH_READ, hubspot_ids)
+        body = {"inputs": [{"id": i} for i in hubspot_ids], "properties": list(properties)}
+        answer = self.request(ep.OBJECTS_BATCH_READ, {"objectType": object_type}, body=body,
+                              model=("objects", "BatchResponseSimplePublicObject"))
+        return {str(r.id): dict(r.properties or {}) for r in answer.results or []}
+
     def list_all(self, object_type: str, properties: Sequence[str]) -> Iterator[Any]:
         """Every record of a type through the list API (100 per page), not search."""
         after: str | None = None

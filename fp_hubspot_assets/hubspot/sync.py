@@ -24,7 +24,7 @@ import polars as pl
 
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot import identity
-from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient
+from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient, HubSpotError
 from fp_hubspot_assets.mapping.model import EXCLUDED
 from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
 from fp_hubspot_assets.state.schema import LOG_ACTIONS
@@ -39,6 +39,7 @@ R = TypeVar("R")  # what sending it returns
 MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
+DRY_RUN_DIFFS = 5  # records whose differing properties a dry run reads back from HubSpot (one request)
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
 BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_limit  # HubSpot's batch input limit (100)
 DELETED_MARK = "deleted:"  # id_map.payload_hash of a record flagged as vanished: "deleted:<date>"
@@ -54,6 +55,8 @@ class SyncContext:
     max_workers: int = 4
     progress: Callable[[str], None] = logger.info
     progress_every: int = 50  # batches
+    # A dry run may read (never write) through this client to show what differs for its first records.
+    reader: HubSpotClient | None = None
     # Also compare with what HubSpot holds now (one list request per 100 records) and re-send records that
     # were edited or deleted by hand there; off, the diff compares only with what we sent last.
     reconcile: bool = False
@@ -144,10 +147,11 @@ def sync_records(
     todo = planned.filter(pl.col("decision") == "write")
     columns = property_columns(records)
     if ctx.dry_run:
+        differs = _differences(ctx, object_type, todo, columns)
         for key, hs_id, known_hash in todo.select("source_key", "hubspot_id", "known_hash").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
-            report.touch(key, hs_id, action, _would_write_why(hs_id, known_hash))
+            report.touch(key, hs_id, action, differs.get(key) or _would_write_why(hs_id, known_hash))
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
@@ -211,6 +215,33 @@ def _payloads(frame: pl.DataFrame) -> list[tuple[str, dict[str, str]]]:
     return [
         (row[0], {c: v for c, v in zip(columns, row[1:], strict=True) if v is not None}) for row in frame.iter_rows()
     ]
+
+
+def _differences(ctx: SyncContext, object_type: str, todo: pl.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """For a dry run's first few updates: which properties differ from what HubSpot holds now, read back in
+    one request ("price: '10' → '12'"). Empty when there is no reader or HubSpot cannot be read."""
+    rows = todo.filter(pl.col("hubspot_id").is_not_null()).head(DRY_RUN_DIFFS)
+    if ctx.reader is None or rows.is_empty():
+        return {}
+    ours = {hs_id: (key, values) for key, hs_id, *values in rows.select("source_key", "hubspot_id", *columns).iter_rows()}
+    try:
+        theirs = ctx.reader.batch_read(object_type, list(ours), columns)
+    except HubSpotError as exc:
+        ctx.progress(f"{object_type}: dry run could not read HubSpot to show differences ({exc})")
+        return {}
+    out: dict[str, str] = {}
+    for hs_id, (key, values) in ours.items():
+        held = theirs.get(hs_id)
+        if held is None:
+            out[key] = "not in HubSpot any more (deleted there): would be created again"
+            continue
+        changed = [
+            f"{c}: {str(held.get(c) or '')!r} → {'' if v is None else str(v)!r}"
+            for c, v in zip(columns, values, strict=True)
+            if not same_value(v, held.get(c))
+        ]
+        out[key] = "; ".join(changed)[:300] if changed else "same values in HubSpot (state store out of date)"
+    return out
 
 
 def _would_write_why(hubspot_id: str | None, known_hash: str | None) -> str:
