@@ -191,7 +191,8 @@ def test_dry_run_reports_and_is_tagged(fresh_shell: Demo, capsys: pytest.Capture
     deals = re.search(r"deals: would-create=(\d+), would-update=(\d+), would-archive=(\d+)", out)
     assert deals and int(deals[1]) > 0
     assert re.search(r"would-create C\d+: new: not in HubSpot yet", out)
-    assert re.search(r"would-update \S+: content changed since the last sync", out)
+    # the first updates name what differs from HubSpot, read back in one request: "property: 'theirs' → 'ours'"
+    assert re.search(r"would-update \S+: \w+: '[^']*' → '[^']*'", out)
     assert out.strip().splitlines()[-1].startswith("dry run: created=0 updated=0")
     with fresh_shell.store() as store:
         assert store.id_map_all().height == before, "a dry run writes nothing"
