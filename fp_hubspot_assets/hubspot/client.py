@@ -342,7 +342,11 @@ class HubSpotClient:
             attempts += 1
             self._count(self.retries, endpoint.name)
             if attempts >= self.max_attempts:
-                raise HubSpotError(None, "UNAVAILABLE", f"{endpoint.name} failed {attempts} times ({problem})")
+                raise HubSpotError(
+                    None, "UNAVAILABLE",
+                    f"{endpoint.name} at {self.base_url} failed {attempts} times ({problem}); check that the host is "
+                    "reachable from this machine (integration.region / integration.base_url in the panel)",
+                )
             delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
             log.debug("retrying %s after %s in %.2fs", endpoint.name, problem, delay)
             time.sleep(delay)
