@@ -58,18 +58,10 @@ def phase_baseline(sap_db: Path) -> dict[str, Any]:
 
 
 def map_all(frames: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The five mapping functions, wired as the payload assets wire them (defs/hubspot_assets.py)."""
-    from fp_hubspot_assets import mapping
+    """The five mapping functions, wired as the payload assets wire them (one place: tracing.compute_payloads)."""
+    from fp_hubspot_assets.tracing import compute_payloads
 
-    customers, addresses = frames["customers"], frames["addresses"]
-    contacts = mapping.map_contacts(customers, addresses, settings)
-    companies = mapping.map_companies(customers, addresses, settings)
-    products = mapping.map_products(frames["items"], frames["stores"], settings)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    deals = mapping.map_deals(frames["orders"], frames["carts"], customers, contacts, companies, settings, now)
-    line_items = mapping.map_line_items(frames["orders"], frames["carts"], products, settings, deals=deals)
-    return {"contacts": contacts, "companies": companies, "products": products, "deals": deals,
-            "line_items": line_items}  # fmt: skip
+    return compute_payloads(frames, settings)
 
 
 def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:

@@ -4,7 +4,6 @@ official SDK, and HubSpot's content is compared with the expected records one by
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from fp_hubspot_assets.objects import OBJECT_TYPES, SPECS
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.tracing import compute_payloads
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, make_sync_env
 
 TYPES = OBJECT_TYPES
@@ -27,15 +27,7 @@ ASSOCIATIONS = {  # object type -> (reference column, associated type), from the
 
 def expected_payloads(env: SyncEnv) -> dict[str, mapping.Mapped]:
     frames = SapReader(env.sap_url).read_all()
-    f = {name: result.frame for name, result in frames.items()}
-    settings = load_panel(env.panel_path)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    companies = mapping.map_companies(f["customers"], f["addresses"], settings)
-    contacts = mapping.map_contacts(f["customers"], f["addresses"], settings)
-    products = mapping.map_products(f["items"], f["stores"], settings)
-    deals = mapping.map_deals(f["orders"], f["carts"], f["customers"], contacts, companies, settings, now)
-    line_items = mapping.map_line_items(f["orders"], f["carts"], products, settings, deals=deals)
-    return {"companies": companies, "contacts": contacts, "products": products, "deals": deals, "line_items": line_items}
+    return compute_payloads({name: result.frame for name, result in frames.items()}, load_panel(env.panel_path))
 
 
 def _value(record: dict[str, Any], prop: str) -> str:
