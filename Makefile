@@ -20,11 +20,11 @@ $(BIN)/fp-hubspot: pyproject.toml constraints.txt
 install: $(BIN)/fp-hubspot
 
 demo: install
-	$(BIN)/fp-hubspot demo run --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+	$(BIN)/fp-demo run --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
 
 dev: install
-	$(BIN)/fp-hubspot demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
-	$(BIN)/fp-hubspot dev --dir $(DEMO)
+	$(BIN)/fp-demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+	$(BIN)/fp-demo dev --dir $(DEMO)
 
 # a live store for `make dev`: new carts, orders and changes in the demo SAP database every
 # SIMULATE_EVERY seconds (SIMULATE_ROUNDS=0: until Ctrl-C); the sensors and the schedule pick them up
@@ -32,7 +32,7 @@ SIMULATE_EVERY ?= 60
 SIMULATE_ROUNDS ?= 0
 .PHONY: simulate
 simulate: install
-	$(BIN)/fp-hubspot demo simulate --url $(FP_SAP_URL) --every $(SIMULATE_EVERY) --rounds $(SIMULATE_ROUNDS)
+	$(BIN)/fp-demo simulate --url $(FP_SAP_URL) --every $(SIMULATE_EVERY) --rounds $(SIMULATE_ROUNDS)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from fp_demo_store.generate import generate
 from fp_hubspot_assets.runner import OBJECT_TYPES, RunSummary, resource_config, run_sync
-from fp_hubspot_assets.sandbox.testing import running_sandbox
-from fp_hubspot_assets.sap.demo import generate
+from hubspot_sandbox.testing import running_sandbox
 
 TARGET_RATIO = 1.02
 

@@ -55,7 +55,7 @@ def loadavg() -> str:
 
 class Store:
     def __init__(self, root: Path, customers: int) -> None:
-        from fp_hubspot_assets.sap.demo import generate
+        from fp_demo_store.generate import generate
 
         self.root = root
         self.sap_db = root / "sap.db"
@@ -69,7 +69,7 @@ class Store:
         # fmt: skip
 
     def add_cart(self, rng: random.Random) -> int:
-        from fp_hubspot_assets.sap.simulate import add_cart
+        from fp_demo_store.simulate import add_cart
 
         lines = [(item, float(rng.randint(1, 3))) for item in rng.sample(self.items, 2)]
         return add_cart(self.sap_url, rng.choice(self.shoppers), lines)
@@ -178,7 +178,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(11)
 
-    from fp_hubspot_assets.sandbox.testing import running_sandbox
+    from hubspot_sandbox.testing import running_sandbox
 
     print(f"work dir {root}; load average {loadavg()}", flush=True)
     store = Store(root, args.customers)

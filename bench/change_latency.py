@@ -37,11 +37,11 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
+    from fp_demo_store import simulate
+    from fp_demo_store.generate import generate
     from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB
     from fp_hubspot_assets.runner import resource_config, run_sync
-    from fp_hubspot_assets.sandbox.testing import running_sandbox
-    from fp_hubspot_assets.sap import simulate
-    from fp_hubspot_assets.sap.demo import generate
+    from hubspot_sandbox.testing import running_sandbox
 
     sap_db = root / "sap.db"
     sap_url = f"sqlite:///{sap_db}"

@@ -32,10 +32,10 @@ from typing import Any
 
 from dagster import DagsterInstance
 
+from fp_demo_store.generate import generate
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.runner import release_dead_runs
-from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
-from fp_hubspot_assets.sap.demo import generate
+from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the verification reuses the e2e test's expected payloads
@@ -183,7 +183,7 @@ def estimated_requests(expected: dict[str, int]) -> int:
 
 def verify(ws: Workspace) -> Discrepancies:
     """Compare the sandbox with the expected payloads record by record."""
-    from fp_hubspot_assets_tests.test_sync_e2e import expected_payloads
+    from fp_hubspot_assets_tests.fixtures_sync import expected_payloads
 
     env = _as_sync_env(ws)
     expected = expected_payloads(env)
@@ -200,7 +200,7 @@ def verify(ws: Workspace) -> Discrepancies:
             emails = Counter((o["properties"].get("email") or "").lower() for o in raw)
             found.duplicate_emails = sum(n - 1 for e, n in emails.items() if e and n > 1)
     if found.total == 0:
-        from fp_hubspot_assets_tests.test_sync_e2e import assert_hubspot_matches
+        from fp_hubspot_assets_tests.fixtures_sync import assert_hubspot_matches
 
         try:
             assert_hubspot_matches(env)
@@ -219,7 +219,7 @@ def _as_sync_env(ws: Workspace) -> object:
 
 
 def expected_counts(ws: Workspace) -> dict[str, int]:
-    from fp_hubspot_assets_tests.test_sync_e2e import expected_payloads
+    from fp_hubspot_assets_tests.fixtures_sync import expected_payloads
 
     return {t: m.records.height for t, m in expected_payloads(_as_sync_env(ws)).items()}  # type: ignore[arg-type]
 

@@ -23,11 +23,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the verification reuses the e2e test's expected payloads
     sys.path.insert(0, str(REPO_ROOT))
 
+from fp_demo_store.generate import generate  # noqa: E402
 from fp_hubspot_assets.runner import resource_config, run_sync  # noqa: E402
-from fp_hubspot_assets.sandbox.testing import running_sandbox  # noqa: E402
-from fp_hubspot_assets.sap.demo import generate  # noqa: E402
-from fp_hubspot_assets_tests.fixtures_sync import SyncEnv  # noqa: E402
-from fp_hubspot_assets_tests.test_sync_e2e import assert_hubspot_matches  # noqa: E402
+from fp_hubspot_assets_tests.fixtures_sync import (  # noqa: E402
+    SyncEnv,
+    assert_hubspot_matches,
+)
+from hubspot_sandbox.testing import running_sandbox  # noqa: E402
 
 # 5% 5xx, 2% 429, 1% timeouts or drops (half each)
 FAULTS = "500=0.03,502=0.01,503=0.01,429=0.02,slow=0.005,drop=0.005"

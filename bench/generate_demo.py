@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fp_hubspot_assets.sap.demo import generate
+from fp_demo_store.generate import generate
 from fp_hubspot_assets.sap.reader import ENTITIES, SapReader
 
 GENERATE_TARGET_S = 180.0

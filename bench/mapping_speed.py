@@ -15,7 +15,7 @@ import polars as pl
 
 from fp_hubspot_assets.mapping import map_companies, map_contacts
 from fp_hubspot_assets.panel import parse_panel
-from fp_hubspot_assets.sap.schemas import conform
+from fp_hubspot_assets.source_model import conform
 
 
 def synthetic(n: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -1,6 +1,6 @@
 """Benchmark: read + map + diff a million-customer store, beside a plain polars baseline (issue 9, item 3).
 
-Data: ``sap.demo.generate`` at ``--customers`` (default 1,000,000). At that size the demo writes 1,000,000 web
+Data: ``fp_demo_store.generate`` at ``--customers`` (default 1,000,000). At that size the demo writes 1,000,000 web
 customers (+ 100,000 partners, 200,000 contact persons), ~1.6M addresses, 50,000 items with 117,000
 attribute combinations, 1,500,000 orders with ~3.65M order lines (+ deliveries and invoices), 1,000,000
 carts with ~2.4M cart lines — the exact counts are printed. That is the issue's scale (1M customers, 100k
@@ -155,7 +155,7 @@ def main() -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     if not sap_db.exists():
-        from fp_hubspot_assets.sap.demo import generate
+        from fp_demo_store.generate import generate
 
         started = time.perf_counter()
         counts = generate(f"sqlite:///{sap_db}", args.customers, seed=42)

@@ -43,11 +43,11 @@ from unittest import mock
 import httpx
 from dagster import DagsterInstance
 
+from fp_demo_store.generate import generate
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.runner import resource_config, run_sync
-from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
-from fp_hubspot_assets.sap.demo import generate
+from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the verification reuses the e2e test's expected payloads
@@ -244,8 +244,7 @@ def run_scenario(
 
 
 def hubspot_exact(root: Path, sap_url: str, sandbox: SandboxHandle, panel: Path) -> tuple[bool, str]:
-    from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
-    from fp_hubspot_assets_tests.test_sync_e2e import assert_hubspot_matches
+    from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches
 
     env = SyncEnv(root, sap_url, f"sqlite:///{root / 'state.db'}", panel, sandbox, instance=None)  # type: ignore[arg-type]
     try:

@@ -23,7 +23,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.properties import PropertyCreate
 
-from fp_hubspot_assets.sandbox.testing import running_sandbox
+from hubspot_sandbox.testing import running_sandbox
 
 BATCH = 100
 TARGET = 10_000

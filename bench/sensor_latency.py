@@ -32,16 +32,15 @@ from typing import Any
 
 from dagster import DagsterInstance, build_sensor_context
 
+from fp_demo_store.generate import generate
+from fp_demo_store.simulate import add_cart
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.jobs import CART_JOB
-from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.mapping import ID_PROPERTY
-from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.runner import resource_config, run_sync
-from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
-from fp_hubspot_assets.sap.demo import generate
-from fp_hubspot_assets.sap.simulate import add_cart
+from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sensor_tick import build  # noqa: E402 - the 1M-cart table of bench/sensor_tick.py, reused

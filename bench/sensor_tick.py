@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, build_sensor_context
 
 from fp_hubspot_assets.defs import automation
-from fp_hubspot_assets.defs.resources import SapSourceResource
-from fp_hubspot_assets.panel import PanelResource
+from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource
 from fp_hubspot_assets.sap.tables import metadata
 
 FORMAT = "%Y-%m-%d %H:%M:%S.%f"

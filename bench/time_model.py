@@ -35,8 +35,8 @@ from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.hubspot.sync import SyncContext, sync_records
 from fp_hubspot_assets.panel import parse_panel
-from fp_hubspot_assets.sandbox.testing import running_sandbox
 from fp_hubspot_assets.state.store import StateStore
+from hubspot_sandbox.testing import running_sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rate_budget import ORIGINAL_OBSERVE, rolling_observe, window_margin  # noqa: E402 - shared experiment hooks

@@ -9,10 +9,14 @@ from fp_hubspot_assets.defs.checks import all_checks
 from fp_hubspot_assets.defs.hubspot_assets import hubspot_assets, payload_assets
 from fp_hubspot_assets.defs.incremental import SyncModeResource
 from fp_hubspot_assets.defs.jobs import SYNC_JOB, jobs
-from fp_hubspot_assets.defs.resources import HubSpotResource, SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.resources import (
+    HubSpotResource,
+    PanelResource,
+    SapSourceResource,
+    StateStoreResource,
+)
 from fp_hubspot_assets.defs.run_storage import RunScopedIOManager
 from fp_hubspot_assets.defs.sap_assets import sap_assets
-from fp_hubspot_assets.panel import PanelResource
 
 __all__ = ["SYNC_JOB", "build_resources", "defs"]
 

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 import yaml.resolver
-from dagster import ConfigurableResource
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from fp_hubspot_assets.sap.schemas import ORDER_STATUSES, PAYMENT_STATUSES, SHIPMENT_STATUSES, SYSTEM_ROLES
+from fp_hubspot_assets.source_model import ORDER_STATUSES, PAYMENT_STATUSES, SHIPMENT_STATUSES, SYSTEM_ROLES
 
 PANEL_FILE_ENV = "FP_PANEL_FILE"
 
@@ -342,12 +341,3 @@ def load_panel(path: str | os.PathLike[str] | None = None) -> PanelSettings:
             f"or unset {PANEL_FILE_ENV} to use the defaults"
         )
     return parse_panel(data, str(file))
-
-
-class PanelResource(ConfigurableResource):
-    """The panel options as a Dagster resource. ``path`` empty → $FP_PANEL_FILE or the defaults."""
-
-    path: str = ""
-
-    def settings(self) -> PanelSettings:
-        return load_panel(self.path or None)

@@ -86,7 +86,7 @@ def check_sap(url: str) -> None:
             if not path.is_file():
                 raise PreflightError(
                     f"SAP database not found: {path} (FP_SAP_URL={where}) — set FP_SAP_URL to the SAP/FocusPoint "
-                    f"database, or run `fp-hubspot demo generate --url {where}` for the demo"
+                    f"database, or run `fp-demo generate --url {where}` for the demo"
                 )
             found = _sqlite_columns(path, needed)
         else:

@@ -1,4 +1,5 @@
-"""Run the main job in-process on a Dagster instance and summarize it (used by the CLI, demo and tests)."""
+"""The one in-process job runner: the main job, the cart job and first set-up on a Dagster instance,
+summarized for the CLI, the demo, the benchmarks and the tests."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ class RunSummary:
     success: bool
     failed_steps: list[str] = field(default_factory=list)
     first_error: str = ""  # the first failed step's error, first line (what went wrong, for people)
+    error: str = ""  # the first failure in full: a Failure's description, else the error's message
+    refused: bool = False  # the first failure is an expected refusal (metadata status "refused"), not a crash
+    detail: str = ""  # Dagster's error with its stack trace, for a failure that is not a refusal
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset name -> metadata values
+    checks: dict[str, bool] = field(default_factory=dict)  # asset check name -> passed
 
     @property
     def writes(self) -> int:
@@ -84,11 +89,41 @@ def run_sync(
         if event.is_step_failure:
             summary.failed_steps.append(str(event.step_key))
             if not summary.first_error:
-                summary.first_error = first_error_line(event.step_failure_data.error)
+                _note_failure(summary, event)
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             summary.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            summary.checks[evaluation.check_name] = bool(evaluation.passed)
     return summary
+
+
+def run_first_setup(
+    instance: DagsterInstance, run_config: dict[str, Any] | None = None, *, force: bool = False, quiet: bool = False
+) -> RunSummary:
+    """Execute the ``first_setup`` job; ``force`` overrides the guard (the manual attempt). ``quiet``
+    silences Dagster's console logger (the CLI prints its own report; the event log is complete either way)."""
+    from fp_hubspot_assets.defs.first_setup import ASSET_NAME, FIRST_SETUP_JOB
+
+    config = dict(run_config or {})
+    config["ops"] = {ASSET_NAME: {"config": {"force": force}}}
+    if quiet:
+        config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    return run_sync(instance, config, job_name=FIRST_SETUP_JOB)
+
+
+def _note_failure(summary: RunSummary, event: Any) -> None:
+    data = event.step_failure_data
+    user = data.user_failure_data
+    summary.first_error = first_error_line(data.error)
+    summary.error = (user.description if user and user.description else None) or (
+        data.error.message.strip() if data.error else f"step {event.step_key} failed"
+    )
+    status = user.metadata.get("status") if user else None
+    summary.refused = getattr(status, "value", None) == "refused"
+    if not summary.refused and data.error:
+        summary.detail = data.error.to_string()
 
 
 def first_error_line(error: Any) -> str:

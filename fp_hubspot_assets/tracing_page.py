@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from fp_hubspot_assets import mapping
-from fp_hubspot_assets.cli_trace import format_trace
+from fp_hubspot_assets.cli.trace import format_trace
 from fp_hubspot_assets.panel import PanelSettings, load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import LogQuery, search_log
@@ -218,7 +218,7 @@ def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None =
 
 
 def _moment(text: str | None) -> datetime | None:
-    from fp_hubspot_assets.cli_trace import _when
+    from fp_hubspot_assets.cli.trace import _when
 
     if not text:
         return None

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fp_hubspot_assets.sandbox.testing import free_port
+from hubspot_sandbox.testing import free_port
 
 # Flags the workplace's Chromium needs as root on a closed network: without the background-networking ones
 # Chromium keeps dialing Google's hosts and getting refused.

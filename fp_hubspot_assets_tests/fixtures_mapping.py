@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from fp_hubspot_assets.panel import PanelSettings, parse_panel
-from fp_hubspot_assets.sap.schemas import SCHEMAS, conform
+from fp_hubspot_assets.source_model import SCHEMAS, conform
 
 NOW = datetime(2025, 6, 1, 12, 0, 0)
 T0 = datetime(2025, 1, 1, 9, 0, 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
+from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fp_hubspot_assets.sap.demo import generate
+from fp_demo_store.generate import generate
 from fp_hubspot_assets.sap.reader import SapReader
 
 SAP_DEMO_CUSTOMERS = 600

@@ -41,8 +41,9 @@ def test_psycopg2_imports() -> None:
     import psycopg2  # noqa: F401 — 2.8.x fails to import on Python 3.11
 
 
-def _imported_top_level_modules() -> set[str]:
-    """Every third-party top-level module the package imports, at module level or inside a function."""
+def _imported_top_level_modules(package: str = "fp_hubspot_assets", everything: bool = False) -> set[str]:
+    """Every third-party top-level module ``package`` imports, at module level or inside a function
+    (``everything``: the standard library and our own packages too)."""
     import ast
     import sys
 
@@ -57,7 +58,7 @@ def _imported_top_level_modules() -> set[str]:
         return guarded
 
     found: set[str] = set()
-    for path in (ROOT / "fp_hubspot_assets").rglob("*.py"):
+    for path in (ROOT / package).rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
         skip = optional(tree)
         for node in ast.walk(tree):
@@ -67,7 +68,18 @@ def _imported_top_level_modules() -> set[str]:
                 found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
+    if everything:
+        return found
     return {m for m in found if m not in sys.stdlib_module_names and m not in {"fp_hubspot_assets", "__future__"}}
+
+
+def test_the_product_never_imports_its_tooling() -> None:
+    """The sandbox and the demo store are tooling beside the product: a production install runs without them,
+    and the sandbox stands in for HubSpot without knowing the product (it is checked against HubSpot's
+    documented behaviour, not against our client)."""
+    assert {"hubspot_sandbox", "fp_demo_store"} & _imported_top_level_modules(everything=True) == set()
+    assert "fp_hubspot_assets" not in _imported_top_level_modules("hubspot_sandbox", everything=True)
+    assert "fp_demo_store" in _imported_top_level_modules("fp_demo_store", everything=True)  # the walk sees imports
 
 
 def _runtime_closure() -> set[str]:

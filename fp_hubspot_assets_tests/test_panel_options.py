@@ -9,16 +9,15 @@ from typing import Any
 
 import polars as pl
 
+from fp_demo_store import simulate
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.checks import order_statuses_mapped
-from fp_hubspot_assets.defs.resources import HubSpotResource
+from fp_hubspot_assets.defs.resources import HubSpotResource, PanelResource
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
-from fp_hubspot_assets.panel import PanelResource, load_panel
-from fp_hubspot_assets.sap import simulate
+from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap.reader import SapReader
-from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
-from fp_hubspot_assets_tests.test_sync_e2e import assert_hubspot_matches, expected_payloads
+from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, expected_payloads
 
 
 def _prop(record: dict[str, Any], name: str) -> str:

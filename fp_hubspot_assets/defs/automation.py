@@ -48,9 +48,9 @@ from dagster import (
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB, sync_carts, sync_hubspot
-from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
-from fp_hubspot_assets.panel import PanelResource, PanelSettings
+from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import cursor_updated_at
 from fp_hubspot_assets.state.store import StateStore

@@ -5,8 +5,8 @@ import polars as pl
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
 
 from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs.resources import PanelResource
 from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
-from fp_hubspot_assets.panel import PanelResource
 
 
 def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -36,7 +36,7 @@ from dagster import (
 )
 
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
+from fp_hubspot_assets.defs.resources import HubSpotResource, PanelResource, StateStoreResource
 from fp_hubspot_assets.hubspot.first_setup import (
     FirstSetupRefused,
     FirstSetupReport,
@@ -45,7 +45,6 @@ from fp_hubspot_assets.hubspot.first_setup import (
     wanted,
 )
 from fp_hubspot_assets.mapping import Mapped
-from fp_hubspot_assets.panel import PanelResource
 
 FIRST_SETUP_JOB = "first_setup"
 ASSET_NAME = "hubspot_first_setup"

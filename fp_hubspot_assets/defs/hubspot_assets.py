@@ -28,6 +28,7 @@ from fp_hubspot_assets.defs.automation import record_sync_cursor
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import (
     HubSpotResource,
+    PanelResource,
     SapSourceResource,
     StateStoreResource,
     default_sap_url,
@@ -43,7 +44,6 @@ from fp_hubspot_assets.hubspot.sync import (
 )
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import SPECS, ObjectSpec
-from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.preflight import PreflightError, preflight
 from fp_hubspot_assets.state.queries import log_new_source_problems
 from fp_hubspot_assets.state.store import StateStore

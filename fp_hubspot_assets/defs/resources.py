@@ -13,7 +13,7 @@ from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.oauth import OAuthTokens
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.hubspot.secrets import clean_secret
-from fp_hubspot_assets.panel import PanelSettings
+from fp_hubspot_assets.panel import PanelSettings, load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.store import StateStore
 
@@ -25,6 +25,15 @@ SANDBOX_TOKEN = "sandbox-token"
 def default_sap_url() -> str:
     home = os.environ.get("DAGSTER_HOME")
     return os.environ.get("FP_SAP_URL") or (f"sqlite:///{home}/../sap.db" if home else "sqlite:///.demo/sap.db")
+
+
+class PanelResource(ConfigurableResource):
+    """The panel options as a Dagster resource. ``path`` empty → $FP_PANEL_FILE or the defaults."""
+
+    path: str = ""
+
+    def settings(self) -> PanelSettings:
+        return load_panel(self.path or None)
 
 
 class SapSourceResource(ConfigurableResource):

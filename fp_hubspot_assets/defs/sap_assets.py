@@ -7,8 +7,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 from fp_hubspot_assets.defs.automation import panel_digest
 from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
-from fp_hubspot_assets.panel import PanelResource
+from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
 
 OWNERS = ["team:data-engineering"]

@@ -19,7 +19,7 @@ from fp_hubspot_assets.mapping.common import (
 )
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, Mapped
 from fp_hubspot_assets.panel import PanelSettings
-from fp_hubspot_assets.sap.schemas import SYSTEM_ROLES
+from fp_hubspot_assets.source_model import SYSTEM_ROLES
 
 # Mailbox providers: a partner writing from one of these tells us nothing about its own web domain.
 FREE_MAIL_DOMAIN_RE = (

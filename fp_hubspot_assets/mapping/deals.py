@@ -29,7 +29,7 @@ from fp_hubspot_assets.mapping.common import (
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, SKIPPED, Mapped
 from fp_hubspot_assets.mapping.stages import deal_stage_for
 from fp_hubspot_assets.panel import PanelSettings
-from fp_hubspot_assets.sap.schemas import UNKNOWN_STATUS
+from fp_hubspot_assets.source_model import UNKNOWN_STATUS
 
 _ORDER_FIELDS = (
     "order_key",

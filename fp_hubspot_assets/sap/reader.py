@@ -30,8 +30,8 @@ from fp_hubspot_assets.sap.fetch import (
     sap_stamp,
     split_rejects,
 )
-from fp_hubspot_assets.sap.schemas import CART_LINE, ORDER_LINE, SCHEMAS, UNKNOWN_STATUS, conform
 from fp_hubspot_assets.sap.tables import ORDER_OBJECT_TYPE
+from fp_hubspot_assets.source_model import CART_LINE, ORDER_LINE, SCHEMAS, UNKNOWN_STATUS, conform
 
 SAP_PRICE_LIST = 1  # price list of items no store publishes
 PAID_TOLERANCE = 0.005

@@ -11,7 +11,7 @@ storage database) without clashing with anyone else's tables.
 Conventions
 -----------
 - ``object_type`` is a HubSpot object type name as the sync code uses it (``contacts``, ``companies``,
-  ``products``, ``deals``, ``line_items``); ``source_key`` is our stable key from sap/schemas.py
+  ``products``, ``deals``, ``line_items``); ``source_key`` is our stable key from source_model.py
   (``W12``, ``BPC0001``, ``I100#Color: Red``, ``C77`` …); ``hubspot_id`` is HubSpot's record id as text.
 - Timestamps are UTC. They are stored naive (``UtcDateTime``) because SQLite has no time zone type, and
   come back timezone-aware (UTC) on both backends, so callers never see a difference.

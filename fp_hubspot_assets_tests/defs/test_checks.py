@@ -1,0 +1,55 @@
+"""Asset checks: duplicates that would corrupt HubSpot fail (and block); clean payloads pass."""
+
+from __future__ import annotations
+
+import polars as pl
+from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
+
+from fp_hubspot_assets.definitions import defs
+from fp_hubspot_assets.defs.checks import id_map_unique, orders_reference_known_records, payload_checks
+from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.source_model import conform
+
+
+def _check(asset: str, name: str):
+    return next(c for c in payload_checks if AssetCheckKey(AssetKey(asset), name) in c.check_keys)
+
+
+def _contacts(emails: list[str]) -> Mapped:
+    records = pl.DataFrame({"source_key": [f"W{i}" for i in range(len(emails))], "email": emails})
+    return Mapped("contacts", records, pl.DataFrame(schema={"source_key": pl.String, "action": pl.String, "reason": pl.String}))
+
+
+def test_duplicate_emails_fail_with_error_severity() -> None:
+    check = _check("contact_payloads", "unique_email")
+    result = check(payload=_contacts(["a@x.org", "b@x.org", "a@x.org", ""]))
+    assert not result.passed
+    assert result.severity == AssetCheckSeverity.ERROR
+    assert result.metadata["duplicates"].value == 1
+    assert check(payload=_contacts(["a@x.org", "b@x.org", "", ""])).passed  # empty emails are not duplicates
+
+
+def test_blocking_only_where_a_duplicate_corrupts_hubspot() -> None:
+    graph = defs.resolve_asset_graph()
+    specs = {spec.key: spec for node in graph.asset_check_keys for spec in [graph.get_check_spec(node)]}
+    assert specs[AssetCheckKey(AssetKey("contact_payloads"), "unique_email")].blocking
+    assert specs[AssetCheckKey(AssetKey("deal_payloads"), "unique_source_key")].blocking
+    assert not specs[AssetCheckKey(AssetKey("product_payloads"), "unique_hs_sku")].blocking
+
+
+def test_orders_referencing_unknown_records_warn() -> None:
+    customers = conform(pl.DataFrame({"customer_key": ["BPC1"], "kind": ["bp"], "card_code": ["C1"]}), "customers")
+    items = conform(pl.DataFrame({"product_key": ["IA"], "item_code": ["A"]}), "items")
+    lines = [[{"line_num": 0, "item_code": "A", "quantity": 1.0, "price": 1.0}], [{"line_num": 0, "item_code": "ZZZ", "quantity": 1.0, "price": 1.0}]]
+    orders = conform(pl.DataFrame({"order_key": ["O1", "O2"], "card_code": ["C1", "C404"], "lines": lines}), "orders")
+    result = orders_reference_known_records(sap_orders=orders, sap_customers=customers, sap_items=items)
+    assert not result.passed and result.severity == AssetCheckSeverity.WARN
+    assert result.metadata["orders_with_unknown_customer"].value == 1
+    assert result.metadata["lines_with_unknown_item"].value == 1
+
+
+def test_id_map_duplicates_fail() -> None:
+    ok = pl.DataFrame({"object_type": ["contacts", "deals"], "source_key": ["W1", "W1"], "hubspot_id": ["1", "1"]})
+    assert id_map_unique(hubspot_id_map=ok).passed
+    dup = pl.DataFrame({"object_type": ["contacts", "contacts"], "source_key": ["W1", "W2"], "hubspot_id": ["1", "1"]})
+    assert not id_map_unique(hubspot_id_map=dup).passed

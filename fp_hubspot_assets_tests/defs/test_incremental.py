@@ -1,0 +1,277 @@
+"""Incremental runs read only what changed (plus dependants); the full read is the reconciler. Real parts: the
+demo SAP database, the sandbox over HTTP, the state store, Dagster runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from fp_demo_store import simulate
+from fp_hubspot_assets.defs import incremental
+from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
+from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, hubspot_value, sql
+
+
+def run_incremental(env: SyncEnv, overlap: float = 0.0) -> RunSummary:
+    """An incremental run; no overlap by default, so the rows it reads are exactly the changed ones and
+    those at the stored marker."""
+    config = resource_config(panel=str(env.panel_path), sap_url=env.sap_url, state_url=env.state_url)
+    config["resources"]["sync_mode"] = {"config": {"mode": "incremental", "overlap_seconds": overlap}}
+    summary = run_sync(env.instance, config)
+    assert summary.success, f"run failed in {summary.failed_steps}"
+    return summary
+
+
+def rows_read(summary: RunSummary, asset: str) -> tuple[str, int]:
+    meta = summary.metadata[asset]
+    return meta[incremental.MODE], int(meta["dagster/row_count"])
+
+
+def markers(env: SyncEnv) -> dict[str, datetime | None]:
+    store = env.state()
+    return {entity: incremental.marker(store, entity) for entity in incremental.INCREMENTAL_ENTITIES}
+
+
+def shopper(env: SyncEnv, skip: int = 0) -> tuple[int, str]:
+    """A registered web customer and an item without combinations, for new carts."""
+    customer = sql(env, 'SELECT "CustomerId" FROM "FP_CUSTOMER" WHERE "IsGuest" = 0 AND "Email" IS NOT NULL '
+                   'ORDER BY "CustomerId" LIMIT 1 OFFSET ?', skip)[0][0]  # fmt: skip
+    item = sql(env, 'SELECT "ItemCode" FROM "FP_CART_LINE" WHERE "CombinationId" IS NULL ORDER BY "CartId" LIMIT 1')[0][0]
+    return customer, item
+
+
+def lone_open_order(env: SyncEnv) -> int:
+    """An open order without a cart and without deliveries."""
+    return sql(
+        env,
+        'SELECT MIN(o."DocEntry") FROM "ORDR" o WHERE o."U_FP_CartId" IS NULL AND o."DocStatus" = \'O\' '
+        'AND o."CANCELED" = \'N\' AND o."DocEntry" NOT IN (SELECT "BaseEntry" FROM "DLN1" WHERE "BaseEntry" IS NOT NULL) '
+        'AND o."DocEntry" NOT IN (SELECT "OrderDocEntry" FROM "FP_CART" WHERE "OrderDocEntry" IS NOT NULL)',
+    )[0][0]
+
+
+def test_an_incremental_run_reads_only_changed_rows_and_their_dependants(sync_env: SyncEnv) -> None:
+    first = run_incremental(sync_env)
+    assert rows_read(first, "store_carts")[0] == "full", "no marker yet: the first run reads everything"
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    customer, item = shopper(sync_env)
+    # Move both markers past the demo's history: a cart checked out at t0 (cart and order change together).
+    checked_out = simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)], now=now - timedelta(minutes=10))
+    order_of_checked_out = simulate.complete_cart(sync_env.sap_url, checked_out, now=now - timedelta(minutes=10))
+    warm = run_incremental(sync_env)
+    assert f"C{checked_out}" in sync_env.hubspot("deals")
+    assert rows_read(warm, "store_carts")[0] == "incremental"
+
+    # The changes: a new cart (t1), and a delivery of an order that has no cart (its order changes through it).
+    other, _ = shopper(sync_env, skip=1)
+    new_cart = simulate.add_cart(sync_env.sap_url, other, [(item, 2.0)], now=now - timedelta(minutes=5))
+    shipped = lone_open_order(sync_env)
+    simulate.ship_order(sync_env.sap_url, shipped, now=now - timedelta(minutes=5))
+    run = run_incremental(sync_env)
+
+    # Read since the stored marker (t0): the checked-out cart and its order (at the marker), the new cart,
+    # and the shipped order via its delivery. Nothing else of the store.
+    assert rows_read(run, "store_carts") == ("incremental", 2)
+    assert rows_read(run, "sap_orders") == ("incremental", 2)
+    assert run.metadata["hubspot_deals"]["read_mode"] == "incremental"
+    deals = sync_env.hubspot("deals")
+    assert f"C{new_cart}" in deals and f"C{checked_out}" in deals and f"O{order_of_checked_out}" not in deals
+    assert hubspot_value(deals[f"O{shipped}"], "fp_shipment_status") == "shipped"
+    assert_hubspot_matches(sync_env)  # everything that changed is in HubSpot, nothing unread was touched
+    assert markers(sync_env)["carts"] == now - timedelta(minutes=5)
+
+
+def test_a_cart_linked_to_its_order_late_reads_the_order_too(sync_env: SyncEnv) -> None:
+    """The cart ↔ order link is one deal: a change on the cart's side alone brings the order into the read."""
+    sync_env.run()
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    customer, item = shopper(sync_env)
+    cart = simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)], now=now - timedelta(minutes=10))
+    doc_entry = simulate.complete_cart(sync_env.sap_url, cart, now=now - timedelta(minutes=10))
+    sql(sync_env, 'UPDATE "ORDR" SET "U_FP_CartId" = NULL WHERE "DocEntry" = ?', doc_entry)
+    sql(sync_env, 'UPDATE "FP_CART" SET "Status" = \'open\', "OrderDocEntry" = NULL WHERE "CartId" = ?', cart)
+    run_incremental(sync_env)
+    assert {f"C{cart}", f"O{doc_entry}"} <= set(sync_env.hubspot("deals")), "unlinked, they are two deals"
+
+    # The link arrives on both sides, but only the cart's marker moves (SAP's UDF was set without one).
+    sql(sync_env, 'UPDATE "ORDR" SET "U_FP_CartId" = ? WHERE "DocEntry" = ?', cart, doc_entry)
+    sql(sync_env, 'UPDATE "FP_CART" SET "Status" = \'ordered\', "OrderDocEntry" = ?, "UpdatedAt" = ? WHERE "CartId" = ?',
+        doc_entry, (now - timedelta(minutes=5)).isoformat(sep=" "), cart)  # fmt: skip
+    run = run_incremental(sync_env)
+    assert rows_read(run, "sap_orders")[0] == "incremental"
+    deals = sync_env.hubspot("deals")
+    assert f"O{doc_entry}" not in deals and f"C{cart}" in deals, "the order's deal merged into the cart's"
+    assert_hubspot_matches(sync_env)
+
+
+def test_a_failed_run_does_not_advance_the_markers(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    sync_env.run()
+    before = markers(sync_env)
+    assert before["carts"] is not None
+    customer, item = shopper(sync_env)
+    cart = simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)])
+    monkeypatch.setenv("FP_TEST_WRONG_TOKEN", "not-the-sandbox-token")  # HubSpot refuses every request
+    sync_env.write_panel("  access_token_env: FP_TEST_WRONG_TOKEN\n")
+    config = resource_config(panel=str(sync_env.panel_path), sap_url=sync_env.sap_url, state_url=sync_env.state_url)
+    failed = run_sync(sync_env.instance, config)
+    assert not failed.success
+    assert "store_carts" in failed.metadata, "the sources were read before the writers failed"
+    assert markers(sync_env) == before
+
+    sync_env.write_panel()
+    run_incremental(sync_env)
+    assert f"C{cart}" in sync_env.hubspot("deals")
+    assert markers(sync_env)["carts"] > before["carts"]
+
+
+def _materialized(env: SyncEnv, asset: str) -> bool:
+    return any(
+        (m := r.asset_materialization) is not None and m.asset_key.to_user_string() == asset
+        for r in env.instance.all_logs(_latest_run_id(env), of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    )
+
+
+def _latest_run_id(env: SyncEnv) -> str:
+    runs = env.instance.get_runs(limit=1)
+    return runs[0].run_id if runs else ""
+
+
+def test_a_change_landing_during_a_run_is_picked_up_by_the_next_run(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    runs_before = len(sync_env.instance.get_runs())
+    customer, item = shopper(sync_env)
+    landed: dict[str, Any] = {}
+
+    def shop_while_the_run_works() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(sync_env.instance.get_runs()) > runs_before and _materialized(sync_env, "store_carts"):
+                landed["cart"] = simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)])
+                landed["run_finished"] = _materialized(sync_env, "integration_log")
+                return
+            time.sleep(0.005)
+
+    shopper_thread = threading.Thread(target=shop_while_the_run_works)
+    shopper_thread.start()
+    run_incremental(sync_env)
+    shopper_thread.join()
+    assert "cart" in landed and landed["run_finished"] is False, "the cart was added after the read, before the end"
+    cart_key = f"C{landed['cart']}"
+    assert cart_key not in sync_env.hubspot("deals"), "this run read the carts before the cart existed"
+
+    run_incremental(sync_env)
+    assert cart_key in sync_env.hubspot("deals")
+    assert_hubspot_matches(sync_env)
+
+
+def test_the_full_reconcile_fixes_a_change_an_incremental_run_missed(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    # A cart line changed with an old marker (a restore, a tool writing without UpdatedAt): invisible to
+    # incremental reads.
+    cart_id, line = sql(sync_env, 'SELECT l."CartId", l."LineNum" FROM "FP_CART_LINE" l JOIN "FP_CART" c USING ("CartId") '
+                        'WHERE c."Status" = \'open\' ORDER BY l."CartId", l."LineNum" LIMIT 1')[0]  # fmt: skip
+    key = f"C{cart_id}:L{line}"
+    assert key in sync_env.hubspot("line_items")
+    sql(sync_env, 'UPDATE "FP_CART_LINE" SET "Quantity" = 77 WHERE "CartId" = ? AND "LineNum" = ?', cart_id, line)
+
+    missed = run_incremental(sync_env, overlap=120)
+    assert rows_read(missed, "store_carts")[0] == "incremental"
+    assert hubspot_value(sync_env.hubspot("line_items")[key], "quantity") != "77"
+
+    fixed = sync_env.run(mode="full")
+    assert rows_read(fixed, "store_carts")[0] == "full"
+    assert hubspot_value(sync_env.hubspot("line_items")[key], "quantity") == "77"
+    assert_hubspot_matches(sync_env)
+
+
+def test_only_a_full_read_flags_a_record_deleted_in_the_source(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    doc_entry = lone_open_order(sync_env)
+    sql(sync_env, 'DELETE FROM "RDR1" WHERE "DocEntry" = ?', doc_entry)
+    sql(sync_env, 'DELETE FROM "ORDR" WHERE "DocEntry" = ?', doc_entry)
+
+    run_incremental(sync_env)
+    assert hubspot_value(sync_env.hubspot("deals")[f"O{doc_entry}"], "fp_deleted_in_source") == "", "not read is not deleted"
+    sync_env.run(mode="full")
+    assert hubspot_value(sync_env.hubspot("deals")[f"O{doc_entry}"], "fp_deleted_in_source") != ""
+
+
+def test_the_abandonment_sensor_makes_the_run_read_carts_its_marker_has_passed(sync_env: SyncEnv) -> None:
+    """Crossing the abandonment threshold moves no marker: the sensor's tag widens the cart read."""
+    sync_env.run()
+    with sync_env.state() as store:
+        from fp_hubspot_assets.sap.reader import SapReader
+
+        with SapReader(sync_env.sap_url) as reader:
+            sync = incremental.SyncModeResource()
+            plain = incremental.read_window(store, reader, "carts", sync, {})
+            floor = plain.since - timedelta(days=3)
+            widened = incremental.read_window(store, reader, "carts", sync, {incremental.CARTS_SINCE_TAG: floor.isoformat()})
+            everything = incremental.read_window(store, reader, "carts", sync, {incremental.CARTS_SINCE_TAG: ""})
+            orders = incremental.read_window(store, reader, "orders", sync, {incremental.CARTS_SINCE_TAG: ""})
+    assert plain.mode == "incremental" and widened.since == floor and everything.mode == "full"
+    assert orders.since == incremental.marker(store, "orders") - timedelta(seconds=sync.overlap_seconds)
+
+
+def test_deals_waiting_for_a_retry_make_orders_and_carts_read_in_full(sync_env: SyncEnv) -> None:
+    """HubSpot re-sends a rejected record only when it is in the payload: an incremental read would leave it out."""
+    sync_env.run()
+    from fp_hubspot_assets.sap.reader import SapReader
+
+    sync = incremental.SyncModeResource()
+    with sync_env.state() as store, SapReader(sync_env.sap_url) as reader:
+        assert incremental.read_window(store, reader, "orders", sync, {}).mode == "incremental"
+        store.record_failures("deals", [("O1", "some-hash", "VALIDATION_ERROR", "closedate: invalid")])
+        waiting = incremental.read_window(store, reader, "orders", sync, {})
+        assert waiting.mode == "full" and "retry" in waiting.why
+        assert incremental.read_window(store, reader, "customers", sync, {}).why.startswith("always")
+
+
+def test_a_panel_change_makes_the_next_run_read_in_full(sync_env: SyncEnv) -> None:
+    """A panel change re-maps every record (e.g. a deal-stage rule): reading only changed rows would miss most."""
+    sync_env.run()
+    assert rows_read(run_incremental(sync_env), "sap_orders")[0] == "incremental"
+    sync_env.write_panel("abandoned_cart_hours: 6\n")
+    changed = run_incremental(sync_env)
+    assert rows_read(changed, "sap_orders")[0] == "full" and rows_read(changed, "store_carts")[0] == "full"
+    assert_hubspot_matches(sync_env)
+    assert rows_read(run_incremental(sync_env), "sap_orders")[0] == "incremental", "and back once it succeeded"
+
+
+def test_a_full_run_never_maps_the_frames_of_an_incremental_run_working_beside_it(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    """Each run keeps its asset values in its own directory: an incremental run that stores its few changed
+    orders while a full run works must not become the full run's ``sap_orders`` (which would make almost
+    every deal look deleted)."""
+    sync_env.run()
+    customer, item = shopper(sync_env)
+    simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)])
+    # two runs at once need an instance on disk (the in-memory one serializes nothing between threads)
+    (tmp_path / "dagster_home").mkdir()
+    sync_env.instance = DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
+    runs_before = len(sync_env.instance.get_runs())
+    beside: dict[str, RunSummary] = {}
+
+    def incremental_run_beside() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(sync_env.instance.get_runs()) > runs_before and _materialized(sync_env, "sap_orders"):
+                beside["run"] = run_incremental(sync_env, overlap=120)
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=incremental_run_beside)
+    thread.start()
+    full = sync_env.run(mode="full")
+    thread.join()
+    assert rows_read(beside["run"], "sap_orders")[0] == "incremental"
+    assert full.metadata["deal_payloads"]["dagster/row_count"] > 10 * beside["run"].metadata["deal_payloads"]["dagster/row_count"]
+    assert not [d for d in sync_env.hubspot("deals").values() if hubspot_value(d, "fp_deleted_in_source")]
+    assert_hubspot_matches(sync_env)

@@ -1,0 +1,250 @@
+"""The SQL reader: canonical schemas exactly, derivations, incremental reads, and rejects that never stop a read."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+import pytest
+
+from fp_demo_store.generate import AS_OF, ORDER_CATEGORIES, STORES, Sizes, mess_plan
+from fp_demo_store.simulate import set_customer_email, set_item_price
+from fp_hubspot_assets.sap.fetch import REJECTS
+from fp_hubspot_assets.sap.reader import ENTITIES, SapReader
+from fp_hubspot_assets.source_model import SCHEMAS
+from fp_hubspot_assets_tests.fixtures_sap import SAP_DEMO_CUSTOMERS, sql_exec, sql_rows
+
+PLAN = mess_plan(SAP_DEMO_CUSTOMERS)
+LATER = AS_OF + timedelta(days=1)
+
+
+def _by_key(frame: pl.DataFrame, key: str) -> dict[str, dict]:
+    return {row[key]: row for row in frame.iter_rows(named=True)}
+
+
+def test_every_entity_has_exactly_the_canonical_schema_and_no_rejects(sap_reader: SapReader) -> None:
+    results = sap_reader.read_all()
+    assert set(results) == set(ENTITIES)
+    for entity, result in results.items():
+        assert result.frame.schema == SCHEMAS[entity], entity
+        assert result.rejects.schema == REJECTS
+        assert result.rejects.is_empty(), result.rejects
+        assert result.frame.height > 0
+        key = next(iter(SCHEMAS[entity]))
+        assert result.frame[key].is_unique().all(), f"{entity}: duplicate {key}"
+        assert result.frame[key].null_count() == 0
+
+
+def test_reading_twice_gives_identical_frames(sap_demo_url: str) -> None:
+    with SapReader(sap_demo_url) as a, SapReader(sap_demo_url) as b:
+        for entity in ENTITIES:
+            assert a.read(entity).frame.equals(b.read(entity).frame), entity
+
+
+def test_unknown_entity_is_refused(sap_reader: SapReader) -> None:
+    with pytest.raises(ValueError, match="unknown entity"):
+        sap_reader.read("invoices")
+
+
+def test_customers_derivations(sap_reader: SapReader, sap_demo_url: str) -> None:
+    frame = sap_reader.read("customers").frame
+    kinds = frame["kind"].value_counts().sort("kind")
+    assert dict(kinds.iter_rows()) == {
+        "bp": PLAN["b2b_partners"] + len(STORES),  # + one web-shop (one-time customer) partner per store
+        "contact_person": PLAN["contact_persons"],
+        "web": SAP_DEMO_CUSTOMERS,
+    }
+    rows = _by_key(frame, "customer_key")
+    guests = frame.filter(pl.col("is_guest"))
+    assert guests.height == PLAN["guest_checkouts"]
+    assert all(r[0] == "Guest" for r in guests["roles"].to_list())
+    registered = frame.filter((pl.col("kind") == "web") & ~pl.col("is_guest"))
+    assert all("Registered" in r and "Guest" not in r for r in registered["roles"].to_list())
+    # partners: Registered + their OCRG group; contact persons share partner, company name and roles
+    code, name, group = sql_rows(
+        sap_demo_url,
+        'SELECT p."CardCode", p."CardName", g."GroupName" FROM "OCRD" p JOIN "OCRG" g ON g."GroupCode" = p."GroupCode" '
+        'WHERE p."CardType" = \'C\' AND p."CmpPrivate" = \'C\' ORDER BY p."CardCode" LIMIT 1',
+    )[0]
+    bp = rows[f"BP{code}"]
+    assert (bp["roles"], bp["company_name"], bp["is_company"], bp["kind"]) == (["Registered", group], name, True, "bp")
+    contact = sql_rows(sap_demo_url, 'SELECT "CntctCode", "E_MailL" FROM "OCPR" WHERE "CardCode" = ?', (code,))[0]
+    cp = rows[f"CP{contact[0]}"]
+    assert (cp["card_code"], cp["company_name"], cp["roles"], cp["email"]) == (code, name, ["Registered", group], contact[1])
+    private = frame.filter((pl.col("kind") == "bp") & ~pl.col("is_company"))
+    assert private.height > 0 and private["first_name"].null_count() == 0
+    # suppliers and leads are not customers
+    assert not frame.filter(pl.col("customer_key").str.contains(r"^BP[VL]")).height
+    # web logins of partners carry the partner's code and name
+    logins = frame.filter((pl.col("kind") == "web") & pl.col("card_code").is_not_null())
+    assert logins.height == PLAN["web_logins_of_partners"]
+    assert logins["company_name"].null_count() == 0
+    assert frame.filter(pl.col("kind") == "web")["active"].not_().sum() == PLAN["disabled_customers"]
+
+
+def test_addresses_derivations(sap_reader: SapReader, sap_demo_url: str) -> None:
+    frame = sap_reader.read("addresses").frame
+    web = frame.filter(pl.col("source") == "web")
+    sap = frame.filter(pl.col("source") == "sap")
+    assert web.height == sql_rows(sap_demo_url, 'SELECT COUNT(*) FROM "FP_ADDRESS"')[0][0]
+    assert sap["owner_key"].str.starts_with("BP").all() and web["owner_key"].str.starts_with("W").all()
+    defaults = sap.filter("is_default").group_by("owner_key", "address_type").len()
+    assert defaults["len"].max() == 1
+    assert defaults.height == 2 * sap["owner_key"].n_unique()  # one default bill-to and ship-to per partner
+    assert frame["country"].str.contains(r"^[A-Z]{2}$").all()
+    assert set(frame["address_type"]) == {"billing", "shipping"}
+
+
+def test_items_base_rows_combinations_and_prices(sap_reader: SapReader, sap_demo_url: str) -> None:
+    frame = sap_reader.read("items").frame
+    combos = sql_rows(sap_demo_url, 'SELECT "CombinationId", "ItemCode", "Sku", "Attributes", "PriceDelta" FROM "FP_ITEM_COMBINATION"')
+    assert frame.height == PLAN["items"] + len(combos)
+    rows = _by_key(frame, "product_key")
+    for combination_id, code, sku, attributes, delta in combos:
+        base, variant = rows[f"I{code}"], rows[f"I{code}#{combination_id}"]
+        assert variant["price"] == pytest.approx(base["price"] + delta)
+        assert (variant["sku"], variant["attributes"], variant["combination_id"]) == (sku, attributes, str(combination_id))
+        assert base["has_combinations"] and variant["has_combinations"]
+        assert variant["store_id"] == base["store_id"]
+    # home store = lowest StoreId publishing the item; its price list prices the item
+    code, home, price, currency = sql_rows(
+        sap_demo_url,
+        'SELECT h."ItemCode", h.s, p."Price", p."Currency" FROM (SELECT "ItemCode", MIN("StoreId") s FROM '
+        '"FP_ITEM_STORE" GROUP BY "ItemCode" HAVING MIN("StoreId") > 1) h JOIN "FP_STORE" st ON st."StoreId" = h.s '
+        'JOIN "ITM1" p ON p."ItemCode" = h."ItemCode" AND p."PriceList" = st."PriceList" LIMIT 1',
+    )[0]
+    assert (rows[f"I{code}"]["store_id"], rows[f"I{code}"]["price"], rows[f"I{code}"]["currency"]) == (
+        str(home), price, currency
+    )
+    unpublished = frame.filter(pl.col("store_id").is_null() & pl.col("combination_id").is_null())
+    assert unpublished.height == PLAN["items_without_store"]
+    assert (unpublished["currency"] == "EUR").all()  # SAP's base price list
+    assert frame.filter(pl.col("combination_id").is_null() & ~pl.col("has_combinations")).height == (
+        PLAN["items"] - PLAN["items_with_combinations"]
+    )
+
+
+def test_order_statuses_follow_documents(sap_reader: SapReader) -> None:
+    frame = sap_reader.read("orders").frame
+    counts = frame.group_by("order_status", "shipment_status", "payment_status").len()
+    got = {tuple(r[:3]): r[3] for r in counts.iter_rows()}
+    expected = {c[:3]: int(n) for c, n in zip(ORDER_CATEGORIES, Sizes(SAP_DEMO_CUSTOMERS).category_counts(), strict=True)}
+    assert got == expected
+    assert frame["lines"].list.len().min() >= 1
+    line_sum = frame.select(
+        pl.col("lines").list.eval((pl.element().struct.field("quantity") * pl.element().struct.field("price")).round(2)).list.sum()
+    ).to_series()
+    assert (line_sum - frame["total"]).abs().max() < 0.01
+
+
+def test_carts_link_to_the_orders_they_became(sap_reader: SapReader) -> None:
+    carts = sap_reader.read("carts").frame
+    orders = _by_key(sap_reader.read("orders").frame, "order_key")
+    ordered = carts.filter(pl.col("status") == "ordered")
+    assert ordered.height == PLAN["carts_ordered"]
+    assert carts.filter(pl.col("status") == "open")["order_key"].null_count() == carts.height - ordered.height
+    for cart in ordered.iter_rows(named=True):
+        order = orders[cart["order_key"]]
+        assert (order["cart_key"], order["web_customer_key"], order["store_id"]) == (
+            cart["cart_key"], cart["customer_key"], cart["store_id"]
+        )  # fmt: skip
+        strip = [(line["item_code"], line["combination_id"], line["quantity"], line["price"]) for line in order["lines"]]
+        assert strip == [(line["item_code"], line["combination_id"], line["quantity"], line["price"]) for line in cart["lines"]]
+        assert order["total"] == pytest.approx(cart["total"])
+    sap_only = [o for o in orders.values() if o["cart_key"] is None]
+    assert len(sap_only) == PLAN["sap_only_orders"]
+    assert all(o["web_customer_key"] is None for o in sap_only)
+
+
+def test_since_reads_only_changes_at_or_after_the_marker(sap_demo_copy: str) -> None:
+    with SapReader(sap_demo_copy) as reader:
+        newest = {e: reader.max_updated_at(e) for e in ENTITIES}
+        assert newest["stores"] is None and all(newest[e] for e in ENTITIES if e != "stores")
+        after = {e: reader.read(e, since=newest[e] + timedelta(seconds=1)) for e in ENTITIES if e != "stores"}
+        assert all(r.frame.is_empty() for r in after.values())
+        at = reader.read("carts", since=newest["carts"])  # the boundary itself is included
+        assert at.frame.height >= 1 and (at.frame["updated_at"] == newest["carts"]).all()
+        set_customer_email(sap_demo_copy, "W5", "New.Address@Example.com", now=LATER)
+        contact = sql_rows(sap_demo_copy, 'SELECT "CntctCode", "CardCode" FROM "OCPR" ORDER BY "CntctCode" LIMIT 1')[0]
+        set_customer_email(sap_demo_copy, f"CP{contact[0]}", "cp@example.com", now=LATER)
+        changed = reader.read("customers", since=LATER).frame
+        siblings = sql_rows(sap_demo_copy, 'SELECT COUNT(*) FROM "OCPR" WHERE "CardCode" = ?', (contact[1],))[0][0]
+        assert changed.height == 1 + 1 + siblings  # W5, the partner, and all its contact persons
+        rows = _by_key(changed, "customer_key")
+        assert rows["W5"]["email"] == "New.Address@Example.com"
+        assert rows[f"CP{contact[0]}"]["email"] == "cp@example.com"
+        assert rows[f"BP{contact[1]}"]["updated_at"] == LATER
+        assert reader.max_updated_at("customers") == LATER
+        # an item price change reads the item with all its combinations
+        code = sql_rows(sap_demo_copy, 'SELECT MIN("ItemCode") FROM "FP_ITEM_COMBINATION"')[0][0]
+        set_item_price(sap_demo_copy, code, 99.5, now=LATER)
+        items = reader.read("items", since=LATER).frame
+        assert set(items["item_code"]) == {code}
+        assert items.filter(pl.col("combination_id").is_null())["price"].to_list() == [99.5]
+        assert items.height == 1 + sql_rows(sap_demo_copy, 'SELECT COUNT(*) FROM "FP_ITEM_COMBINATION" WHERE "ItemCode" = ?', (code,))[0][0]
+
+
+def _stamp(table: str, key: str, value: object, moment: datetime) -> tuple[str, tuple]:
+    return (
+        f'UPDATE "{table}" SET "UpdateDate" = ?, "UpdateTS" = ? WHERE "{key}" = ?',
+        (moment.strftime("%Y-%m-%d 00:00:00.000000"), moment.hour * 10000 + moment.minute * 100 + moment.second, value),
+    )
+
+
+def test_a_delivery_or_invoice_change_makes_its_order_changed(sap_demo_copy: str) -> None:
+    delivered, delivery = sql_rows(sap_demo_copy, 'SELECT "BaseEntry", "DocEntry" FROM "DLN1" WHERE "BaseType" = 17 LIMIT 1')[0]
+    invoiced, invoice = sql_rows(
+        sap_demo_copy, 'SELECT "BaseEntry", "DocEntry" FROM "INV1" WHERE "BaseType" = 17 AND "BaseEntry" <> ? LIMIT 1', (delivered,)
+    )[0]
+    sql_exec(sap_demo_copy, _stamp("ODLN", "DocEntry", delivery, LATER),
+             _stamp("OINV", "DocEntry", invoice, LATER + timedelta(hours=1)))  # fmt: skip
+    with SapReader(sap_demo_copy) as reader:
+        changed = reader.read("orders", since=LATER).frame
+        assert sorted(changed["doc_entry"]) == sorted([delivered, invoiced])
+        assert _by_key(changed, "order_key")[f"O{invoiced}"]["updated_at"] == LATER + timedelta(hours=1)
+        assert reader.max_updated_at("orders") == LATER + timedelta(hours=1)
+        assert reader.read("orders", since=LATER + timedelta(minutes=30)).frame["doc_entry"].to_list() == [invoiced]
+
+
+def test_corrupt_rows_become_rejects_and_neighbours_are_still_read(sap_demo_copy: str) -> None:
+    url = sap_demo_copy
+    top = sql_rows(url, 'SELECT MAX("CustomerId") FROM "FP_CUSTOMER"')[0][0]
+    item = sql_rows(url, 'SELECT MIN("ItemCode") FROM "FP_ITEM_COMBINATION"')[0][0]
+    order_a, order_b = (r[0] for r in sql_rows(url, 'SELECT "DocEntry" FROM "ORDR" ORDER BY "DocEntry" LIMIT 2'))
+    sql_exec(
+        url,
+        ('INSERT INTO "FP_CUSTOMER" ("CustomerId", "Email", "IsGuest", "Disabled", "CreatedAt", "UpdatedAt") '
+         "VALUES (?, 'x@example.com', 0, 0, 'last tuesday', '2025-01-01 00:00:00.000000')", (top + 1,)),
+        ('UPDATE "FP_CART_LINE" SET "Quantity" = \'three\' WHERE "CartId" = 1 AND "LineNum" = 0', ()),
+        ('UPDATE "FP_CART" SET "Status" = \'lost\' WHERE "CartId" = 2', ()),
+        ('UPDATE "ORDR" SET "CardCode" = NULL WHERE "DocEntry" = ?', (order_a,)),
+        ('UPDATE "RDR1" SET "Price" = \'n/a\' WHERE "DocEntry" = ? AND "LineNum" = 0', (order_b,)),
+        ('INSERT INTO "OCPR" ("CntctCode", "CardCode", "Name") VALUES (999999, NULL, \'Nobody\')', ()),
+        ('UPDATE "ITM1" SET "Price" = \'call us\' WHERE "ItemCode" = ?', (item,)),
+        ('UPDATE "FP_ADDRESS" SET "AddressType" = \'office\' WHERE "AddressId" = 1', ()),
+        ('UPDATE "OITM" SET "UpdateDate" = \'yesterday\' WHERE "ItemCode" = (SELECT MAX("ItemCode") FROM "OITM")', ()),
+    )  # fmt: skip
+    n_combos = sql_rows(url, 'SELECT COUNT(*) FROM "FP_ITEM_COMBINATION" WHERE "ItemCode" = ?', (item,))[0][0]
+    with SapReader(url) as reader:
+        results = reader.read_all()
+        assert reader.max_updated_at("items") is not None  # a garbage marker does not win MAX()
+    rejects = pl.concat([r.rejects for r in results.values()])
+    got = {(r["entity"], r["source_key"]) for r in rejects.iter_rows(named=True)}
+    assert {
+        ("customers", f"W{top + 1}"), ("customers", "CP999999"), ("carts", "C1"), ("carts", "C2"),
+        ("orders", f"O{order_a}"), ("orders", f"O{order_b}"), ("items", f"I{item}"), ("addresses", "W1:A1"),
+    } <= got  # fmt: skip
+    reasons = {r["source_key"]: r["reason"] for r in rejects.iter_rows(named=True)}
+    assert "CreatedAt" in reasons[f"W{top + 1}"]
+    assert "line 0" in reasons["C1"] and "Quantity" in reasons["C1"]
+    assert "Status" in reasons["C2"] and "CardCode" in reasons[f"O{order_a}"] and "Price" in reasons[f"O{order_b}"]
+    assert "office" in reasons["W1:A1"] and "business partner" in reasons["CP999999"]
+    item_rejects = rejects.filter(pl.col("entity") == "items")
+    assert item_rejects.height == 1 + n_combos + 1  # the item, its combinations, the item with a garbage date
+    # neighbours are read; rejected records are not
+    assert results["customers"].frame.height == PLAN["web_customers"] + PLAN["b2b_partners"] + len(STORES) + PLAN["contact_persons"]
+    assert results["carts"].frame.height == PLAN["carts"] - 2
+    assert results["orders"].frame.height == PLAN["orders"] - 2
+    assert "C3" in results["carts"].frame["cart_key"].to_list()
+    assert results["addresses"].frame.filter(pl.col("address_key") == "W1:A1").is_empty()
+    assert all(r.frame.schema == SCHEMAS[e] for e, r in results.items())

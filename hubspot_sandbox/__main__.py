@@ -1,0 +1,5 @@
+"""`python -m hubspot_sandbox --port 8765 --state hubspot.db`"""
+
+from .server import main
+
+main()
