@@ -11,7 +11,7 @@ from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyInp
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate as ContactInput
 
 from fp_demo_store import simulate
-from fp_hubspot_assets.cli.setup import SetupRun, run_setup_job
+from fp_hubspot_assets.defs.first_setup import ASSET_NAME
 from fp_hubspot_assets.hubspot.first_setup import (
     AMBIGUOUS,
     HubSpotRecord,
@@ -20,7 +20,7 @@ from fp_hubspot_assets.hubspot.first_setup import (
     normalize_domain,
     normalize_email,
 )
-from fp_hubspot_assets.runner import resource_config
+from fp_hubspot_assets.runner import RunSummary, resource_config, run_first_setup
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, expected_payloads
 
@@ -88,9 +88,9 @@ def test_a_record_carrying_someone_elses_id_is_never_stamped_over() -> None:
 
 
 # ---------------------------------------------------------------------------------- end to end
-def _setup(env: SyncEnv, force: bool = False) -> SetupRun:
+def _setup(env: SyncEnv, force: bool = False) -> RunSummary:
     config = resource_config(panel=str(env.panel_path), sap_url=env.sap_url, state_url=env.state_url)
-    return run_setup_job(env.instance, config, force=force)
+    return run_first_setup(env.instance, config, force=force)
 
 
 def _seed_hubspot(env: SyncEnv) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def test_first_setup_pulls_baselines_and_the_sync_creates_no_duplicates(sync_env
 
     run = _setup(env)
     assert run.success, run.error
-    meta = run.metadata
+    meta = run.metadata[ASSET_NAME]
     assert meta["status"] == "done" and meta["forced"] is False
     assert (meta["count_contacts_matched"], meta["count_contacts_stamped"]) == (3, 3)
     assert (meta["count_companies_matched"], meta["count_companies_stamped"]) == (2, 2)
@@ -212,16 +212,16 @@ def test_guard_refuses_after_a_sync_and_a_forced_run_is_logged(sync_env: SyncEnv
 
     forced = _setup(env, force=True)
     assert forced.success, forced.error
-    assert forced.metadata["forced"] is True
+    assert forced.metadata[ASSET_NAME]["forced"] is True
     # Every synced contact already carries our id: all matched, none re-stamped, no hash lost.
     contacts = env.hubspot("contacts")
-    assert forced.metadata["count_contacts_matched"] == len(contacts)
-    assert forced.metadata["count_contacts_stamped"] == 0
+    assert forced.metadata[ASSET_NAME]["count_contacts_matched"] == len(contacts)
+    assert forced.metadata[ASSET_NAME]["count_contacts_stamped"] == 0
     assert env.state().id_map("contacts")["payload_hash"].null_count() == 0
     assert env.run().writes == 0
 
     env.write_panel("first_setup:\n  pull_contacts: true\n  force: true\n")
-    assert _setup(env).metadata["forced"] is True  # the panel's force works as --force
+    assert _setup(env).metadata[ASSET_NAME]["forced"] is True  # the panel's force works as --force
 
 
 def test_the_first_sync_runs_pending_first_setup_options_itself(sync_env: SyncEnv) -> None:

@@ -90,7 +90,7 @@ def test_only_runs_whose_worker_is_gone_are_released(tmp_path: Path) -> None:
 def test_a_kill_between_the_write_phases_of_a_change_converges(tmp_path: Path, failpoint: str) -> None:
     """SIGKILL exactly between releasing an email and claiming it (a swap), or between archiving a merged
     deal and forgetting it (a late cart link): the next run converges and then writes nothing."""
-    from fp_hubspot_assets_tests import test_change_semantics as change
+    from fp_hubspot_assets_tests.e2e import test_change_semantics as change
 
     bench = _bench()
     generate(f"sqlite:///{tmp_path / 'sap.db'}", 120, seed=7)

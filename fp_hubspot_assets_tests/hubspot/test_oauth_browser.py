@@ -22,9 +22,9 @@ import pytest
 from fp_hubspot_assets.hubspot.oauth import account_name
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.state.store import StateStore, TokenRecord
-from fp_hubspot_assets_tests import test_oauth
 from fp_hubspot_assets_tests.fixtures_browser import Browser
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
+from fp_hubspot_assets_tests.hubspot import test_oauth
 
 REPO = test_oauth.REPO
 GREEN, RED = "\033[32m", "\033[31m"
