@@ -42,6 +42,7 @@ from fp_hubspot_assets.runner import resource_config, run_sync
 from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
 from fp_hubspot_assets.sap.demo import generate
 from fp_hubspot_assets.sap.simulate import add_cart
+from fp_hubspot_assets.state import sync_cursor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sensor_tick import build  # noqa: E402 - the 1M-cart table of bench/sensor_tick.py, reused
@@ -70,7 +71,7 @@ def tick_times(root: Path, carts: int, ticks: int) -> dict[str, float]:
                  "state": StateStoreResource(url=f"sqlite:///{root / 'tick-state.db'}")}
     figures = {}
     with DagsterInstance.ephemeral() as instance:
-        for label, cursor in (("first tick", None), ("cursor 1 minute back", automation._stamp(now - timedelta(minutes=1)))):
+        for label, cursor in (("first tick", None), ("cursor 1 minute back", sync_cursor.stamp(now - timedelta(minutes=1)))):
             with build_sensor_context(cursor=cursor, instance=instance, resources=resources) as context:
                 figures[label] = median_seconds(lambda c=context: automation.new_carts(c), ticks)
     return figures

@@ -22,6 +22,7 @@ from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.resources import SapSourceResource
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.sap.tables import metadata
+from fp_hubspot_assets.state import sync_cursor
 
 FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -73,8 +74,8 @@ def main() -> None:
         def tick(sensor, cursor: str | None):  # noqa: ANN001, ANN202
             return lambda: sensor(build_sensor_context(cursor=cursor, instance=instance, resources=resources))
 
-        recent = automation._stamp(now - timedelta(minutes=1))
-        threshold_before = automation._stamp(now - timedelta(hours=24, minutes=5))
+        recent = sync_cursor.stamp(now - timedelta(minutes=1))
+        threshold_before = sync_cursor.stamp(now - timedelta(hours=24, minutes=5))
         timed("new_carts, first tick (newest marker)", tick(automation.new_carts, None))
         timed("new_carts, cursor 1 minute back", tick(automation.new_carts, recent))
         timed("cart_abandonment, first tick", tick(automation.cart_abandonment, None))

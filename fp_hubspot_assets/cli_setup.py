@@ -106,8 +106,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from fp_hubspot_assets.runner import resource_config
+    from fp_hubspot_assets.state.store import StateStore
 
-    config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=args.state_url, dry_run=args.dry_run)
+    state_url = args.state_url or StateStore.default_url()
+    config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=state_url, dry_run=args.dry_run)
     from fp_hubspot_assets.instance import dagster_instance
 
     opened = dagster_instance() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()

@@ -43,18 +43,18 @@ def resource_config(
     reconcile: bool = False,
     mode: str = "",
 ) -> dict[str, Any]:
-    """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
+    """Run config for the job's resources; an empty string keeps the environment's value (``EnvVar``). ``reconcile``
     also writes back records edited or deleted by hand in HubSpot (the nightly reconcile, which reads in
     full); ``mode`` ``incremental`` or ``full`` says how sources are read ("" = full for a reconcile, else
     the resource's default, incremental)."""
     mode = mode or ("full" if reconcile else "")
     sync_mode = {"sync_mode": {"config": {"mode": mode}}} if mode else {}
+    locations = {name: {"config": {key: value}} for name, key, value in
+                 (("panel", "path", panel), ("sap", "url", sap_url), ("state", "url", state_url)) if value}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
-            "panel": {"config": {"path": panel}},
-            "sap": {"config": {"url": sap_url}},
-            "state": {"config": {"url": state_url}},
+            **locations,
             "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers, "reconcile": reconcile}},
             **sync_mode,
         }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import AssetKey
+from dagster import AssetKey, EnvVar
 from syrupy.assertion import SnapshotAssertion
 
 from fp_hubspot_assets.definitions import defs
@@ -24,6 +24,15 @@ def _asset(key: AssetKey) -> dict[str, Any]:
         "code_version": node.code_version,
         "checks": sorted(c.name for c in node.check_keys),
     }
+
+
+def _resource(resource: object) -> dict[str, Any]:
+    """The resource's class and the environment variables it reads (``EnvVar``)."""
+    fields = vars(resource).items() if not hasattr(resource, "model_fields") else (
+        (name, getattr(resource, name)) for name in type(resource).model_fields
+    )
+    return {"class": type(resource).__name__,
+            "env": {name: value.env_var_name for name, value in fields if isinstance(value, EnvVar)}}
 
 
 def graph_summary() -> dict[str, Any]:
@@ -58,7 +67,7 @@ def graph_summary() -> dict[str, Any]:
                      "resources": sorted(s.required_resource_keys)}
             for s in sorted(repository.sensor_defs, key=lambda s: s.name)
         },
-        "resources": {key: type(resource).__name__ for key, resource in sorted(defs.resources.items())},
+        "resources": {key: _resource(resource) for key, resource in sorted(defs.resources.items())},
     }
 
 

@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 
 from fp_hubspot_assets import cli, cli_run
-from fp_hubspot_assets.defs.automation import SYNC_CURSOR, SourceState, read_source_state
-from fp_hubspot_assets.defs.hubspot_assets import DRY_RUN_NOTE, DRY_RUN_TAG
+from fp_hubspot_assets.defs.metadata import DRY_RUN_NOTE, DRY_RUN_TAG
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
 from fp_hubspot_assets.sap.demo import simulate
@@ -27,6 +26,7 @@ from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import SOURCE_DATA
 from fp_hubspot_assets.state.schema import integration_log
 from fp_hubspot_assets.state.store import StateStore
+from fp_hubspot_assets.state.sync_cursor import SYNC_CURSOR, SourceState, read_source_state
 
 ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID", "FP_TRACING_URL")
 

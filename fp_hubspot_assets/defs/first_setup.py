@@ -26,28 +26,25 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    AssetSelection,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
-    define_asset_job,
 )
 
+from fp_hubspot_assets.defs.jobs import FIRST_SETUP_JOB
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
 from fp_hubspot_assets.hubspot.first_setup import (
     FirstSetupRefused,
     FirstSetupReport,
-    last_report,
     run_first_setup,
-    wanted,
+    why_not_run,
 )
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.panel import PanelResource
 
-FIRST_SETUP_JOB = "first_setup"
 ASSET_NAME = "hubspot_first_setup"
 CHECK_NAME = "no_ambiguous_matches"
 
@@ -113,19 +110,13 @@ def hubspot_first_setup(
     options = settings.first_setup
     store = state.store()
     explicit = context.job_name == FIRST_SETUP_JOB
-    if not wanted(options):
-        yield _skipped("nothing to do", "no first-setup option is enabled in the panel")
-        return
-    if not explicit:
-        if last_report(store) is not None:
-            yield _skipped("done earlier", "first set-up already ran; `fp-hubspot setup --force` repeats it")
-            return
-        if store.anything_synced():
-            reason = ("first-setup options are set but data was already synced; they are not applied. "
-                      "Run `fp-hubspot setup --force` to apply them on purpose.")
+    skipped = why_not_run(store, options, explicit=explicit)
+    if skipped is not None:
+        status, reason = skipped
+        if status == "refused":
             context.log.warning(reason)
-            yield _skipped("refused", reason)
-            return
+        yield _skipped(status, reason)
+        return
     force = explicit and (config.force or options.force)
     client = hubspot.client(settings, store)
     try:
@@ -167,13 +158,4 @@ def _metadata(report: FirstSetupReport, requests: int) -> dict[str, Any]:
     return metadata
 
 
-first_setup_job = define_asset_job(
-    FIRST_SETUP_JOB,
-    # sap_items too: the checks on sap_orders (which come along) read it.
-    selection=AssetSelection.assets(ASSET_NAME).upstream() | AssetSelection.assets("sap_items"),
-    description="First set-up: the schema, then Pull Contacts / Pull Companies / Ignore existing deals as the "
-    "panel's first_setup options say (what `fp-hubspot setup` runs). Refused after a sync unless forced.",
-)
-
 assets: list[AssetsDefinition] = [hubspot_first_setup]
-jobs: list[Any] = [first_setup_job]

@@ -4,12 +4,13 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
-from fp_hubspot_assets.defs.automation import panel_digest
-from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
+from fp_hubspot_assets.defs.incremental import SyncModeResource
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
+from fp_hubspot_assets.state.read_markers import read_window
+from fp_hubspot_assets.state.sync_cursor import panel_digest
 
 OWNERS = ["team:data-engineering"]
 SOURCE_ASSETS: dict[str, tuple[str, str]] = {

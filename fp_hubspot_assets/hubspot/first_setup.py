@@ -258,6 +258,24 @@ def wanted(options: FirstSetup) -> bool:
     return options.pull_contacts or options.pull_companies or options.ignore_existing_deals
 
 
+def why_not_run(store: StateStore, options: FirstSetup, *, explicit: bool) -> tuple[str, str] | None:
+    """(status, reason) when the first set-up does nothing in this run, else None.
+
+    ``explicit``: the ``first_setup`` job (`fp-hubspot setup`), which always runs the enabled options behind
+    ``check_guard``. Inside a sync job it runs once, before anything was synced; options set after data was
+    synced are refused with a reason (a warning, never a blocked sync)."""
+    if not wanted(options):
+        return "nothing to do", "no first-setup option is enabled in the panel"
+    if explicit:
+        return None
+    if last_report(store) is not None:
+        return "done earlier", "first set-up already ran; `fp-hubspot setup --force` repeats it"
+    if store.anything_synced():
+        return "refused", ("first-setup options are set but data was already synced; they are not applied. "
+                           "Run `fp-hubspot setup --force` to apply them on purpose.")
+    return None
+
+
 def check_guard(store: StateStore, force: bool) -> bool:
     """True when the guard was passed by force. Raises FirstSetupRefused after a sync without force."""
     if not store.anything_synced():

@@ -27,16 +27,13 @@ from fp_hubspot_assets.hubspot import identity
 from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient, HubSpotError
 from fp_hubspot_assets.mapping.model import EXCLUDED
 from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
-from fp_hubspot_assets.state.schema import LOG_ACTIONS
+from fp_hubspot_assets.state.schema import LOG_ACTIONS, MAX_FAILED_ATTEMPTS
 from fp_hubspot_assets.state.store import LogRow, StateStore
 
 logger = logging.getLogger(__name__)
 B = TypeVar("B")  # a batch
 R = TypeVar("R")  # what sending it returns
 
-# A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
-# (logged as skipped) until its data changes.
-MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 DRY_RUN_DIFFS = 5  # records whose differing properties a dry run reads back from HubSpot (one request)
