@@ -1,4 +1,4 @@
-"""Benchmark: ``new_carts`` sensor latency (issue 9, item 4).
+"""Benchmark: ``new_carts`` sensor latency.
 
 1. Tick time on a store with ``--carts`` (default 1,000,000) carts: the table is built by bench/sensor_tick.py's
    ``build`` (reused), then the sensor is evaluated ``--ticks`` times per case; median reported.

@@ -1,6 +1,6 @@
 """Benchmark: one tick of the ``new_carts`` and ``cart_abandonment`` sensors on a store with 1,000,000 carts.
 
-Target (issue 5): at most 1 second per tick. A tick only probes a range of the FP_CART.UpdatedAt index
+Target (bench/README.md): at most 1 second per tick. A tick only probes a range of the FP_CART.UpdatedAt index
 (``SapReader.cart_changes`` / ``newest_cart_change``), so its cost follows the carts changed since the last
 tick, not the size of the table. Run: ``.venv/bin/python bench/sensor_tick.py [carts] [db path]``.
 """

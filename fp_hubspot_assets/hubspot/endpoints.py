@@ -83,11 +83,8 @@ ASSOCIATIONS_BATCH_CREATE = _ep("associations.batch.create", "POST", "associatio
                                 Bucket.associations)
 ASSOCIATIONS_BATCH_ARCHIVE = _ep("associations.batch.archive", "POST", "associations", _ASSOC + "/archive", 100,
                                  Bucket.associations)
-ASSOCIATIONS_BATCH_READ = _ep("associations.batch.read", "POST", "associations", _ASSOC + "/read", 1000,
-                              Bucket.associations)
 # Account details (time zone, currencies, hub id, data-hosting region): not a CRM API, no date version.
 ACCOUNT_DETAILS = Endpoint("account.details", "GET", "/account-info/v3/details", "/account-info/v3/details")
-OAUTH_TOKEN = Endpoint("oauth.token", "POST", "/oauth/v1/token", "/oauth/v1/token", bucket=Bucket.oauth)
 OAUTH_TOKEN_INFO = Endpoint("oauth.token.info", "GET", "/oauth/v1/access-tokens/{token}",
                             "/oauth/v1/access-tokens/{token}", bucket=Bucket.oauth)
 
