@@ -45,8 +45,11 @@ def run_setup_job(
 
     ``quiet`` silences Dagster's console logger (the CLI prints its own report and red message; the
     event log in the instance is complete either way)."""
+    from dagster import AssetCheckEvaluation
+
     from fp_hubspot_assets.definitions import defs
-    from fp_hubspot_assets.defs.first_setup import ASSET_NAME, FIRST_SETUP_JOB
+    from fp_hubspot_assets.defs.first_setup import ASSET_NAME
+    from fp_hubspot_assets.defs.jobs import FIRST_SETUP_JOB
 
     config = dict(run_config or {})
     config["ops"] = {ASSET_NAME: {"config": {"force": force}}}
@@ -61,8 +64,8 @@ def run_setup_job(
             mat = event.step_materialization_data.materialization
             if mat.asset_key.to_user_string() == ASSET_NAME:
                 run.metadata = {k: v.value for k, v in mat.metadata.items()}
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
+        evaluation = event.event_specific_data
+        if isinstance(evaluation, AssetCheckEvaluation):
             run.checks[evaluation.check_name] = bool(evaluation.passed)
         if event.is_step_failure and not run.error:
             data = event.step_failure_data

@@ -126,7 +126,7 @@ def _worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
         event = record.dagster_event
         data = event.engine_event_data if event else None
         pid = data.metadata.get("pid") if data and data.metadata else None
-        if pid is not None:
+        if pid is not None and isinstance(pid.value, int | str):
             return int(pid.value)
     return None
 

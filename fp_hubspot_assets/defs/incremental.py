@@ -30,7 +30,6 @@ from pydantic import Field
 
 from fp_hubspot_assets.state.read_markers import (
     FULL,
-    INCREMENTAL,
     MARKER_PREFIX,
     MODE,
     PANEL,
@@ -47,7 +46,7 @@ class SyncModeResource(ConfigurableResource):
     or ``full`` (everything; also detects records deleted in the source)."""
 
     mode: Literal["incremental", "full"] = Field(
-        default=INCREMENTAL, description="incremental: only rows changed since the last successful run; full: all rows"
+        default="incremental", description="incremental: only rows changed since the last successful run; full: all rows"
     )
     overlap_seconds: float = Field(
         default=120.0, ge=0, description="re-read this much before the stored marker (same-second writes, clock skew)"

@@ -9,7 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asset
 
 from fp_hubspot_assets.defs import incremental, run_storage
-from fp_hubspot_assets.defs.metadata import OWNERS, WRITERS, mark_dry_run, table_metadata
+from fp_hubspot_assets.defs.metadata import OWNERS, WRITERS, Metadata, mark_dry_run, table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
 from fp_hubspot_assets.state.sync_cursor import record_sync_cursor
 from fp_hubspot_assets.tracing import tracing_page_url
@@ -20,7 +20,7 @@ from fp_hubspot_assets.tracing import tracing_page_url
 def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
     frame = state.store().id_map_all()
     per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
-    metadata: dict[str, object] = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
+    metadata: Metadata = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
     if per_type is not None:
         metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
     return Output(frame, metadata=metadata)
@@ -34,7 +34,7 @@ def integration_log(
     store = state.store()
     frame = store.log_frame(run_id=context.run_id)
     counts = store.log_counts(context.run_id)
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         "dagster/row_count": frame.height,
         "counts": MetadataValue.json(counts),
         "log": table_metadata(frame),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
+from dagster._core.definitions.metadata import RawMetadataValue
 
 from fp_hubspot_assets.hubspot.object_sync import ObjectSyncResult
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.state.read_markers import FULL, INCREMENTAL, SOURCES_OF
 from fp_hubspot_assets.tracing import tracing_page_url
 
+# What an asset's metadata holds (Dagster's own alias; the public API exports none).
+Metadata = dict[str, RawMetadataValue]
 GRID_ROWS = 500  # the UI grid shows the first rows; the integration log holds them all
 
 
@@ -30,7 +33,7 @@ DRY_RUN_TAG = "fp/dry_run"
 DRY_RUN_NOTE = "dry run — nothing written"
 
 
-def mark_dry_run(context: AssetExecutionContext) -> dict[str, object]:
+def mark_dry_run(context: AssetExecutionContext) -> Metadata:
     """Tag the run as a dry run (so the run list shows it, however it was launched) and return the metadata
     that says so on the materialization."""
     if context.run.tags.get(DRY_RUN_TAG) != "true":
@@ -41,10 +44,10 @@ def mark_dry_run(context: AssetExecutionContext) -> dict[str, object]:
 def writer_metadata(
     context: AssetExecutionContext, object_type: str, mapped: Mapped, result: ObjectSyncResult,
     reconcile: bool, partial: bool,
-) -> dict[str, object]:
+) -> Metadata:
     """A writer's metadata: the panel's \"Tracing Integration\" view of one object type in one run."""
     report = result.report
-    metadata: dict[str, object] = {f"count_{k}": v for k, v in result.counts.items()}
+    metadata: Metadata = {f"count_{k}": v for k, v in result.counts.items()}
     if report.dry_run:
         metadata |= {f"count_{k}": v for k, v in report.counts.items() if k.startswith("would_")}
         metadata |= mark_dry_run(context)

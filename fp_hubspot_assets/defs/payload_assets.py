@@ -11,15 +11,15 @@ import polars as pl
 from dagster import Output, asset
 
 from fp_hubspot_assets import mapping
-from fp_hubspot_assets.defs.metadata import OWNERS, table_metadata
+from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.panel import PanelResource
 
 
-def _payload_metadata(mapped: Mapped) -> dict[str, object]:
+def _payload_metadata(mapped: Mapped) -> Metadata:
     counts = mapped.issues.group_by("action").len() if mapped.issues.height else None
     by_action = dict(counts.iter_rows()) if counts is not None else {}
-    meta: dict[str, object] = {
+    meta: Metadata = {
         "dagster/row_count": mapped.records.height,
         "skipped": int(by_action.get("skipped", 0)),
         "repaired": int(by_action.get("repaired", 0)),

@@ -47,6 +47,13 @@ class Endpoint:
             raise ValueError(f"unknown HubSpot API version {api_version!r}; use one of {', '.join(API_VERSIONS)}")
         return self.dated_path.replace("{version}", api_version)
 
+    @property
+    def batch_size(self) -> int:
+        """The batch limit of a batch endpoint (an error for one that takes no batch)."""
+        if self.batch_limit is None:
+            raise ValueError(f"{self.name} is not a batch endpoint")
+        return self.batch_limit
+
 
 _FAMILIES = {
     "objects": ("/crm/v3/objects", "/crm/objects/{version}"),

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "first_setup"  # setup_state: the report of the last first set-up
 AMBIGUOUS = "AMBIGUOUS_MATCH"
-BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_size
 PULL_TYPES = ("contacts", "companies")
 
 
@@ -120,12 +120,12 @@ def match_records(
     for tier, name in enumerate(tier_names):
         our_by_value: dict[str, list[str]] = defaultdict(list)
         for key, values in ours.items():
-            if key not in resolved and tier < len(values) and values[tier]:
-                our_by_value[values[tier]].append(key)
+            if key not in resolved and tier < len(values) and (value := values[tier]):
+                our_by_value[value].append(key)
         their_by_value: dict[str, list[HubSpotRecord]] = defaultdict(list)
         for record in theirs:
-            if record.hubspot_id not in claimed and tier < len(record.keys) and record.keys[tier]:
-                their_by_value[record.keys[tier]].append(record)
+            if record.hubspot_id not in claimed and tier < len(record.keys) and (value := record.keys[tier]):
+                their_by_value[value].append(record)
         for value, keys in sorted(our_by_value.items()):
             candidates = their_by_value.get(value)
             if not candidates:

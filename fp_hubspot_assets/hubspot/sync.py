@@ -38,7 +38,7 @@ REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 DRY_RUN_DIFFS = 5  # records whose differing properties a dry run reads back from HubSpot (one request)
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
-BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_limit  # HubSpot's batch input limit (100)
+BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_size  # HubSpot's batch input limit (100)
 DELETED_MARK = "deleted:"  # id_map.payload_hash of a record flagged as vanished: "deleted:<date>"
 ACTIONS = (*LOG_ACTIONS, EXCLUDED)  # what a run did to a record; "excluded" is counted, not logged
 
@@ -276,7 +276,7 @@ def reconcile_plan(
     for record in ctx.client.list_all(object_type, [id_property, *columns]):
         props = record.properties or {}
         key = props.get(id_property)
-        if key not in ours or key in seen:
+        if key is None or key not in ours or key in seen:
             continue
         seen.add(key)
         if not all(same_value(a, props.get(c)) for c, a in zip(columns, ours[key], strict=True)):

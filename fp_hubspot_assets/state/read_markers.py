@@ -30,8 +30,10 @@ FULL, INCREMENTAL = "full", "incremental"
 class ReadMode(Protocol):
     """How a run reads (the ``sync_mode`` resource): ``incremental`` or ``full``, and the overlap."""
 
-    mode: str
-    overlap_seconds: float
+    @property
+    def mode(self) -> str: ...
+    @property
+    def overlap_seconds(self) -> float: ...
 
 
 @dataclass(frozen=True)
