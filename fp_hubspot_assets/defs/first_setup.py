@@ -1,18 +1,11 @@
-"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset and job.
+"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset.
 
 ``hubspot_first_setup`` sits between ``hubspot_schema`` (our id properties must exist before they are
-stamped) and the writers (which must see the stamped records and the baseline). It runs the panel's
-first-setup options:
-
-- in the ``first_setup`` job (what ``fp-hubspot setup`` runs): always, behind the guard — refused with a
-  clear failure once data was synced, unless ``first_setup.force`` (panel) or ``force`` (run config) is set;
-- in the sync jobs: automatically, once, when options are set and nothing has been synced yet, so a first
-  sync never creates duplicates of records the set-up would have pulled; otherwise it reports why it did
-  nothing (already done, or options set too late — a warning, never a blocked sync).
-
-The ``no_ambiguous_matches`` check reports HubSpot duplicates that made a match ambiguous.
+stamped) and the writers (which must see the stamped records and the baseline). In the ``first_setup`` job
+(`fp-hubspot setup`) it always runs the panel's options, behind the guard; in the sync jobs only once, before
+anything was synced (``hubspot.first_setup.why_not_run`` says when and why not). The ``no_ambiguous_matches``
+check reports HubSpot duplicates that made a match ambiguous.
 """
-
 # No `from __future__ import annotations`: Dagster reads the Config annotation at definition time.
 from collections.abc import Iterator
 from typing import Any
