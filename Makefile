@@ -37,8 +37,10 @@ simulate: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# ruff on everything; mypy on the product package (config: pyproject.toml [tool.mypy])
 lint: install
 	$(BIN)/ruff check fp_hubspot_assets fp_hubspot_assets_tests bench
+	$(BIN)/mypy
 
 # re-pin every dependency after changing pyproject.toml
 lock:

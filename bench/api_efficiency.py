@@ -1,4 +1,4 @@
-"""Benchmark: HubSpot API efficiency of the main job (issue 4; extended by issue 9).
+"""Benchmark: HubSpot API efficiency of the main job (targets: bench/README.md).
 
 Full sync of an N-customer demo database into the sandbox (rate limits off) through the Dagster job, then an
 unchanged re-run, then a re-run after changing about 1% of the records. For each object type it reports the

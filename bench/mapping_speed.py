@@ -1,6 +1,6 @@
 """Benchmark: map 1,000,000 synthetic customers (+ ~1.5M addresses) to HubSpot contacts.
 
-Target (DESIGN.md "Scale"): seconds, not minutes — mapping must never be the bottleneck next to HubSpot's
+Target (bench/README.md): seconds, not minutes — mapping must never be the bottleneck next to HubSpot's
 rate budget. Run: ``.venv/bin/python bench/mapping_speed.py [customers]``.
 """
 

@@ -1,4 +1,4 @@
-"""Benchmark: read + map + diff a million-customer store, beside a plain polars baseline (issue 9, item 3).
+"""Benchmark: read + map + diff a million-customer store, beside a plain polars baseline.
 
 Data: ``fp_demo_store.generate`` at ``--customers`` (default 1,000,000). At that size the demo writes 1,000,000 web
 customers (+ 100,000 partners, 200,000 contact persons), ~1.6M addresses, 50,000 items with 117,000

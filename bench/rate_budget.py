@@ -1,4 +1,4 @@
-"""Benchmark: how much of HubSpot's rate budget a real sync uses, alone and beside a second client (issue 9, item 2).
+"""Benchmark: how much of HubSpot's rate budget a real sync uses, alone and beside a second client.
 
 The sandbox enforces the Professional budget (190 requests per 10 s per app) over a shortened rolling window
 with the same requests per second (``--window 1`` → 19 per 1 s); our client gets the same window through

@@ -1,4 +1,4 @@
-"""Benchmark: ``new_carts`` sensor latency (issue 9, item 4).
+"""Benchmark: ``new_carts`` sensor latency.
 
 1. Tick time on a store with ``--carts`` (default 1,000,000) carts: the table is built by bench/sensor_tick.py's
    ``build`` (reused), then the sensor is evaluated ``--ticks`` times per case; median reported.
@@ -40,6 +40,7 @@ from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.runner import resource_config, run_sync
+from fp_hubspot_assets.state import sync_cursor
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,7 +70,7 @@ def tick_times(root: Path, carts: int, ticks: int) -> dict[str, float]:
                  "state": StateStoreResource(url=f"sqlite:///{root / 'tick-state.db'}")}
     figures = {}
     with DagsterInstance.ephemeral() as instance:
-        for label, cursor in (("first tick", None), ("cursor 1 minute back", automation._stamp(now - timedelta(minutes=1)))):
+        for label, cursor in (("first tick", None), ("cursor 1 minute back", sync_cursor.stamp(now - timedelta(minutes=1)))):
             with build_sensor_context(cursor=cursor, instance=instance, resources=resources) as context:
                 figures[label] = median_seconds(lambda c=context: automation.new_carts(c), ticks)
     return figures

@@ -1,6 +1,6 @@
 """Benchmark: one tick of the ``new_carts`` and ``cart_abandonment`` sensors on a store with 1,000,000 carts.
 
-Target (issue 5): at most 1 second per tick. A tick only probes a range of the FP_CART.UpdatedAt index
+Target (bench/README.md): at most 1 second per tick. A tick only probes a range of the FP_CART.UpdatedAt index
 (``SapReader.cart_changes`` / ``newest_cart_change``), so its cost follows the carts changed since the last
 tick, not the size of the table. Run: ``.venv/bin/python bench/sensor_tick.py [carts] [db path]``.
 """
@@ -21,6 +21,7 @@ from dagster import DagsterInstance, build_sensor_context
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource
 from fp_hubspot_assets.sap.tables import metadata
+from fp_hubspot_assets.state import sync_cursor
 
 FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -72,8 +73,8 @@ def main() -> None:
         def tick(sensor, cursor: str | None):  # noqa: ANN001, ANN202
             return lambda: sensor(build_sensor_context(cursor=cursor, instance=instance, resources=resources))
 
-        recent = automation._stamp(now - timedelta(minutes=1))
-        threshold_before = automation._stamp(now - timedelta(hours=24, minutes=5))
+        recent = sync_cursor.stamp(now - timedelta(minutes=1))
+        threshold_before = sync_cursor.stamp(now - timedelta(hours=24, minutes=5))
         timed("new_carts, first tick (newest marker)", tick(automation.new_carts, None))
         timed("new_carts, cursor 1 minute back", tick(automation.new_carts, recent))
         timed("cart_abandonment, first tick", tick(automation.cart_abandonment, None))

@@ -1,4 +1,4 @@
-"""Time model: how long a full sync of N contacts takes at each tier's rate budget (issue 9, item 5).
+"""Time model: how long a full sync of N contacts takes at each tier's rate budget.
 
 Model: a full contact sync costs ceil(N / 100) batch upserts in the 10-second bucket. (Contact→company
 association batches spend that bucket too — no HubSpot document exempts them — and add up to another

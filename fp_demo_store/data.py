@@ -285,14 +285,14 @@ class TableBuilder:
         first = _pick(pools.PLAIN_FIRST, rng.integers(0, len(pools.PLAIN_FIRST), total))
         last = _pick(pools.PLAIN_LAST, rng.integers(0, len(pools.PLAIN_LAST), total))
         domains = self.partner_domains
-        emails = pl.format(
+        email_expr = pl.format(
             "{}.{}{}@{}",
             pl.Series(first).str.to_lowercase(),
             pl.Series(last).str.to_lowercase(),
             pl.Series(np.arange(1, total + 1)),
             pl.Series(domains[owner]),
         )
-        emails = pl.select(emails).to_series()
+        emails = pl.select(email_expr).to_series()
         later = np.flatnonzero(pos > 0)  # first contacts keep their email: web logins copy it
         no_mail = rng.permutation(later)[: max(1, total // 20)] if len(later) else np.array([], dtype=np.int64)
         mask = np.zeros(total, dtype=bool)
@@ -353,7 +353,7 @@ class TableBuilder:
             )
         ).to_series().to_numpy().astype(object)  # fmt: skip
         email[linked] = ce[partner_of]
-        email[missing] = np.where(np.arange(len(missing)) % 2 == 0, None, "")
+        email[missing] = [None if i % 2 == 0 else "" for i in range(len(missing))]
         email[invalid] = [
             pools.INVALID_EMAILS[i % len(pools.INVALID_EMAILS)].format(local=f"{first_ascii[r].lower()}{r + 1}")
             for i, r in enumerate(invalid)
@@ -363,9 +363,9 @@ class TableBuilder:
         email[dup_variant] = [variants[i % len(variants)](email[src]) for i, src in enumerate(dup_source)]
         first[dup_variant], last[dup_variant] = first[dup_source], last[dup_source]
         # guests, disabled logins and roles come from the remaining rows
-        pool = rng.permutation(rest)
-        guests = pool[: s.guests]
-        registered = pool[s.guests :]
+        shuffled = rng.permutation(rest)
+        guests = shuffled[: s.guests]
+        registered = shuffled[s.guests :]
         is_guest = np.zeros(n, dtype=bool)
         is_guest[guests] = True
         disabled = np.zeros(n, dtype=bool)

@@ -37,11 +37,19 @@ class ObjectSpec:
     adopt_on_conflict: bool = False  # HubSpot keeps a unique email: a 409 may mean "adopt" (docs/identity.md)
     needs_products_tier: bool = False  # sent on Professional/Enterprise only
     deleted_flag: bool = False  # follows the panel's ``deletes`` policy when its source vanishes
+    # OAuth scopes the sync needs for this type (HubSpot's published scope list): object read/write, schema
+    # read/write for our properties. Products and line item properties are commerce objects, granted by
+    # ``e-commerce`` (HubSpot has no crm.schemas.products.* or crm.schemas.line_items.write).
+    scopes: tuple[str, ...] = ()
 
     @property
     def reference_columns(self) -> tuple[str, ...]:
         """Payload columns that are not properties: lookups, then association references."""
         return (*self.lookups, *(r.column for r in self.references))
+
+
+def _crm_scopes(object_type: str) -> tuple[str, ...]:
+    return tuple(f"crm.{kind}.{object_type}.{access}" for kind in ("objects", "schemas") for access in ("read", "write"))
 
 
 SPECS: dict[str, ObjectSpec] = {
@@ -55,6 +63,7 @@ SPECS: dict[str, ObjectSpec] = {
             references=(Reference("assoc_companies", "companies"),),
             adopt_on_conflict=True,
             deleted_flag=True,
+            scopes=_crm_scopes("contacts"),
         ),
         ObjectSpec(
             "companies",
@@ -62,6 +71,7 @@ SPECS: dict[str, ObjectSpec] = {
             ("fp_company_id", "name", "domain", "phone", "address", "address2", "city", "zip", "state", "country",
              "fp_group", "fp_source"),
             deleted_flag=True,
+            scopes=_crm_scopes("companies"),
         ),
         ObjectSpec(
             "products",
@@ -69,6 +79,7 @@ SPECS: dict[str, ObjectSpec] = {
             ("fp_product_id", "name", "hs_sku", "price", "description", "fp_store"),
             needs_products_tier=True,
             deleted_flag=True,
+            scopes=("e-commerce",),
         ),
         ObjectSpec(
             "deals",
@@ -78,6 +89,7 @@ SPECS: dict[str, ObjectSpec] = {
             lookups=("dealstage",),
             references=(Reference("assoc_contacts", "contacts"), Reference("assoc_companies", "companies")),
             deleted_flag=True,
+            scopes=_crm_scopes("deals"),
         ),
         ObjectSpec(
             "line_items",
@@ -87,6 +99,7 @@ SPECS: dict[str, ObjectSpec] = {
             references=(Reference("assoc_deals", "deals"),),
             parent=Reference("assoc_deals", "deals"),
             needs_products_tier=True,
+            scopes=("crm.objects.line_items.read", "crm.objects.line_items.write", "e-commerce"),
         ),
     )
 }  # fmt: skip

@@ -289,7 +289,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _no_duplicate_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise PanelError(
                 f"line {key_node.start_mark.line + 1}: option '{key}' is written twice "

@@ -53,12 +53,12 @@ def check_panel(path: str | None) -> PanelSettings:
 # ---------------------------------------------------------------- 2. token
 def check_token(settings: PanelSettings) -> tuple[str, str, bool]:
     """(API base URL, token, is_sandbox) as the run will use them."""
-    from fp_hubspot_assets.defs.resources import resolve_connection
+    from fp_hubspot_assets.defs.resources import NotConfigured, resolve_connection
     from fp_hubspot_assets.hubspot.secrets import SecretFormatError
 
     try:
         return resolve_connection(settings)
-    except SecretFormatError as exc:
+    except (SecretFormatError, NotConfigured) as exc:
         raise PreflightError(str(exc)) from None
 
 
@@ -190,7 +190,15 @@ def preflight(panel_path: str | None, sap_url: str, state_url: str) -> PanelSett
 
 def preflight_from_env() -> PanelSettings:
     """``preflight`` with what a run started from this shell would use ($FP_PANEL_FILE, $FP_SAP_URL, …)."""
-    from fp_hubspot_assets.defs.resources import default_sap_url
     from fp_hubspot_assets.state.store import StateStore
 
-    return preflight(None, default_sap_url(), StateStore.default_url())
+    return preflight(None, sap_url_from_env(), StateStore.default_url())
+
+
+def sap_url_from_env() -> str:
+    """$FP_SAP_URL, for commands that read SAP outside a Dagster run; one line when it is not set."""
+    url = os.environ.get("FP_SAP_URL", "")
+    if not url:
+        raise PreflightError("FP_SAP_URL is not set — set it to the SQLAlchemy URL of the SAP Business One + "
+                             "FocusPoint database (README, Configuration)")
+    return url

@@ -48,18 +48,18 @@ def resource_config(
     reconcile: bool = False,
     mode: str = "",
 ) -> dict[str, Any]:
-    """Run config for the job's resources; empty strings keep the environment's defaults. ``reconcile``
+    """Run config for the job's resources; an empty string keeps the environment's value (``EnvVar``). ``reconcile``
     also writes back records edited or deleted by hand in HubSpot (the nightly reconcile, which reads in
     full); ``mode`` ``incremental`` or ``full`` says how sources are read ("" = full for a reconcile, else
     the resource's default, incremental)."""
     mode = mode or ("full" if reconcile else "")
     sync_mode = {"sync_mode": {"config": {"mode": mode}}} if mode else {}
+    locations = {name: {"config": {key: value}} for name, key, value in
+                 (("panel", "path", panel), ("sap", "url", sap_url), ("state", "url", state_url)) if value}
     return {
         "loggers": {"console": {"config": {"log_level": log_level}}},
         "resources": {
-            "panel": {"config": {"path": panel}},
-            "sap": {"config": {"url": sap_url}},
-            "state": {"config": {"url": state_url}},
+            **locations,
             "hubspot": {"config": {"dry_run": dry_run, "max_workers": max_workers, "reconcile": reconcile}},
             **sync_mode,
         }
@@ -104,7 +104,8 @@ def run_first_setup(
 ) -> RunSummary:
     """Execute the ``first_setup`` job; ``force`` overrides the guard (the manual attempt). ``quiet``
     silences Dagster's console logger (the CLI prints its own report; the event log is complete either way)."""
-    from fp_hubspot_assets.defs.first_setup import ASSET_NAME, FIRST_SETUP_JOB
+    from fp_hubspot_assets.defs.first_setup import ASSET_NAME
+    from fp_hubspot_assets.defs.jobs import FIRST_SETUP_JOB
 
     config = dict(run_config or {})
     config["ops"] = {ASSET_NAME: {"config": {"force": force}}}
@@ -161,7 +162,7 @@ def _worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
         event = record.dagster_event
         data = event.engine_event_data if event else None
         pid = data.metadata.get("pid") if data and data.metadata else None
-        if pid is not None:
+        if pid is not None and isinstance(pid.value, int | str):
             return int(pid.value)
     return None
 

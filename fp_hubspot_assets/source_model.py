@@ -24,7 +24,19 @@ Status vocabularies (the values the deal-stage mapping selects on)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+
+
+
+def _schema(columns: Mapping[str, PolarsDataType]) -> pl.Schema:
+    return pl.Schema(columns)
+
 
 ORDER_STATUSES = ("open", "closed", "canceled")
 # A status code SAP should never hold (DocStatus not O/C, CANCELED not Y/N): read as this, reported by the
@@ -37,7 +49,7 @@ SYSTEM_ROLES = ("Guest", "Registered", "Admins", "Vendors")
 
 Datetime = pl.Datetime("us")
 
-STORES = pl.Schema(
+STORES = _schema(
     {
         "store_id": pl.String,  # FP_STORE.StoreId, e.g. "1"
         "store_code": pl.String,  # short code used as SKU prefix, e.g. "EU"
@@ -48,7 +60,7 @@ STORES = pl.Schema(
 )
 
 # One row per person or partner we may send to HubSpot.
-CUSTOMERS = pl.Schema(
+CUSTOMERS = _schema(
     {
         "customer_key": pl.String,  # W<id> | BP<CardCode> | CP<CntctCode>
         "kind": pl.String,  # "web" | "bp" | "contact_person"
@@ -68,7 +80,7 @@ CUSTOMERS = pl.Schema(
     }
 )
 
-ADDRESSES = pl.Schema(
+ADDRESSES = _schema(
     {
         "address_key": pl.String,  # "W<id>:A<addr id>" (web) | "BP<CardCode>:<B|S>:<Address>" (SAP CRD1)
         "owner_key": pl.String,  # customer_key of the owner (W… or BP…)
@@ -86,7 +98,7 @@ ADDRESSES = pl.Schema(
 )
 
 # One row per sellable variant: the item itself (combination_id null) and each attribute combination.
-ITEMS = pl.Schema(
+ITEMS = _schema(
     {
         "product_key": pl.String,  # I<ItemCode> | I<ItemCode>#<CombinationId>
         "item_code": pl.String,
@@ -115,7 +127,7 @@ ORDER_LINE = pl.Struct(
     }
 )
 
-ORDERS = pl.Schema(
+ORDERS = _schema(
     {
         "order_key": pl.String,  # O<DocEntry>
         "doc_entry": pl.Int64,
@@ -145,7 +157,7 @@ CART_LINE = pl.Struct(
     }
 )
 
-CARTS = pl.Schema(
+CARTS = _schema(
     {
         "cart_key": pl.String,  # C<CartId>
         "cart_id": pl.Int64,

@@ -86,7 +86,7 @@ def source_rows(frames: dict[str, pl.DataFrame], key: str) -> list[dict[str, Any
     wanted = {key}
     if match := _LINE_KEY.match(key):
         wanted.add(match.group(1))
-    out = []
+    out: list[dict[str, Any]] = []
     for entity, frame in frames.items():
         columns = [c for c in frame.columns if c.endswith("_key") and frame.schema[c] == pl.String]
         if not columns:

@@ -40,8 +40,8 @@ def normalize_properties(obj_type: str, raw: Any) -> dict[str, str | None]:
     if not isinstance(raw, dict):
         raise validation_error("properties must be an object")
     props = {name: as_text(value) for name, value in raw.items()}
-    if obj_type == "contacts" and props.get("email"):
-        props["email"] = props["email"].strip().lower()  # HubSpot keeps contact emails lower-case
+    if obj_type == "contacts" and (email := props.get("email")):
+        props["email"] = email.strip().lower()  # HubSpot keeps contact emails lower-case
     return props
 
 

@@ -51,13 +51,14 @@ def _filter(f: dict[str, Any]) -> Predicate:
     values = [_text(v) for v in f.get("values") or []]
     if op in ("EQ", "NEQ", "GT", "GTE", "LT", "LTE", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN") and value is None:
         raise validation_error(f"Operator {op} needs a value")
+    text = value or ""  # the value of the single-value operators (checked above)
     if op == "HAS_PROPERTY":
         return lambda p: bool(p.get(name))
     if op == "NOT_HAS_PROPERTY":
         return lambda p: not p.get(name)
     if op in ("EQ", "NEQ"):
         negate = op == "NEQ"
-        return lambda p: (name in p and _compare(p[name], value) == 0) != negate
+        return lambda p: (name in p and _compare(p[name], text) == 0) != negate
     if op in ("IN", "NOT_IN"):
         lowered = {v.lower() for v in values}
         negate = op == "NOT_IN"
@@ -65,14 +66,14 @@ def _filter(f: dict[str, Any]) -> Predicate:
     tests = {"GT": lambda c: c > 0, "GTE": lambda c: c >= 0, "LT": lambda c: c < 0, "LTE": lambda c: c <= 0}
     if op in tests:
         test = tests[op]
-        return lambda p: name in p and test(_compare(p[name], value))
+        return lambda p: name in p and test(_compare(p[name], text))
     if op == "BETWEEN":
         high = _text(f.get("highValue")) if f.get("highValue") is not None else None
         if value is None or high is None:
             raise validation_error("BETWEEN needs value and highValue")
         return lambda p: name in p and _compare(p[name], value) >= 0 and _compare(p[name], high) <= 0
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
-        pattern = value.lower()
+        pattern = text.lower()
         negate = op == "NOT_CONTAINS_TOKEN"
 
         def contains(p: dict[str, str]) -> bool:

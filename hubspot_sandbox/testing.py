@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -95,7 +95,7 @@ class SandboxHandle:
         cmd = [sys.executable, "-m", "hubspot_sandbox", "--port", str(self.port),
                "--state", str(self.state_path), *_flags(self.options)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self._log = log
+        self._log: IO[bytes] | None = log
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + START_TIMEOUT
@@ -121,8 +121,9 @@ class SandboxHandle:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
+        log: IO[bytes] | None = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
             self._log = None
 
     def kill(self) -> None:

@@ -53,8 +53,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from fp_hubspot_assets.defs.first_setup import ASSET_NAME
     from fp_hubspot_assets.instance import dagster_instance
     from fp_hubspot_assets.runner import resource_config, run_first_setup
+    from fp_hubspot_assets.state.store import StateStore
 
-    config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=args.state_url, dry_run=args.dry_run)
+    state_url = args.state_url or StateStore.default_url()
+    config = resource_config(panel=args.panel, sap_url=args.sap_url, state_url=state_url, dry_run=args.dry_run)
+
     opened = dagster_instance() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     with opened as instance:
         run = run_first_setup(instance, config, force=args.force, quiet=True)

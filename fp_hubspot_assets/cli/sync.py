@@ -56,12 +56,13 @@ def ensure_environment(demo_dir: Path | None = None) -> list[str]:
 def source_state_tags() -> dict[str, str]:
     """The tags a scheduled run carries: the SAP/FocusPoint markers read now. The run's last step stores
     them as the "last successful sync", so the schedule does not run again for changes this run saw."""
-    from fp_hubspot_assets.defs.automation import TRIGGER_TAG, read_source_state, source_tags
-    from fp_hubspot_assets.defs.resources import default_sap_url
+    from fp_hubspot_assets.defs.automation import TRIGGER_TAG
     from fp_hubspot_assets.panel import load_panel
+    from fp_hubspot_assets.preflight import sap_url_from_env
     from fp_hubspot_assets.sap.reader import SapReader
+    from fp_hubspot_assets.state.sync_cursor import read_source_state, source_tags
 
-    with SapReader(default_sap_url()) as reader:
+    with SapReader(sap_url_from_env()) as reader:
         current = read_source_state(reader, load_panel())
     return source_tags(current, extra="cli") | {TRIGGER_TAG: "cli"}
 
@@ -75,7 +76,9 @@ def run_main_job(dry_run: bool = False, full: bool = False) -> tuple[Any, dict[s
 
     tags = {} if dry_run else source_state_tags()
     with dagster_instance() as instance:  # created once under a lock: two first starts may run together
-        summary = run_sync(instance, resource_config(dry_run=dry_run, mode="full" if full else ""), tags=tags)
+        # the CLI keeps the state store's documented default (SQLite in $DAGSTER_HOME) when FP_STATE_URL is unset
+        config = resource_config(state_url=StateStore.default_url(), dry_run=dry_run, mode="full" if full else "")
+        summary = run_sync(instance, config, tags=tags)
     if not summary.success:
         raise SystemExit(
             f"{summary.first_error or 'the sync run failed'}\n(run {summary.run_id}, failed in "

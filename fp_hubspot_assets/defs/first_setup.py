@@ -1,18 +1,11 @@
-"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset and job.
+"""First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset.
 
 ``hubspot_first_setup`` sits between ``hubspot_schema`` (our id properties must exist before they are
-stamped) and the writers (which must see the stamped records and the baseline). It runs the panel's
-first-setup options:
-
-- in the ``first_setup`` job (what ``fp-hubspot setup`` runs): always, behind the guard — refused with a
-  clear failure once data was synced, unless ``first_setup.force`` (panel) or ``force`` (run config) is set;
-- in the sync jobs: automatically, once, when options are set and nothing has been synced yet, so a first
-  sync never creates duplicates of records the set-up would have pulled; otherwise it reports why it did
-  nothing (already done, or options set too late — a warning, never a blocked sync).
-
-The ``no_ambiguous_matches`` check reports HubSpot duplicates that made a match ambiguous.
+stamped) and the writers (which must see the stamped records and the baseline). In the ``first_setup`` job
+(`fp-hubspot setup`) it always runs the panel's options, behind the guard; in the sync jobs only once, before
+anything was synced (``hubspot.first_setup.why_not_run`` says when and why not). The ``no_ambiguous_matches``
+check reports HubSpot duplicates that made a match ambiguous.
 """
-
 # No `from __future__ import annotations`: Dagster reads the Config annotation at definition time.
 from collections.abc import Iterator
 from typing import Any
@@ -26,27 +19,24 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    AssetSelection,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
-    define_asset_job,
 )
 
+from fp_hubspot_assets.defs.jobs import FIRST_SETUP_JOB
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, PanelResource, StateStoreResource
 from fp_hubspot_assets.hubspot.first_setup import (
     FirstSetupRefused,
     FirstSetupReport,
-    last_report,
     run_first_setup,
-    wanted,
+    why_not_run,
 )
 from fp_hubspot_assets.mapping import Mapped
 
-FIRST_SETUP_JOB = "first_setup"
 ASSET_NAME = "hubspot_first_setup"
 CHECK_NAME = "no_ambiguous_matches"
 
@@ -112,19 +102,13 @@ def hubspot_first_setup(
     options = settings.first_setup
     store = state.store()
     explicit = context.job_name == FIRST_SETUP_JOB
-    if not wanted(options):
-        yield _skipped("nothing to do", "no first-setup option is enabled in the panel")
-        return
-    if not explicit:
-        if last_report(store) is not None:
-            yield _skipped("done earlier", "first set-up already ran; `fp-hubspot setup --force` repeats it")
-            return
-        if store.anything_synced():
-            reason = ("first-setup options are set but data was already synced; they are not applied. "
-                      "Run `fp-hubspot setup --force` to apply them on purpose.")
+    skipped = why_not_run(store, options, explicit=explicit)
+    if skipped is not None:
+        status, reason = skipped
+        if status == "refused":
             context.log.warning(reason)
-            yield _skipped("refused", reason)
-            return
+        yield _skipped(status, reason)
+        return
     force = explicit and (config.force or options.force)
     client = hubspot.client(settings, store)
     try:
@@ -166,13 +150,4 @@ def _metadata(report: FirstSetupReport, requests: int) -> dict[str, Any]:
     return metadata
 
 
-first_setup_job = define_asset_job(
-    FIRST_SETUP_JOB,
-    # sap_items too: the checks on sap_orders (which come along) read it.
-    selection=AssetSelection.assets(ASSET_NAME).upstream() | AssetSelection.assets("sap_items"),
-    description="First set-up: the schema, then Pull Contacts / Pull Companies / Ignore existing deals as the "
-    "panel's first_setup options say (what `fp-hubspot setup` runs). Refused after a sync unless forced.",
-)
-
 assets: list[AssetsDefinition] = [hubspot_first_setup]
-jobs: list[Any] = [first_setup_job]

@@ -1,15 +1,11 @@
-"""Mapped payload assets (pure mapping of the source frames) and the HubSpot assets that write them.
+"""The HubSpot assets: what the sync needs in HubSpot (``hubspot_schema``), then one writer per object type.
 
-Lineage reads SAP → payloads → HubSpot: ``sap_customers`` → ``contact_payloads`` → ``hubspot_contacts``.
-Payload assets carry the blocking duplicate checks, so a corrupting batch never reaches HubSpot.
+Each writer wires its payload and resources into ``hubspot.object_sync.sync_object_type`` and renders the
+result as metadata (the panel's "Tracing Integration" view).
 """
 
+from collections.abc import Sequence
 
-import json
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-
-import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -18,123 +14,27 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
 )
 
 from fp_hubspot_assets import mapping
-from fp_hubspot_assets.defs import incremental, run_storage
-from fp_hubspot_assets.defs.automation import record_sync_cursor
-from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs import incremental
+from fp_hubspot_assets.defs.metadata import HUBSPOT_POOL, OWNERS, mark_dry_run, writer_metadata
 from fp_hubspot_assets.defs.resources import (
     HubSpotResource,
     PanelResource,
     SapSourceResource,
     StateStoreResource,
-    default_sap_url,
     resolve_connection,
 )
-from fp_hubspot_assets.hubspot import removals
-from fp_hubspot_assets.hubspot.setup import pipeline_from_state, run_setup
-from fp_hubspot_assets.hubspot.sync import (
-    SyncContext,
-    SyncReport,
-    sync_associations,
-    sync_records,
-)
+from fp_hubspot_assets.hubspot.object_sync import sync_object_type
+from fp_hubspot_assets.hubspot.setup import run_setup
+from fp_hubspot_assets.hubspot.sync import SyncContext
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import SPECS, ObjectSpec
 from fp_hubspot_assets.preflight import PreflightError, preflight
-from fp_hubspot_assets.state.queries import log_new_source_problems
-from fp_hubspot_assets.state.store import StateStore
-from fp_hubspot_assets.tracing import tracing_page_url
-
-OWNERS = ["team:data-engineering"]
-HUBSPOT_POOL = "hubspot"
 
 
-DRY_RUN_TAG = "fp/dry_run"
-DRY_RUN_NOTE = "dry run — nothing written"
-
-
-def mark_dry_run(context: AssetExecutionContext) -> dict[str, object]:
-    """Tag the run as a dry run (so the run list shows it, however it was launched) and return the metadata
-    that says so on the materialization."""
-    if context.run.tags.get(DRY_RUN_TAG) != "true":
-        context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
-    return {"note": DRY_RUN_NOTE}
-
-
-def _payload_metadata(mapped: Mapped) -> dict[str, object]:
-    counts = mapped.issues.group_by("action").len() if mapped.issues.height else None
-    by_action = dict(counts.iter_rows()) if counts is not None else {}
-    meta: dict[str, object] = {
-        "dagster/row_count": mapped.records.height,
-        "skipped": int(by_action.get("skipped", 0)),
-        "repaired": int(by_action.get("repaired", 0)),
-        "excluded": int(by_action.get("excluded", 0)),
-        "preview": table_metadata(mapped.records.head(20)),
-    }
-    if mapped.issues.height:
-        meta["issues"] = table_metadata(mapped.issues.filter(pl.col("action") != "excluded").head(200))
-    return meta
-
-
-# ---------------------------------------------------------------- mapped payloads (pure)
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Company business partners mapped to HubSpot company properties.")
-def company_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
-    mapped = mapping.map_companies(sap_customers, sap_addresses, panel.settings())
-    return Output(mapped, metadata=_payload_metadata(mapped))
-
-
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Web customers, contact persons and private partners mapped to HubSpot contacts "
-       "(roles filtered, emails normalized and de-duplicated, address from the panel's address source).")
-def contact_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
-    mapped = mapping.map_contacts(sap_customers, sap_addresses, panel.settings())
-    return Output(mapped, metadata=_payload_metadata(mapped))
-
-
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Items (or each attribute combination) mapped to HubSpot products; empty below Professional.")
-def product_payloads(sap_items: pl.DataFrame, web_stores: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
-    mapped = mapping.map_products(sap_items, web_stores, panel.settings())
-    return Output(mapped, metadata=_payload_metadata(mapped))
-
-
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Orders and carts mapped to HubSpot deals (a cart and its order are one deal), "
-       "stage from the panel's deal-stage mapping.")
-def deal_payloads(
-    sap_orders: pl.DataFrame,
-    store_carts: pl.DataFrame,
-    sap_customers: pl.DataFrame,
-    contact_payloads: Mapped,
-    company_payloads: Mapped,
-    panel: PanelResource,
-) -> Output[Mapped]:
-    settings = panel.settings()
-    mapped = mapping.map_deals(
-        sap_orders, store_carts, sap_customers, contact_payloads, company_payloads, settings, datetime.now(UTC).replace(tzinfo=None)
-    )
-    return Output(mapped, metadata=_payload_metadata(mapped))
-
-
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
-def line_item_payloads(
-    sap_orders: pl.DataFrame,
-    store_carts: pl.DataFrame,
-    product_payloads: Mapped,
-    deal_payloads: Mapped,
-    panel: PanelResource,
-) -> Output[Mapped]:
-    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads)
-    return Output(mapped, metadata=_payload_metadata(mapped))
-
-
-# ---------------------------------------------------------------- HubSpot writers
 @asset(group_name="hubspot", kinds={"hubspot"}, owners=OWNERS, pool=HUBSPOT_POOL,
        description="What the sync needs in HubSpot: the FocusPoint property group, our unique id property per "
        "object type, the custom properties, and the e-commerce deal pipeline (stage ids kept in the state store).")
@@ -144,7 +44,7 @@ def hubspot_schema(
 ) -> MaterializeResult:
     # the first writer of every run: a broken set-up stops here, before anything is written anywhere
     try:
-        preflight(panel.path or None, sap.url or default_sap_url(), state.url or StateStore.default_url())
+        preflight(panel.path or None, sap.url, state.url)
     except PreflightError as exc:
         raise Failure(description=str(exc)) from None
     settings = panel.settings()
@@ -168,42 +68,14 @@ def hubspot_schema(
         }
     )
 
-
-Resolver = Callable[[pl.DataFrame, StateStore], pl.DataFrame]
-
-
-def _resolve_deals(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
-    pipeline = pipeline_from_state(store)
-    return records.with_columns(
-        pl.col("dealstage").replace_strict(pipeline["stages"], default=None).alias("dealstage"),
-        pl.lit(pipeline["pipeline_id"]).alias("pipeline"),
-    )
-
-
-def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
-    ids = store.hubspot_ids("products", records["product_key"].drop_nulls().unique().to_list())
-    return records.with_columns(
-        pl.col("product_key").replace_strict(ids, default=None, return_dtype=pl.String).fill_null("").alias("hs_product_id")
-    )
-
-
-def write_object_type(
+def _write_object_type(
     context: AssetExecutionContext,
     spec: ObjectSpec,
     mapped: Mapped,
     panel: PanelResource,
     hubspot: HubSpotResource,
     state: StateStoreResource,
-    resolve: Resolver | None = None,
-    baseline_column: str | None = None,
 ) -> MaterializeResult:
-    """Sync one object type and its associations; the metadata is the panel's "Tracing Integration" view.
-
-    ``baseline_column`` names the deal key column: deals recorded by "Ignore existing deals" (first set-up)
-    are left out and counted as excluded. A child type (``spec.parent``: line items → deal) has the
-    children of a synced parent that the source no longer has archived; other types follow the panel's
-    ``deletes`` policy when their source record vanishes (docs/identity.md)."""
-    object_type, children = spec.name, spec.parent is not None
     settings = panel.settings()
     store = state.store()
     client = hubspot.client(settings, store)
@@ -217,84 +89,13 @@ def write_object_type(
         progress=context.log.info,
         reconcile=hubspot.reconcile,
     )
-    requests_before, writes_before = client.total_requests, client.write_requests
-    records, baselined = _without_baseline(mapped.records, store, baseline_column)
-    if resolve is not None and records.height:
-        try:
-            records = resolve(records, store)
-        except RuntimeError:
-            if not hubspot.dry_run:  # a dry run before set-up reports stage names instead of stage ids
-                raise
-    report = SyncReport(object_type, dry_run=ctx.dry_run)
-    present = mapped.present_keys()
     # An incremental read leaves out every unchanged record: absence means "not read", never "deleted".
-    partial = incremental.read_partially(context.instance, context.run_id, object_type)
-    gone = None if children or partial else removals.vanished(ctx, object_type, present)
-    if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
-        removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
-    if object_type == "deals":
-        removals.merge_late_links(ctx, mapped.aliases, report)
-    sync_records(ctx, object_type, spec.id_property, records, report)
-    for ref in spec.references:
-        if ref.column in records.columns:
-            sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column).iter_rows(), report)
-    if children:
-        removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)
-    elif gone is not None:
-        removals.apply_deletes(ctx, object_type, gone, settings.deletes, report)
-    report.requests = client.total_requests - requests_before
-    report.write_requests = client.write_requests - writes_before
-    issues = mapped.issues.filter(pl.col("action") != "excluded")
-    if not hubspot.dry_run and issues.height:
-        # logged when a problem appears or changes; the counts below still include every current one
-        log_new_source_problems(store, context.run_id, object_type, issues.select("source_key", "action", "reason").iter_rows())
-    excluded = mapped.issues.height - issues.height + baselined
-    counts = report.summary() | {
-        "skipped": report.counts["skipped"] + issues.filter(pl.col("action") == "skipped").height,
-        "repaired": issues.filter(pl.col("action") == "repaired").height,
-        "excluded": excluded,
-    }
-    why_nothing_sent = str(mapped.issues["reason"][0]) if excluded and not mapped.records.height else None
-    if why_nothing_sent:
-        context.log.info(f"{object_type}: nothing sent — {why_nothing_sent}")
-    context.log.info(f"{object_type}: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
-    metadata: dict[str, object] = {f"count_{k}": v for k, v in counts.items()}
-    if report.dry_run:
-        metadata |= {f"count_{k}": v for k, v in report.counts.items() if k.startswith("would_")}
-        metadata |= mark_dry_run(context)
-    metadata |= {
-        "dagster/row_count": mapped.records.height,
-        "dry_run": report.dry_run,
-        "api_requests": report.requests,
-        "api_write_requests": report.write_requests,
-        "associations_created": report.associations_created,
-        "duration_seconds": round(report.duration_s, 3),
-        "records": table_metadata(report.touched_frame()),
-        # the grid above holds this run's records only; every record, searchable: the tracing page
-        "tracing_page": MetadataValue.url(tracing_page_url(f"/records/{object_type}")),
-    }
-    if object_type in incremental.SOURCES_OF:
-        metadata["read_mode"] = incremental.INCREMENTAL if partial else incremental.FULL
-    if baselined:
-        metadata["count_baselined"] = baselined
-    if report.counts["associations_removed"]:
-        metadata["associations_removed"] = report.counts["associations_removed"]
-    if hubspot.reconcile:  # records edited / deleted by hand in HubSpot that this run wrote back
-        metadata |= {"reconcile": True, "count_drifted": report.counts["drifted"], "count_missing": report.counts["missing"]}
-    if why_nothing_sent:
-        metadata["why_nothing_sent"] = why_nothing_sent
-    return MaterializeResult(metadata=metadata)
-
-
-def _without_baseline(records: pl.DataFrame, store: StateStore, column: str | None) -> tuple[pl.DataFrame, int]:
-    """Drop records of baselined deals (orders that existed at first set-up); returns (kept, how many dropped)."""
-    if column is None or not records.height:
-        return records, 0
-    baseline = store.baseline("deals")
-    if not baseline:
-        return records, 0
-    kept = records.filter(~pl.col(column).is_in(sorted(baseline)))
-    return kept, records.height - kept.height
+    partial = incremental.read_partially(context.instance, context.run_id, spec.name)
+    result = sync_object_type(spec, mapped, ctx, settings, partial=partial)
+    if result.why_nothing_sent:
+        context.log.info(f"{spec.name}: nothing sent — {result.why_nothing_sent}")
+    context.log.info(f"{spec.name}: " + ", ".join(f"{k}={v}" for k, v in result.counts.items() if v))
+    return MaterializeResult(metadata=writer_metadata(context, spec.name, mapped, result, hubspot.reconcile, partial))
 
 
 def _writer(
@@ -302,8 +103,6 @@ def _writer(
     payload_asset: str,
     deps: Sequence[str],
     description: str,
-    resolve: Resolver | None = None,
-    baseline_column: str | None = None,
 ) -> AssetsDefinition:
     """One writer asset per object type; its associations and parent come from the registry."""
     spec = SPECS[object_type]
@@ -325,7 +124,7 @@ def _writer(
         hubspot: HubSpotResource,
         state: StateStoreResource,
     ) -> MaterializeResult:
-        return write_object_type(context, spec, payload, panel, hubspot, state, resolve, baseline_column)
+        return _write_object_type(context, spec, payload, panel, hubspot, state)
 
     return _write
 
@@ -347,60 +146,11 @@ hubspot_deals = _writer(
     "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot deals for orders and carts in the FocusPoint pipeline, upserted by fp_deal_id; associated with "
     "their contact and company.",
-    resolve=_resolve_deals,
-    baseline_column="source_key",
 )
 hubspot_line_items = _writer(
     "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
-    resolve=_resolve_line_items,
-    baseline_column="assoc_deals",
 )
-WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
 
 
-@asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
-       description="Source key ↔ HubSpot id for every object type, from the state store.")
-def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
-    frame = state.store().id_map_all()
-    per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
-    metadata: dict[str, object] = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
-    if per_type is not None:
-        metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
-    return Output(frame, metadata=metadata)
-
-
-@asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
-       description="The integration log of this run: one row per record written, adopted, skipped or failed.")
-def integration_log(
-    context: AssetExecutionContext, state: StateStoreResource, hubspot: HubSpotResource
-) -> Output[pl.DataFrame]:
-    store = state.store()
-    frame = store.log_frame(run_id=context.run_id)
-    counts = store.log_counts(context.run_id)
-    metadata: dict[str, object] = {
-        "dagster/row_count": frame.height,
-        "counts": MetadataValue.json(counts),
-        "log": table_metadata(frame),
-        "tracing_page": MetadataValue.url(tracing_page_url(f"/log?run={context.run_id}")),
-    }
-    # The last step, reached only when every writer succeeded: the incremental schedule's cursor advances
-    # to the source markers this run was requested with (docs/automation.md).
-    cursor = None if hubspot.dry_run else record_sync_cursor(store, context.run.tags)
-    if hubspot.dry_run:
-        metadata |= mark_dry_run(context)
-    if cursor is not None:
-        metadata["sync_cursor"] = MetadataValue.json(json.loads(cursor.to_json()))
-    # Per entity, the change marker the next incremental read starts from (docs/automation.md).
-    markers = {} if hubspot.dry_run else incremental.advance_markers(store, context.instance, context.run_id)
-    if markers:
-        metadata["read_markers"] = MetadataValue.json(markers)
-    pruned = run_storage.prune(context.instance)  # earlier runs' stored frames nobody will read again
-    if pruned:
-        context.log.info(f"deleted the stored values of {len(pruned)} finished run(s)")
-    return Output(frame, metadata=metadata)
-
-
-payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, line_item_payloads]
-hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
-                  hubspot_line_items, hubspot_id_map, integration_log]
+hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals, hubspot_line_items]

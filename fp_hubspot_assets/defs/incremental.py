@@ -23,31 +23,22 @@ run (plus their dependants); a full read is the reconciler (docs/automation.md â
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Literal
 
 from dagster import ConfigurableResource, DagsterEventType, DagsterInstance
 from pydantic import Field
 
-from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS
-from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state.read_markers import (
+    FULL,
+    MARKER_PREFIX,
+    MODE,
+    PANEL,
+    PANEL_PREFIX,
+    SINCE,
+    SOURCES_OF,
+    UPPER,
+)
 from fp_hubspot_assets.state.store import StateStore
-
-INCREMENTAL_ENTITIES = ("orders", "carts")
-# Source entities each HubSpot object type is mapped from (only the incremental ones matter here).
-SOURCES_OF: Mapping[str, tuple[str, ...]] = {"deals": ("orders", "carts"), "line_items": ("orders", "carts")}
-MARKER_PREFIX = "read_marker:"
-PANEL_PREFIX = "read_panel:"  # the panel settings' digest the last successful run mapped with
-# Set by the cart_abandonment sensor: carts last changed at or after this moment are read whatever the
-# stored marker says (their deal stage moves with time, not with a change); "" = every cart.
-CARTS_SINCE_TAG = "fp/carts_since"
-MODE = "mode"
-SINCE = "marker_since"
-UPPER = "marker_upper"
-PANEL = "panel_digest"
-FULL, INCREMENTAL = "full", "incremental"
 
 
 class SyncModeResource(ConfigurableResource):
@@ -55,83 +46,11 @@ class SyncModeResource(ConfigurableResource):
     or ``full`` (everything; also detects records deleted in the source)."""
 
     mode: Literal["incremental", "full"] = Field(
-        default=INCREMENTAL, description="incremental: only rows changed since the last successful run; full: all rows"
+        default="incremental", description="incremental: only rows changed since the last successful run; full: all rows"
     )
     overlap_seconds: float = Field(
         default=120.0, ge=0, description="re-read this much before the stored marker (same-second writes, clock skew)"
     )
-
-
-@dataclass(frozen=True)
-class ReadWindow:
-    """What one source asset reads: everything (``since`` None) or rows changed at or after ``since``;
-    ``upper`` is the newest marker seen before the read (what a successful run advances the cursor to)."""
-
-    entity: str
-    since: datetime | None
-    upper: datetime | None
-    why: str
-    panel: str = ""
-
-    @property
-    def mode(self) -> str:
-        return FULL if self.since is None else INCREMENTAL
-
-    def metadata(self) -> dict[str, str]:
-        return {
-            MODE: self.mode,
-            SINCE: _stamp(self.since) if self.since else "",
-            UPPER: _stamp(self.upper) if self.upper else "",
-            PANEL: self.panel,
-            "read_reason": self.why,
-        }
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
-
-
-def marker(store: StateStore, entity: str) -> datetime | None:
-    value = store.get_cursor(MARKER_PREFIX + entity)
-    return datetime.fromisoformat(value) if value else None
-
-
-def read_window(
-    store: StateStore, reader: SapReader, entity: str, sync: SyncModeResource, tags: Mapping[str, str], panel: str = ""
-) -> ReadWindow:
-    """``panel``: the digest of the panel settings this run maps with; a change re-maps every record."""
-    upper = reader.max_updated_at(entity) if entity != "stores" else None
-
-    def full(why: str) -> ReadWindow:
-        return ReadWindow(entity, None, upper, why, panel)
-
-    if entity not in INCREMENTAL_ENTITIES:
-        return full("always read in full (rules over all records)")
-    if sync.mode == FULL:
-        return full("full run")
-    last = marker(store, entity)
-    if last is None:
-        return full("no successful run recorded yet")
-    if panel and store.get_cursor(PANEL_PREFIX + entity) != panel:
-        return full("the panel settings changed since the last successful run (every record is mapped again)")
-    if _retries_pending(store, entity):
-        return full("records HubSpot rejected wait for a retry (a full read re-sends them)")
-    since = last - timedelta(seconds=sync.overlap_seconds)
-    why = f"changed since the last successful run ({_stamp(last)}) minus {sync.overlap_seconds:g} s overlap"
-    if entity == "carts" and CARTS_SINCE_TAG in tags:
-        floor = tags[CARTS_SINCE_TAG]
-        if not floor:
-            return full("abandonment check of every open cart")
-        if datetime.fromisoformat(floor) < since:
-            since, why = datetime.fromisoformat(floor), f"abandonment check: carts changed since {floor}"
-    return ReadWindow(entity, since, upper, why, panel)
-
-
-def _retries_pending(store: StateStore, entity: str) -> bool:
-    """Records of a type this entity feeds that HubSpot rejected fewer than MAX_FAILED_ATTEMPTS times: the
-    sync re-sends them only when they are in the payload, and an incremental read would leave them out."""
-    fed = [t for t, entities in SOURCES_OF.items() if entity in entities]
-    return any(bool((store.failures(t)["attempts"] < MAX_FAILED_ATTEMPTS).any()) for t in fed)
 
 
 def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, str]]:

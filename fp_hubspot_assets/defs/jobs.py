@@ -1,9 +1,10 @@
-"""Jobs: the main sync job (every asset) and the cart job the sensors request."""
+"""Jobs: the main sync job (every asset), the cart job the sensors request and the first set-up."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 SYNC_JOB = "sync_hubspot"
 CART_JOB = "sync_carts"
+FIRST_SETUP_JOB = "first_setup"
 # Dagster's console logger defaults to DEBUG: thousands of engine lines per run in the `make dev` terminal.
 # INFO by default; a run's config can still ask for DEBUG.
 INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -33,4 +34,12 @@ sync_carts = define_asset_job(
     config=INFO_LOGS,
 )
 
-jobs = [sync_hubspot, sync_carts]
+first_setup_job = define_asset_job(
+    FIRST_SETUP_JOB,
+    # sap_items too: the checks on sap_orders (which come along) read it.
+    selection=AssetSelection.assets("hubspot_first_setup").upstream() | AssetSelection.assets("sap_items"),
+    description="First set-up: the schema, then Pull Contacts / Pull Companies / Ignore existing deals as the "
+    "panel's first_setup options say (what `fp-hubspot setup` runs). Refused after a sync unless forced.",
+)
+
+jobs = [sync_hubspot, sync_carts, first_setup_job]

@@ -1,12 +1,15 @@
-"""Dagster resources: the SAP source, the state store and the HubSpot connection, configured from the
-environment (``EnvVar``) with embedded defaults that run the demo out of the box."""
+"""Dagster resources: the SAP source, the state store and the HubSpot connection.
+
+``definitions.build_resources`` configures them from the environment with ``EnvVar`` (shown on the UI's
+resource page). Nothing falls back to the demo: the demo, ``make dev`` and the tests name their sandbox and
+databases explicitly, and a production run with no HubSpot configured stops with one line saying what to set."""
 
 from __future__ import annotations
 
 import os
 
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
@@ -17,14 +20,11 @@ from fp_hubspot_assets.panel import PanelSettings, load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.store import StateStore
 
-SANDBOX_URL_ENV = "FP_HUBSPOT_SANDBOX_URL"
-DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
-SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_TOKEN = "sandbox-token"  # what the local sandbox accepts when the panel's base_url points at it
 
 
-def default_sap_url() -> str:
-    home = os.environ.get("DAGSTER_HOME")
-    return os.environ.get("FP_SAP_URL") or (f"sqlite:///{home}/../sap.db" if home else "sqlite:///.demo/sap.db")
+class NotConfigured(ValueError):
+    """Something a run needs is not configured (the message says what to set)."""
 
 
 class PanelResource(ConfigurableResource):
@@ -37,23 +37,23 @@ class PanelResource(ConfigurableResource):
 
 
 class SapSourceResource(ConfigurableResource):
-    """Where SAP Business One + FocusPoint data is read from (any SQLAlchemy URL). Empty → $FP_SAP_URL."""
+    """Where SAP Business One + FocusPoint data is read from."""
 
-    url: str = ""
+    url: str = Field(description="SQLAlchemy URL of the SAP Business One + FocusPoint database ($FP_SAP_URL)")
 
     def reader(self) -> SapReader:
-        return SapReader(self.url or default_sap_url())
+        return SapReader(self.url)
 
 
 class StateStoreResource(ConfigurableResource):
-    """The state store (ID map, hashes, log, cursors). Empty → $FP_STATE_URL or SQLite under $DAGSTER_HOME."""
+    """The state store (ID map, hashes, log, cursors): opened once per run, here, and shared by every step."""
 
-    url: str = ""
+    url: str = Field(description="SQLAlchemy URL of the state store ($FP_STATE_URL)")
     _store: StateStore | None = PrivateAttr(default=None)
 
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = StateStore(self.url or StateStore.default_url())
+            self._store = StateStore(self.url)
         return self._store
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -63,10 +63,11 @@ class StateStoreResource(ConfigurableResource):
 
 
 def resolve_connection(settings: PanelSettings) -> tuple[str, str, bool]:
-    """(API base URL, access token, is_sandbox). Real HubSpot when a token is configured, else the local sandbox.
+    """(API base URL, access token, is_sandbox).
 
-    An explicit ``integration.base_url`` always wins (that is how the demo points at its sandbox). In
-    ``public_app`` mode the token is "" here: the client gets OAuth tokens from the state store instead."""
+    An explicit ``integration.base_url`` always wins (that is how the demo and the tests point at a sandbox;
+    without a token it is sent the sandbox's token). In ``public_app`` mode the token is "" here: the client
+    gets OAuth tokens from the state store instead. Otherwise the token is required: NotConfigured."""
     integration = settings.integration
     if integration.mode == "public_app":
         return integration.api_base_url, "", False
@@ -75,7 +76,10 @@ def resolve_connection(settings: PanelSettings) -> tuple[str, str, bool]:
         return integration.base_url, token or SANDBOX_TOKEN, not token
     if token:
         return integration.api_base_url, token, False
-    return os.environ.get(SANDBOX_URL_ENV, DEFAULT_SANDBOX_URL), SANDBOX_TOKEN, True
+    raise NotConfigured(
+        f"HubSpot is not configured: set {integration.access_token_env} to a private-app access token (or set "
+        "integration.mode: public_app and run `fp-hubspot authorize`; integration.base_url for a sandbox)"
+    )
 
 
 class HubSpotResource(ConfigurableResource):
@@ -95,13 +99,15 @@ class HubSpotResource(ConfigurableResource):
     _budgets: dict[tuple[str, str, float], RateBudget] = PrivateAttr(default_factory=dict)
 
     def client(self, settings: PanelSettings, store: StateStore | None = None) -> HubSpotClient:
-        """The run's client. ``public_app`` mode reads (and refreshes) OAuth tokens in ``store`` (default: the
-        environment's state store); the first request fails with NotAuthorized until `fp-hubspot authorize`."""
+        """The run's client. ``public_app`` mode reads (and refreshes) OAuth tokens in ``store``, the run's state
+        store (required in that mode); the first request fails with NotAuthorized until `fp-hubspot authorize`."""
         base_url, token, _sandbox = resolve_connection(settings)
         integration = settings.integration
         provider, hint = None, f"check the access token in the environment variable {integration.access_token_env}"
         if integration.mode == "public_app":
-            provider = OAuthTokens(settings, store or StateStore(StateStore.default_url()))
+            if store is None:
+                raise ValueError("public_app mode keeps its OAuth tokens in the state store: pass the run's store")
+            provider = OAuthTokens(settings, store)
             hint = "run `fp-hubspot authorize` again to reconnect the HubSpot account (public app)"
         budget = self._budget(settings, base_url, token)
         return HubSpotClient(base_url, token, budget, timeout=self.timeout_seconds, token_provider=provider,

@@ -4,11 +4,12 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
-from fp_hubspot_assets.defs.automation import panel_digest
-from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
-from fp_hubspot_assets.defs.metadata import table_metadata
+from fp_hubspot_assets.defs.incremental import SyncModeResource
+from fp_hubspot_assets.defs.metadata import Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
+from fp_hubspot_assets.state.read_markers import read_window
+from fp_hubspot_assets.state.sync_cursor import panel_digest
 
 OWNERS = ["team:data-engineering"]
 SOURCE_ASSETS: dict[str, tuple[str, str]] = {
@@ -60,7 +61,7 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
             context.log.warning(f"{entity}: unreadable record {row['source_key']} skipped: {row['reason']}")
         if result.rejects.height > 50:
             context.log.warning(f"{entity}: {result.rejects.height - 50} more unreadable records skipped")
-        metadata = {
+        metadata: Metadata = {
             "dagster/row_count": result.frame.height,
             "rejected": result.rejects.height,
             **window.metadata(),

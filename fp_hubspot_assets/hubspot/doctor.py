@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from fp_hubspot_assets.hubspot import endpoints as ep
@@ -71,7 +72,7 @@ def run_checks(settings: PanelSettings, client: HubSpotClient) -> list[Check]:
     _attempt(checks, "API version", lambda: _version(settings, client))
     headers = dict(client.last_headers)  # of a CRM answer: the account's limits
     for object_type in synced_types(settings):
-        _attempt(checks, f"properties: {object_type}", lambda t=object_type: _id_property(client, t))
+        _attempt(checks, f"properties: {object_type}", partial(_id_property, client, object_type))
     checks.append(_limits(settings, headers))
     _attempt(checks, "deal pipeline", lambda: _pipeline(settings, client))
     return checks

@@ -47,6 +47,13 @@ class Endpoint:
             raise ValueError(f"unknown HubSpot API version {api_version!r}; use one of {', '.join(API_VERSIONS)}")
         return self.dated_path.replace("{version}", api_version)
 
+    @property
+    def batch_size(self) -> int:
+        """The batch limit of a batch endpoint (an error for one that takes no batch)."""
+        if self.batch_limit is None:
+            raise ValueError(f"{self.name} is not a batch endpoint")
+        return self.batch_limit
+
 
 _FAMILIES = {
     "objects": ("/crm/v3/objects", "/crm/objects/{version}"),
@@ -83,11 +90,8 @@ ASSOCIATIONS_BATCH_CREATE = _ep("associations.batch.create", "POST", "associatio
                                 Bucket.associations)
 ASSOCIATIONS_BATCH_ARCHIVE = _ep("associations.batch.archive", "POST", "associations", _ASSOC + "/archive", 100,
                                  Bucket.associations)
-ASSOCIATIONS_BATCH_READ = _ep("associations.batch.read", "POST", "associations", _ASSOC + "/read", 1000,
-                              Bucket.associations)
 # Account details (time zone, currencies, hub id, data-hosting region): not a CRM API, no date version.
 ACCOUNT_DETAILS = Endpoint("account.details", "GET", "/account-info/v3/details", "/account-info/v3/details")
-OAUTH_TOKEN = Endpoint("oauth.token", "POST", "/oauth/v1/token", "/oauth/v1/token", bucket=Bucket.oauth)
 OAUTH_TOKEN_INFO = Endpoint("oauth.token.info", "GET", "/oauth/v1/access-tokens/{token}",
                             "/oauth/v1/access-tokens/{token}", bucket=Bucket.oauth)
 

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "first_setup"  # setup_state: the report of the last first set-up
 AMBIGUOUS = "AMBIGUOUS_MATCH"
-BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_size
 PULL_TYPES = ("contacts", "companies")
 
 
@@ -120,12 +120,12 @@ def match_records(
     for tier, name in enumerate(tier_names):
         our_by_value: dict[str, list[str]] = defaultdict(list)
         for key, values in ours.items():
-            if key not in resolved and tier < len(values) and values[tier]:
-                our_by_value[values[tier]].append(key)
+            if key not in resolved and tier < len(values) and (value := values[tier]):
+                our_by_value[value].append(key)
         their_by_value: dict[str, list[HubSpotRecord]] = defaultdict(list)
         for record in theirs:
-            if record.hubspot_id not in claimed and tier < len(record.keys) and record.keys[tier]:
-                their_by_value[record.keys[tier]].append(record)
+            if record.hubspot_id not in claimed and tier < len(record.keys) and (value := record.keys[tier]):
+                their_by_value[value].append(record)
         for value, keys in sorted(our_by_value.items()):
             candidates = their_by_value.get(value)
             if not candidates:
@@ -256,6 +256,24 @@ class FirstSetupReport:
 # ---------------------------------------------------------------------------------- the steps
 def wanted(options: FirstSetup) -> bool:
     return options.pull_contacts or options.pull_companies or options.ignore_existing_deals
+
+
+def why_not_run(store: StateStore, options: FirstSetup, *, explicit: bool) -> tuple[str, str] | None:
+    """(status, reason) when the first set-up does nothing in this run, else None.
+
+    ``explicit``: the ``first_setup`` job (`fp-hubspot setup`), which always runs the enabled options behind
+    ``check_guard``. Inside a sync job it runs once, before anything was synced; options set after data was
+    synced are refused with a reason (a warning, never a blocked sync)."""
+    if not wanted(options):
+        return "nothing to do", "no first-setup option is enabled in the panel"
+    if explicit:
+        return None
+    if last_report(store) is not None:
+        return "done earlier", "first set-up already ran; `fp-hubspot setup --force` repeats it"
+    if store.anything_synced():
+        return "refused", ("first-setup options are set but data was already synced; they are not applied. "
+                           "Run `fp-hubspot setup --force` to apply them on purpose.")
+    return None
 
 
 def check_guard(store: StateStore, force: bool) -> bool:

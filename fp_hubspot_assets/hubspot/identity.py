@@ -31,7 +31,7 @@ from fp_hubspot_assets.hubspot.client import EXISTING_ID, BatchOutcome, HubSpotC
 from fp_hubspot_assets.state.store import StateStore
 
 CONFLICT = "EMAIL_CONFLICT"
-BATCH = ep.OBJECTS_BATCH_UPDATE.batch_limit
+BATCH = ep.OBJECTS_BATCH_UPDATE.batch_size
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import httpx
 
 from fp_hubspot_assets.hubspot.client import redact
 from fp_hubspot_assets.hubspot.secrets import clean_secret
+from fp_hubspot_assets.objects import SPECS
 from fp_hubspot_assets.panel import Integration, PanelSettings
 from fp_hubspot_assets.state.store import StateStore
 
@@ -50,19 +51,13 @@ class NotAuthorized(OAuthError):
 
 
 def required_scopes(settings: PanelSettings) -> list[str]:
-    """The minimal scopes for what the settings enable, all from HubSpot's published scope list.
-
-    Contacts, companies and deals are always synced: object read (Pull Contacts/Companies, id checks) and
-    write (upserts), schema read and write (our ``fp_*`` properties, the deal pipeline). Products and line
-    items only on tiers that send them: line items have object scopes of their own, while products and the
-    properties of both are HubSpot's commerce objects, granted by ``e-commerce`` (there is no
-    ``crm.schemas.products.*`` or ``crm.schemas.line_items.write``). ``oauth`` is HubSpot's mandatory base scope."""
-    types = ["contacts", "companies", "deals"]
+    """The minimal scopes for what the settings enable: ``oauth`` (HubSpot's mandatory base scope), then the
+    scopes of every object type the tier sends, from the registry (``objects.ObjectSpec.scopes``)."""
     scopes = ["oauth"]
-    scopes += [f"crm.objects.{t}.{access}" for t in types for access in ("read", "write")]
-    scopes += [f"crm.schemas.{t}.{access}" for t in types for access in ("read", "write")]
-    if settings.tier.sends_products:
-        scopes += ["crm.objects.line_items.read", "crm.objects.line_items.write", "e-commerce"]
+    for spec in SPECS.values():
+        if spec.needs_products_tier and not settings.tier.sends_products:
+            continue
+        scopes += [s for s in spec.scopes if s not in scopes]
     return scopes
 
 

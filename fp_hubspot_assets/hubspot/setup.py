@@ -57,10 +57,14 @@ NO_UNIQUE_FALLBACK = frozenset({"products", "line_items"})
 
 
 class PropertySpec(Protocol):
-    name: str
-    label: str
-    unique: bool
-    kind: str  # "string" (single-line text) or "date"
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def unique(self) -> bool: ...
+    @property
+    def kind(self) -> str: ...  # "string" (single-line text) or "date"
 
 
 def ensure_properties(client: HubSpotClient, properties: Mapping[str, Sequence[PropertySpec]], report: SetupReport) -> None:

@@ -27,21 +27,18 @@ from fp_hubspot_assets.hubspot import identity
 from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient, HubSpotError
 from fp_hubspot_assets.mapping.model import EXCLUDED
 from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
-from fp_hubspot_assets.state.schema import LOG_ACTIONS
+from fp_hubspot_assets.state.schema import LOG_ACTIONS, MAX_FAILED_ATTEMPTS
 from fp_hubspot_assets.state.store import LogRow, StateStore
 
 logger = logging.getLogger(__name__)
 B = TypeVar("B")  # a batch
 R = TypeVar("R")  # what sending it returns
 
-# A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
-# (logged as skipped) until its data changes.
-MAX_FAILED_ATTEMPTS = 3
 REFERENCE_PREFIXES = ("assoc_",)
 REFERENCE_COLUMNS = ("source_key", "product_key")
 DRY_RUN_DIFFS = 5  # records whose differing properties a dry run reads back from HubSpot (one request)
 TOUCHED_LIMIT = 1000  # records kept in memory for the metadata grid; the integration log holds every one
-BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_limit  # HubSpot's batch input limit (100)
+BATCH_SIZE = ep.OBJECTS_BATCH_UPSERT.batch_size  # HubSpot's batch input limit (100)
 DELETED_MARK = "deleted:"  # id_map.payload_hash of a record flagged as vanished: "deleted:<date>"
 ACTIONS = (*LOG_ACTIONS, EXCLUDED)  # what a run did to a record; "excluded" is counted, not logged
 
@@ -279,7 +276,7 @@ def reconcile_plan(
     for record in ctx.client.list_all(object_type, [id_property, *columns]):
         props = record.properties or {}
         key = props.get(id_property)
-        if key not in ours or key in seen:
+        if key is None or key not in ours or key in seen:
             continue
         seen.add(key)
         if not all(same_value(a, props.get(c)) for c, a in zip(columns, ours[key], strict=True)):

@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from fp_hubspot_assets.sap.tables import metadata
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 TEXT_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 REJECTS = pl.Schema({"entity": pl.String, "source_key": pl.String, "reason": pl.String})
@@ -104,6 +107,8 @@ class Source:
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Cursor]:
+        if not self.url.database:
+            raise ValueError(f"a SQLite URL names its database file: {self.url!r}")
         uri = Path(self.url.database).resolve().as_uri() + "?mode=ro"
         con = sqlite3.connect(uri, uri=True)
         try:
@@ -191,7 +196,7 @@ def _text_datetime(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def as_number(column: pl.Expr, dtype: pl.DataType, target: pl.DataType = pl.Float64) -> pl.Expr:
+def as_number(column: pl.Expr, dtype: pl.DataType, target: PolarsDataType = pl.Float64) -> pl.Expr:
     if dtype == pl.String:
         return column.str.strip_chars().cast(target, strict=False)
     return column.cast(target, strict=False)
@@ -239,7 +244,7 @@ def split_rejects(
     rejects = bad.select(
         pl.lit(entity).alias("entity"), key.cast(pl.String).alias("source_key"), pl.col("__reason").alias("reason")
     )
-    return flagged.filter(pl.col("__reason").is_null()).drop("__reason"), rejects.cast(REJECTS)  # type: ignore[arg-type]
+    return flagged.filter(pl.col("__reason").is_null()).drop("__reason"), rejects.cast(REJECTS)
 
 
 def empty_rejects() -> pl.DataFrame:

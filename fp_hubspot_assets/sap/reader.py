@@ -88,7 +88,7 @@ def _bool(column: str) -> pl.Expr:
 def _reject_rows(frame: pl.DataFrame, entity: str, key: pl.Expr, reason: str) -> pl.DataFrame:
     return frame.select(
         pl.lit(entity).alias("entity"), key.cast(pl.String).alias("source_key"), pl.lit(reason).alias("reason")
-    ).cast(REJECTS)  # type: ignore[arg-type]
+    ).cast(REJECTS)
 
 
 def _first_reason(frame: pl.DataFrame, structural: pl.Expr, parsed: pl.Series) -> pl.Series:
@@ -101,7 +101,7 @@ def _nest(lines: pl.DataFrame, owner: str, struct: pl.Struct, fields: dict[str, 
     return (
         lines.sort(owner, "LineNum")
         .group_by(owner, maintain_order=True)
-        .agg(pl.struct(**fields).cast(struct).alias("lines"))
+        .agg(pl.struct([expr.alias(name) for name, expr in fields.items()]).cast(struct).alias("lines"))
     )
 
 
@@ -616,7 +616,7 @@ class SapReader:
                 f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND COALESCE(d."CANCELED", \'N\') <> \'Y\' AND {scope}',
                 since,
             )
-            specs = {c: ("float", c) for c in ("DocTotal", "PaidToDate") if c in raw.columns}
+            specs: dict[str, tuple[str, str]] = {c: ("float", c) for c in ("DocTotal", "PaidToDate") if c in raw.columns}
             raw, _ = parse(raw, {**specs, "UpdateDate": ("datetime", "UpdateDate")})
             return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("stamp"))
 

@@ -15,6 +15,7 @@ Change markers (what incremental reads filter on, so each one is indexed):
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.sql.schema import SchemaItem
 
 metadata = sa.MetaData()
 
@@ -146,7 +147,7 @@ def _document(name: str, *extra: sa.Column) -> sa.Table:
     )
 
 
-def _document_lines(name: str, *extra: sa.Column) -> sa.Table:
+def _document_lines(name: str, *extra: SchemaItem) -> sa.Table:
     """Document lines; RDR1, DLN1 and INV1 share these columns. Base* link a line to the line it was copied from."""
     return sa.Table(
         name,

@@ -16,7 +16,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from fp_hubspot_assets.state.schema import associations, cursors, id_map, integration_log
-from fp_hubspot_assets.state.store import LOG_SCHEMA, LogRow, StateStore
+from fp_hubspot_assets.state.store import LOG_SCHEMA, FrameSchema, LogRow, StateStore
 
 SOURCE_DATA = "SOURCE_DATA"  # error_category of problems found in the SAP/FocusPoint data (not HubSpot's)
 
@@ -100,7 +100,7 @@ def mapping_of(store: StateStore, key: str) -> pl.DataFrame:
     payload_hash, synced_at, run_id."""
     m = id_map.c
     stmt = sa.select(m.object_type, m.hubspot_id, m.payload_hash, m.synced_at, m.run_id).where(m.source_key == key)
-    schema = {"object_type": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String,
+    schema: FrameSchema = {"object_type": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String,
               "synced_at": pl.Datetime("us", "UTC"), "run_id": pl.String}
     return store._frame(stmt.order_by(m.object_type), schema)
 
@@ -132,7 +132,7 @@ def last_actions(store: StateStore, object_type: str) -> pl.DataFrame:
     c = integration_log.c
     newest = sa.select(sa.func.max(c.id)).where(c.object_type == object_type).group_by(c.source_key).scalar_subquery()
     stmt = sa.select(c.source_key, c.action, c.logged_at).where(c.id.in_(newest))
-    schema = {"source_key": pl.String, "last_action": pl.String, "last_at": pl.Datetime("us", "UTC")}
+    schema: FrameSchema = {"source_key": pl.String, "last_action": pl.String, "last_at": pl.Datetime("us", "UTC")}
     return store._frame(stmt, schema)
 
 

@@ -126,6 +126,9 @@ integration_log = sa.Table(
     comment="one row per record per run: the panel's Integration Log Tracing",
 )
 
+# A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
+# (logged as skipped) until its data changes.
+MAX_FAILED_ATTEMPTS = 3
 failures = sa.Table(
     "fp_failures",
     metadata,

@@ -22,11 +22,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -51,6 +51,9 @@ from fp_hubspot_assets.state.schema import (
     setup_state,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +99,11 @@ class TokenRecord:
     updated_at: datetime
 
 
-ID_MAP_SCHEMA = {"source_key": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String}
-ID_MAP_ALL_SCHEMA = {"object_type": pl.String, **ID_MAP_SCHEMA, "synced_at": UTC_DATETIME}
-LOG_SCHEMA = {
+# Column name -> polars dtype of a frame read from the store.
+FrameSchema = Mapping[str, "PolarsDataType"]
+ID_MAP_SCHEMA: FrameSchema = {"source_key": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String}
+ID_MAP_ALL_SCHEMA: FrameSchema = {"object_type": pl.String, **ID_MAP_SCHEMA, "synced_at": UTC_DATETIME}
+LOG_SCHEMA: FrameSchema = {
     "id": pl.Int64,
     "run_id": pl.String,
     "logged_at": UTC_DATETIME,
@@ -109,7 +114,7 @@ LOG_SCHEMA = {
     "error_category": pl.String,
     "message": pl.String,
 }
-FAILURES_SCHEMA = {
+FAILURES_SCHEMA: FrameSchema = {
     "source_key": pl.String,
     "payload_hash": pl.String,
     "attempts": pl.Int64,
@@ -655,7 +660,7 @@ class StateStore:
 
     # ------------------------------------------------------------------ frames
 
-    def _frame(self, stmt: sa.Select[Any], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    def _frame(self, stmt: sa.Select[Any], schema: FrameSchema) -> pl.DataFrame:
         """Run ``stmt`` and build a frame straight from the DBAPI cursor's tuples.
 
         SQLAlchemy still compiles the statement and binds its parameters, but its per-row Row objects
@@ -736,7 +741,7 @@ def _normalize_url(url: str) -> URL:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         try:
-            import psycopg  # noqa: F401
+            import psycopg  # type: ignore[import-not-found]  # noqa: F401  # optional: psycopg 3 may be absent
         except ImportError:
             parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed

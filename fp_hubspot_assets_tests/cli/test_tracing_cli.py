@@ -21,13 +21,13 @@ from fp_demo_store.cli import prepare_demo
 from fp_demo_store.generate import simulate
 from fp_hubspot_assets import cli
 from fp_hubspot_assets.cli import sync as cli_run
-from fp_hubspot_assets.defs.automation import SYNC_CURSOR, SourceState, read_source_state
-from fp_hubspot_assets.defs.hubspot_assets import DRY_RUN_NOTE, DRY_RUN_TAG
+from fp_hubspot_assets.defs.metadata import DRY_RUN_NOTE, DRY_RUN_TAG
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import SOURCE_DATA
 from fp_hubspot_assets.state.schema import integration_log
 from fp_hubspot_assets.state.store import StateStore
+from fp_hubspot_assets.state.sync_cursor import SYNC_CURSOR, SourceState, read_source_state
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 ENV_VARS = ("DAGSTER_HOME", "FP_SAP_URL", "FP_STATE_URL", "FP_PANEL_FILE", "FP_HUBSPOT_PORTAL_ID", "FP_TRACING_URL")

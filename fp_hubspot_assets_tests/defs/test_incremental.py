@@ -15,6 +15,7 @@ from dagster import DagsterEventType, DagsterInstance
 from fp_demo_store import simulate
 from fp_hubspot_assets.defs import incremental
 from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
+from fp_hubspot_assets.state import read_markers
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, hubspot_value, sql
 
 
@@ -30,12 +31,12 @@ def run_incremental(env: SyncEnv, overlap: float = 0.0) -> RunSummary:
 
 def rows_read(summary: RunSummary, asset: str) -> tuple[str, int]:
     meta = summary.metadata[asset]
-    return meta[incremental.MODE], int(meta["dagster/row_count"])
+    return meta[read_markers.MODE], int(meta["dagster/row_count"])
 
 
 def markers(env: SyncEnv) -> dict[str, datetime | None]:
     store = env.state()
-    return {entity: incremental.marker(store, entity) for entity in incremental.INCREMENTAL_ENTITIES}
+    return {entity: read_markers.marker(store, entity) for entity in read_markers.INCREMENTAL_ENTITIES}
 
 
 def shopper(env: SyncEnv, skip: int = 0) -> tuple[int, str]:
@@ -210,13 +211,13 @@ def test_the_abandonment_sensor_makes_the_run_read_carts_its_marker_has_passed(s
 
         with SapReader(sync_env.sap_url) as reader:
             sync = incremental.SyncModeResource()
-            plain = incremental.read_window(store, reader, "carts", sync, {})
+            plain = read_markers.read_window(store, reader, "carts", sync, {})
             floor = plain.since - timedelta(days=3)
-            widened = incremental.read_window(store, reader, "carts", sync, {incremental.CARTS_SINCE_TAG: floor.isoformat()})
-            everything = incremental.read_window(store, reader, "carts", sync, {incremental.CARTS_SINCE_TAG: ""})
-            orders = incremental.read_window(store, reader, "orders", sync, {incremental.CARTS_SINCE_TAG: ""})
+            widened = read_markers.read_window(store, reader, "carts", sync, {read_markers.CARTS_SINCE_TAG: floor.isoformat()})
+            everything = read_markers.read_window(store, reader, "carts", sync, {read_markers.CARTS_SINCE_TAG: ""})
+            orders = read_markers.read_window(store, reader, "orders", sync, {read_markers.CARTS_SINCE_TAG: ""})
     assert plain.mode == "incremental" and widened.since == floor and everything.mode == "full"
-    assert orders.since == incremental.marker(store, "orders") - timedelta(seconds=sync.overlap_seconds)
+    assert orders.since == read_markers.marker(store, "orders") - timedelta(seconds=sync.overlap_seconds)
 
 
 def test_deals_waiting_for_a_retry_make_orders_and_carts_read_in_full(sync_env: SyncEnv) -> None:
@@ -226,11 +227,11 @@ def test_deals_waiting_for_a_retry_make_orders_and_carts_read_in_full(sync_env: 
 
     sync = incremental.SyncModeResource()
     with sync_env.state() as store, SapReader(sync_env.sap_url) as reader:
-        assert incremental.read_window(store, reader, "orders", sync, {}).mode == "incremental"
+        assert read_markers.read_window(store, reader, "orders", sync, {}).mode == "incremental"
         store.record_failures("deals", [("O1", "some-hash", "VALIDATION_ERROR", "closedate: invalid")])
-        waiting = incremental.read_window(store, reader, "orders", sync, {})
+        waiting = read_markers.read_window(store, reader, "orders", sync, {})
         assert waiting.mode == "full" and "retry" in waiting.why
-        assert incremental.read_window(store, reader, "customers", sync, {}).why.startswith("always")
+        assert read_markers.read_window(store, reader, "customers", sync, {}).why.startswith("always")
 
 
 def test_a_panel_change_makes_the_next_run_read_in_full(sync_env: SyncEnv) -> None:

@@ -22,19 +22,15 @@ from dagster import (
 from fp_demo_store import simulate
 from fp_demo_store.generate import generate
 from fp_hubspot_assets.definitions import defs
-from fp_hubspot_assets.defs import automation
-from fp_hubspot_assets.defs.automation import (
-    SYNC_CURSOR,
-    SourceState,
-    incremental_hubspot_sync,
-    nightly_hubspot_reconcile,
-    record_sync_cursor,
-)
+from fp_hubspot_assets.defs import automation, schedules
 from fp_hubspot_assets.defs.jobs import SYNC_JOB
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.schedules import incremental_hubspot_sync, nightly_hubspot_reconcile
 from fp_hubspot_assets.runner import resource_config
 from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state import sync_cursor
 from fp_hubspot_assets.state.store import StateStore
+from fp_hubspot_assets.state.sync_cursor import SYNC_CURSOR, SourceState, record_sync_cursor
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
 
 LATER = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(minutes=5)
@@ -107,7 +103,7 @@ def env(tmp_path: Path, demo_db: Path) -> Iterator[Env]:
 def test_first_tick_requests_the_main_job_then_skips_once_it_succeeded(env: Env) -> None:
     request, _ = env.tick()
     assert request is not None
-    assert request.tags[automation.CHANGED_TAG] == "no successful sync recorded yet"
+    assert request.tags[schedules.CHANGED_TAG] == "no successful sync recorded yet"
     assert incremental_hubspot_sync.job_name == SYNC_JOB
     again, _ = env.tick()
     assert again is not None and again.run_key == request.run_key, "a re-evaluated tick: same run key"
@@ -136,7 +132,7 @@ def test_a_change_requests_a_run(env: Env, change: Any, reason: str) -> None:
     change(env)
     request, _ = env.tick()
     assert request is not None, "the change was not seen"
-    assert reason in request.tags[automation.CHANGED_TAG].split("; ")
+    assert reason in request.tags[schedules.CHANGED_TAG].split("; ")
     assert request.run_key != first.run_key
     env.succeeded(request)
     assert env.tick()[0] is None
@@ -154,7 +150,7 @@ def test_a_change_during_the_run_is_not_lost(env: Env) -> None:
     env.add_cart(LATER + timedelta(seconds=1))  # lands while the requested run is working
     env.succeeded(request)
     follow_up, _ = env.tick()
-    assert follow_up is not None and "carts changed" in follow_up.tags[automation.CHANGED_TAG]
+    assert follow_up is not None and "carts changed" in follow_up.tags[schedules.CHANGED_TAG]
 
 
 def test_cursor_never_moves_backwards(env: Env) -> None:
@@ -168,12 +164,13 @@ def test_cursor_never_moves_backwards(env: Env) -> None:
     with env.store() as store:
         cursor = SourceState.from_json(store.get_cursor(SYNC_CURSOR))
     assert cursor is not None
-    assert cursor.markers["carts"] == automation._stamp(LATER)
+    assert cursor.markers["carts"] == sync_cursor.stamp(LATER)
     assert env.tick()[0] is None
 
 
 def test_a_queued_sync_run_covers_the_tick(env: Env) -> None:
-    env.instance.create_run_for_job(defs.resolve_job_def(SYNC_JOB), status=DagsterRunStatus.NOT_STARTED)
+    config = resource_config(panel=str(env.panel), sap_url=env.sap_url, state_url=env.state_url)
+    env.instance.create_run_for_job(defs.resolve_job_def(SYNC_JOB), run_config=config, status=DagsterRunStatus.NOT_STARTED)
     request, reason = env.tick()
     assert request is None
     assert reason is not None and "queued sync_hubspot run" in reason
@@ -188,7 +185,7 @@ def test_records_waiting_for_a_retry_request_runs_until_they_give_up(env: Env) -
     keys = []
     for _attempt in range(2):  # rejected once, twice: retried each time with a new run key
         request, _ = env.tick()
-        assert request is not None and "rejected records wait for a retry" in request.tags[automation.CHANGED_TAG]
+        assert request is not None and "rejected records wait for a retry" in request.tags[schedules.CHANGED_TAG]
         keys.append(request.run_key)
         env.succeeded(request)
         with env.store() as store:
@@ -225,7 +222,7 @@ def test_tick_reads_markers_only(env: Env) -> None:
 # ── nightly reconcile ──────────────────────────────────────────────────────────────────────────────
 
 
-def test_nightly_reconcile_requests_a_reconcile_run_once_a_day(env: Env) -> None:
+def test_nightly_reconcile_requests_a_reconcile_run_once_a_day(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     night = datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
     with build_schedule_context(instance=env.instance, resources=env.resources(), scheduled_execution_time=night) as ctx:
         [request] = nightly_hubspot_reconcile.evaluate_tick(ctx).run_requests or []
@@ -234,10 +231,13 @@ def test_nightly_reconcile_requests_a_reconcile_run_once_a_day(env: Env) -> None
         "resources": {"hubspot": {"config": {"reconcile": True}}, "sync_mode": {"config": {"mode": "full"}}}
     }, "the reconcile reads the source in full"
     assert request.tags[automation.TRIGGER_TAG] == "reconcile"
-    assert automation.SOURCE_STATE_TAG in request.tags, "a successful reconcile advances the incremental cursor"
+    assert sync_cursor.SOURCE_STATE_TAG in request.tags, "a successful reconcile advances the incremental cursor"
+    # the run starts where the code location runs, with the databases named in its environment
+    monkeypatch.setenv("FP_SAP_URL", env.sap_url)
+    monkeypatch.setenv("FP_STATE_URL", env.state_url)
     assert validate_run_config(defs.resolve_job_def(SYNC_JOB), request.run_config)
     assert nightly_hubspot_reconcile.cron_schedule == "30 2 * * *"
-    assert {s.name: s.default_status.value for s in automation.schedules} == {
+    assert {s.name: s.default_status.value for s in schedules.schedules} == {
         "incremental_hubspot_sync": "RUNNING",
         "nightly_hubspot_reconcile": "RUNNING",
     }
@@ -273,7 +273,7 @@ def _incremental_runs(sync_env: SyncEnv, env: Env) -> None:
     assert _execute(env, retry)
     with env.store() as store:
         cursor = SourceState.from_json(store.get_cursor(SYNC_CURSOR))
-    assert cursor == SourceState.from_json(retry.tags[automation.SOURCE_STATE_TAG])
+    assert cursor == SourceState.from_json(retry.tags[sync_cursor.SOURCE_STATE_TAG])
     assert env.tick()[0] is None
 
     cart_id = env.add_cart(datetime.now(UTC).replace(tzinfo=None))
@@ -303,4 +303,4 @@ def test_demo_simulate_rounds_are_fresh_changes_the_schedule_sees(env: Env, caps
     assert newest is not None and newest >= before, "new carts carry the current time"
     request, _ = env.tick()
     assert request is not None
-    assert {"carts changed", "customers changed", "orders changed"} <= set(request.tags[automation.CHANGED_TAG].split("; "))
+    assert {"carts changed", "customers changed", "orders changed"} <= set(request.tags[schedules.CHANGED_TAG].split("; "))

@@ -23,13 +23,14 @@ from fp_demo_store.generate import generate
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.automation import cart_abandonment, new_carts
-from fp_hubspot_assets.defs.incremental import CARTS_SINCE_TAG
 from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.runner import resource_config
 from fp_hubspot_assets.sap.reader import SapReader
+from fp_hubspot_assets.state import sync_cursor
+from fp_hubspot_assets.state.read_markers import CARTS_SINCE_TAG
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
 
 NOW = datetime.now(UTC).replace(tzinfo=None).replace(microsecond=0)
@@ -104,7 +105,7 @@ def test_new_carts_first_tick_requests_one_run_then_follows_its_cursor(sap_url: 
     first = _tick_new(sap_url, instance, None)
     assert len(_requests(first)) == 1
     newest = SapReader(sap_url).newest_cart_change()
-    assert first.cursor == automation._stamp(newest)
+    assert first.cursor == sync_cursor.stamp(newest)
 
     quiet = _tick_new(sap_url, instance, first.cursor)
     assert _requests(quiet) == [] and quiet.cursor == first.cursor
@@ -115,7 +116,7 @@ def test_new_carts_first_tick_requests_one_run_then_follows_its_cursor(sap_url: 
     _add_cart(sap_url, at + timedelta(seconds=1))
     changed = _tick_new(sap_url, instance, first.cursor)
     [request] = _requests(changed)
-    assert changed.cursor == automation._stamp(at + timedelta(seconds=1))
+    assert changed.cursor == sync_cursor.stamp(at + timedelta(seconds=1))
     assert request.tags[automation.CARTS_TAG] == "2"
     assert request.tags[automation.TRIGGER_TAG] == "changed"
     assert _requests(_tick_new(sap_url, instance, changed.cursor)) == []
@@ -130,11 +131,12 @@ def test_new_carts_same_tick_twice_has_the_same_run_key(sap_url: str, instance: 
 
 def test_new_carts_waits_for_a_queued_cart_run(sap_url: str, instance: DagsterInstance) -> None:
     cursor = _tick_new(sap_url, instance, None).cursor
-    instance.create_run_for_job(defs.resolve_job_def(CART_JOB), status=DagsterRunStatus.NOT_STARTED)
+    config = resource_config(sap_url=sap_url, state_url=sap_url.replace("sap.db", "state.db"))
+    instance.create_run_for_job(defs.resolve_job_def(CART_JOB), run_config=config, status=DagsterRunStatus.NOT_STARTED)
     _add_cart(sap_url, NOW + timedelta(seconds=3))
     result = _tick_new(sap_url, instance, cursor)
     assert _requests(result) == []
-    assert result.cursor == automation._stamp(NOW + timedelta(seconds=3)), "the queued run will read this cart"
+    assert result.cursor == sync_cursor.stamp(NOW + timedelta(seconds=3)), "the queued run will read this cart"
 
 
 def test_tick_probes_use_the_updated_at_index(sap_url: str) -> None:
@@ -169,12 +171,12 @@ def test_abandonment_threshold_edges(
     panel = _panel(tmp_path, hours=2)
     changed_at = NOW + timedelta(minutes=1)
     _add_cart(sap_url, changed_at)
-    cursor = automation._stamp(changed_at - timedelta(minutes=1))
+    cursor = sync_cursor.stamp(changed_at - timedelta(minutes=1))
 
     monkeypatch.setattr(automation, "utcnow", lambda: changed_at + timedelta(hours=2) - timedelta(seconds=1))
     before = _tick_abandon(sap_url, instance, panel, cursor)
     assert _requests(before) == [], "one second short of the threshold: not abandoned yet"
-    assert before.cursor == automation._stamp(changed_at - timedelta(seconds=1))
+    assert before.cursor == sync_cursor.stamp(changed_at - timedelta(seconds=1))
 
     monkeypatch.setattr(automation, "utcnow", lambda: changed_at + timedelta(hours=2))
     at = _tick_abandon(sap_url, instance, panel, before.cursor)
@@ -182,7 +184,7 @@ def test_abandonment_threshold_edges(
     # the run reads the carts changed since the threshold checked last, whatever its read marker says
     assert request.tags == {automation.TRIGGER_TAG: "abandoned", automation.CARTS_TAG: "1",
                             CARTS_SINCE_TAG: before.cursor}  # fmt: skip
-    assert at.cursor == automation._stamp(changed_at)
+    assert at.cursor == sync_cursor.stamp(changed_at)
     again = _tick_abandon(sap_url, instance, panel, before.cursor)
     assert [r.run_key for r in _requests(again)] == [request.run_key], "re-evaluated tick: same run key"
 
@@ -197,7 +199,7 @@ def test_abandonment_ignores_ordered_carts(
     cart_id = _add_cart(sap_url, changed_at - timedelta(seconds=1))
     simulate.complete_cart(sap_url, cart_id, now=changed_at)
     monkeypatch.setattr(automation, "utcnow", lambda: changed_at + timedelta(hours=30))
-    cursor = automation._stamp(changed_at - timedelta(minutes=1))
+    cursor = sync_cursor.stamp(changed_at - timedelta(minutes=1))
     assert _requests(_tick_abandon(sap_url, instance, _panel(tmp_path), cursor)) == []
 
 
@@ -257,7 +259,7 @@ def test_sensor_requested_runs_sync_a_new_cart_then_abandon_then_order_it(sync_e
     now = datetime.now(UTC).replace(tzinfo=None)
     _backdate_cart(sync_env.sap_url, cart_id, now - timedelta(hours=25))
     panel = PanelResource(path=str(sync_env.panel_path))
-    [abandon] = _requests(_tick_abandon(sync_env.sap_url, sync_env.instance, panel, automation._stamp(now - timedelta(hours=26))))
+    [abandon] = _requests(_tick_abandon(sync_env.sap_url, sync_env.instance, panel, sync_cursor.stamp(now - timedelta(hours=26))))
     _run_requested(sync_env, abandon)
     abandoned = sync_env.hubspot("deals")[f"C{cart_id}"]
     assert (abandoned["id"], abandoned["properties"]["dealstage"]) == (deal["id"], stages["checkout_abandoned"])
@@ -281,10 +283,10 @@ def test_first_ticks_after_a_successful_sync_start_from_it(
     already write, so no run starts; a cart added afterwards still gets one."""
     monkeypatch.setattr(automation, "utcnow", lambda: NOW)
     with SapReader(sap_url) as reader:
-        synced = automation.read_source_state(reader, PanelSettings())
+        synced = sync_cursor.read_source_state(reader, PanelSettings())
     with _state(sap_url).store() as store:
-        store.set_cursor(automation.SYNC_CURSOR, synced.to_json())
-    monkeypatch.setattr(automation, "cursor_updated_at", lambda _store, _name: NOW.replace(tzinfo=UTC))
+        store.set_cursor(sync_cursor.SYNC_CURSOR, synced.to_json())
+    monkeypatch.setattr(sync_cursor, "cursor_updated_at", lambda _store, _name: NOW.replace(tzinfo=UTC))
     assert _requests(_tick_new(sap_url, instance, None)) == []
     assert _requests(_tick_abandon(sap_url, instance, _panel(tmp_path, hours=24), None)) == []
     _add_cart(sap_url, NOW + timedelta(seconds=5))

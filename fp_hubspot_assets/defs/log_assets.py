@@ -1,0 +1,60 @@
+"""What HubSpot holds and what a run did: the ID map and the integration log, both read from the state store.
+
+``integration_log`` is the last step of a sync run, reached only when every writer succeeded: it advances the
+incremental cursors and prunes earlier runs' stored values."""
+
+import json
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asset
+
+from fp_hubspot_assets.defs import incremental, run_storage
+from fp_hubspot_assets.defs.metadata import OWNERS, WRITERS, Metadata, mark_dry_run, table_metadata
+from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
+from fp_hubspot_assets.state.sync_cursor import record_sync_cursor
+from fp_hubspot_assets.tracing import tracing_page_url
+
+
+@asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
+       description="Source key ↔ HubSpot id for every object type, from the state store.")
+def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
+    frame = state.store().id_map_all()
+    per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
+    metadata: Metadata = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
+    if per_type is not None:
+        metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
+    return Output(frame, metadata=metadata)
+
+
+@asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
+       description="The integration log of this run: one row per record written, adopted, skipped or failed.")
+def integration_log(
+    context: AssetExecutionContext, state: StateStoreResource, hubspot: HubSpotResource
+) -> Output[pl.DataFrame]:
+    store = state.store()
+    frame = store.log_frame(run_id=context.run_id)
+    counts = store.log_counts(context.run_id)
+    metadata: Metadata = {
+        "dagster/row_count": frame.height,
+        "counts": MetadataValue.json(counts),
+        "log": table_metadata(frame),
+        "tracing_page": MetadataValue.url(tracing_page_url(f"/log?run={context.run_id}")),
+    }
+    # The last step, reached only when every writer succeeded: the incremental schedule's cursor advances
+    # to the source markers this run was requested with (docs/automation.md).
+    cursor = None if hubspot.dry_run else record_sync_cursor(store, context.run.tags)
+    if hubspot.dry_run:
+        metadata |= mark_dry_run(context)
+    if cursor is not None:
+        metadata["sync_cursor"] = MetadataValue.json(json.loads(cursor.to_json()))
+    # Per entity, the change marker the next incremental read starts from (docs/automation.md).
+    markers = {} if hubspot.dry_run else incremental.advance_markers(store, context.instance, context.run_id)
+    if markers:
+        metadata["read_markers"] = MetadataValue.json(markers)
+    pruned = run_storage.prune(context.instance)  # earlier runs' stored frames nobody will read again
+    if pruned:
+        context.log.info(f"deleted the stored values of {len(pruned)} finished run(s)")
+    return Output(frame, metadata=metadata)
+
+
+log_assets = [hubspot_id_map, integration_log]

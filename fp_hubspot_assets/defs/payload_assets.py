@@ -1,0 +1,87 @@
+"""Mapped payload assets: pure mapping of the source frames into HubSpot records (``mapping/``).
+
+Lineage reads SAP → payloads → HubSpot: ``sap_customers`` → ``contact_payloads`` → ``hubspot_contacts``.
+Payload assets carry the blocking duplicate checks (``defs/checks.py``), so a corrupting batch never reaches
+HubSpot.
+"""
+
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import Output, asset
+
+from fp_hubspot_assets import mapping
+from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
+from fp_hubspot_assets.defs.resources import PanelResource
+from fp_hubspot_assets.mapping import Mapped
+
+
+def _payload_metadata(mapped: Mapped) -> Metadata:
+    counts = mapped.issues.group_by("action").len() if mapped.issues.height else None
+    by_action = dict(counts.iter_rows()) if counts is not None else {}
+    meta: Metadata = {
+        "dagster/row_count": mapped.records.height,
+        "skipped": int(by_action.get("skipped", 0)),
+        "repaired": int(by_action.get("repaired", 0)),
+        "excluded": int(by_action.get("excluded", 0)),
+        "preview": table_metadata(mapped.records.head(20)),
+    }
+    if mapped.issues.height:
+        meta["issues"] = table_metadata(mapped.issues.filter(pl.col("action") != "excluded").head(200))
+    return meta
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Company business partners mapped to HubSpot company properties.")
+def company_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_companies(sap_customers, sap_addresses, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Web customers, contact persons and private partners mapped to HubSpot contacts "
+       "(roles filtered, emails normalized and de-duplicated, address from the panel's address source).")
+def contact_payloads(sap_customers: pl.DataFrame, sap_addresses: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_contacts(sap_customers, sap_addresses, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Items (or each attribute combination) mapped to HubSpot products; empty below Professional.")
+def product_payloads(sap_items: pl.DataFrame, web_stores: pl.DataFrame, panel: PanelResource) -> Output[Mapped]:
+    mapped = mapping.map_products(sap_items, web_stores, panel.settings())
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Orders and carts mapped to HubSpot deals (a cart and its order are one deal), "
+       "stage from the panel's deal-stage mapping.")
+def deal_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    settings = panel.settings()
+    mapped = mapping.map_deals(
+        sap_orders, store_carts, sap_customers, contact_payloads, company_payloads, settings, datetime.now(UTC).replace(tzinfo=None)
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
+def line_item_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    product_payloads: Mapped,
+    deal_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads)
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, line_item_payloads]
