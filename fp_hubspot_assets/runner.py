@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetCheckEvaluation, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from fp_hubspot_assets.definitions import SYNC_JOB, defs
 from fp_hubspot_assets.objects import OBJECT_TYPES as OBJECT_TYPES
@@ -93,8 +93,8 @@ def run_sync(
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
             summary.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
+        evaluation = event.event_specific_data
+        if isinstance(evaluation, AssetCheckEvaluation):
             summary.checks[evaluation.check_name] = bool(evaluation.passed)
     return summary
 
