@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from fp_hubspot_assets.hubspot.endpoints import Bucket
-from fp_hubspot_assets.hubspot.ratelimit import WINDOW_MARGIN, DailyLimitReached, RateBudget
+from fp_hubspot_assets.hubspot.ratelimit import (
+    FOREIGN_HOLD_WINDOWS,
+    WINDOW_MARGIN,
+    DailyLimitReached,
+    RateBudget,
+)
 
 
 class Clock:
@@ -96,9 +101,11 @@ def test_max_header_sets_the_window_and_another_clients_share_is_left_free() -> 
     assert clock.now == 0.0, "our 10 + their 50 + 40 more fit the window"
     budget.acquire(Bucket.standard)
     assert clock.now > 10.0, "the 101st request of the window waits"
-    # the other client went quiet: the next answer shows it, and its share comes back
+    # the other client went quiet: its share is held for a few windows, then comes back
     budget.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "99",
                     "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    assert budget.standard.foreign == 50
+    clock.now += FOREIGN_HOLD_WINDOWS * budget.window_seconds
     assert budget.standard.foreign == 0
 
 
