@@ -7,9 +7,11 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 from fp_hubspot_assets.defs.automation import panel_digest
 from fp_hubspot_assets.defs.incremental import SyncModeResource, read_window
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.resources import SapSourceResource, StateStoreResource, default_sap_url
+from fp_hubspot_assets.defs.setup_check import broken_setup_as_one_line
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.state.queries import log_new_source_problems
+from fp_hubspot_assets.state.store import StateStore
 
 OWNERS = ["team:data-engineering"]
 SOURCE_ASSETS: dict[str, tuple[str, str]] = {
@@ -49,7 +51,8 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         sync_mode: SyncModeResource,
         panel: PanelResource,
     ) -> Output[pl.DataFrame]:
-        with sap.reader() as reader:
+        setup = (panel.path or None, sap.url or default_sap_url(), state.url or StateStore.default_url())
+        with broken_setup_as_one_line(*setup), sap.reader() as reader:
             digest = panel_digest(panel.settings())
             window = read_window(state.store(), reader, entity, sync_mode, context.run.tags, digest)
             result = reader.read(entity, window.since)
