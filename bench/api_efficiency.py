@@ -23,6 +23,7 @@ import resource
 import sqlite3
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -30,6 +31,7 @@ from dagster import DagsterInstance
 from fp_hubspot_assets.runner import OBJECT_TYPES, RunSummary, resource_config, run_sync
 from fp_hubspot_assets.sandbox.testing import running_sandbox
 from fp_hubspot_assets.sap.demo import generate
+from fp_hubspot_assets.sap.simulate import sap_marker
 
 TARGET_RATIO = 1.02
 
@@ -58,13 +60,21 @@ def report(name: str, summary: RunSummary, seconds: float) -> list[str]:
 
 
 def change_one_percent(sap_db: Path) -> None:
-    """About 1% of web customers get a new phone, 1% of prices change, 1% of orders are cancelled."""
+    """About 1% of web customers get a new phone, 1% of prices change, 1% of orders are cancelled — each change
+    stamped on the object that owns it, as SAP and the web store do (the incremental read follows the stamps)."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    marker = sap_marker(now)
+    day, ts = str(marker["UpdateDate"]), marker["UpdateTS"]
     with sqlite3.connect(sap_db) as conn:
         conn.execute(
-            "UPDATE FP_CUSTOMER SET Phone = '+49 30 ' || CustomerId, UpdatedAt = CURRENT_TIMESTAMP WHERE CustomerId % 100 = 7"
+            "UPDATE FP_CUSTOMER SET Phone = '+49 30 ' || CustomerId, UpdatedAt = ? WHERE CustomerId % 100 = 7",
+            (str(now),),
         )
         conn.execute("UPDATE ITM1 SET Price = Price + 1 WHERE rowid % 100 = 3")
-        conn.execute("UPDATE ORDR SET CANCELED = 'Y', DocStatus = 'C' WHERE DocEntry % 100 = 5 AND CANCELED = 'N'")
+        conn.execute("UPDATE OITM SET UpdateDate = ?, UpdateTS = ? WHERE ItemCode IN "
+                     "(SELECT ItemCode FROM ITM1 WHERE rowid % 100 = 3)", (day, ts))  # fmt: skip
+        conn.execute("UPDATE ORDR SET CANCELED = 'Y', DocStatus = 'C', UpdateDate = ?, UpdateTS = ? "
+                     "WHERE DocEntry % 100 = 5 AND CANCELED = 'N'", (day, ts))  # fmt: skip
 
 
 def main() -> None:
