@@ -4,7 +4,12 @@ admits after given rate-limit headers (decisions only, never how long anything t
 from __future__ import annotations
 
 from fp_hubspot_assets.hubspot.endpoints import Bucket
-from fp_hubspot_assets.hubspot.ratelimit import FOREIGN_HOLD_WINDOWS, WINDOW_MARGIN, RateBudget
+from fp_hubspot_assets.hubspot.ratelimit import (
+    FOREIGN_HEADROOM,
+    FOREIGN_HOLD_WINDOWS,
+    WINDOW_MARGIN,
+    RateBudget,
+)
 
 WINDOW = 1.0
 LIMIT = 19  # Professional's 190 per 10 s over a 1-s window
@@ -61,7 +66,7 @@ def test_requests_still_on_their_way_are_not_counted_as_ours() -> None:
     clock.now = 0.1
     budget.observe(_headers(LIMIT - 6), starts[0])
     assert budget.standard.foreign == 5
-    assert _admitted_now(budget, clock) == LIMIT - 5 - 4, "our 4 + their 5 + the rest of the window"
+    assert _admitted_now(budget, clock) == LIMIT - 5 - 4 - FOREIGN_HEADROOM, "our 4 + their 5 (+ a spare slot)"
 
 
 def test_an_answer_read_after_its_request_left_our_window_still_counts_the_requests_before_it() -> None:
@@ -89,7 +94,7 @@ def test_another_clients_share_is_held_for_a_few_windows_then_returned() -> None
     budget.observe(_headers(LIMIT - 4), started)
     assert budget.standard.foreign == 6
     clock.now = 3 * WINDOW
-    assert _admitted_now(budget, clock) == LIMIT - 6
+    assert _admitted_now(budget, clock) == LIMIT - 6 - FOREIGN_HEADROOM
     # it went quiet: after the hold its share comes back
     clock.now += FOREIGN_HOLD_WINDOWS * WINDOW * (1 + WINDOW_MARGIN) + 0.01
     assert budget.standard.foreign == 0
@@ -108,7 +113,7 @@ def test_a_429_reserves_what_our_requests_do_not_explain() -> None:
     budget.observe(_headers(0), refused, refused=True)
     assert budget.standard.foreign == 7
     clock.now = 2.5  # our requests have left the window; the reservation has not
-    assert _admitted_now(budget, clock) == LIMIT - 7
+    assert _admitted_now(budget, clock) == LIMIT - 7 - FOREIGN_HEADROOM
 
 
 def test_a_full_window_of_another_client_still_lets_one_of_ours_through_per_window() -> None:

@@ -23,6 +23,7 @@ from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_
 
 WINDOW_MARGIN = 0.02
 FOREIGN_HOLD_WINDOWS = 3  # how long another client's observed share stays reserved for it
+FOREIGN_HEADROOM = 1  # slots left free beyond that share while another client is seen
 DAILY_LOW = 1000  # daily requests left when the account's time zone is worth a request
 
 
@@ -81,8 +82,11 @@ class _Window:
 
     @property
     def allowed(self) -> int:
-        """How many of our requests the window admits now."""
-        return max(1, self.limit - self.foreign)
+        """How many of our requests the window admits now. Beside another client one more slot stays free: its
+        pace varies (a poller catching up after a pause sends a burst), and its next request must not be the
+        one that makes ours a 429."""
+        foreign = self.foreign
+        return max(1, self.limit - foreign - (FOREIGN_HEADROOM if foreign else 0))
 
     def ours_up_to(self, started: float) -> int:
         """Our requests HubSpot may still count when it admits one we started at ``started``: those started in
