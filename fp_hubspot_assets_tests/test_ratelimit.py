@@ -93,9 +93,10 @@ def test_max_header_sets_the_window_and_another_clients_share_is_left_free() -> 
     budget = _budget(clock, per_window=190)
     for _ in range(10):
         budget.acquire(Bucket.standard)
-    # HubSpot: 100 per 10 s for this app, 40 left: 60 used, only 10 of them ours.
-    budget.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "40",
-                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    # HubSpot, in two answers: 100 per 10 s for this app, 40 left: 60 used, only 10 of them ours.
+    for _ in range(2):
+        budget.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "40",
+                        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
     assert budget.standard.limit == 100 and budget.standard.foreign == 50
     for _ in range(40 - FOREIGN_HEADROOM):
         budget.acquire(Bucket.standard)

@@ -55,8 +55,8 @@ def test_alone_the_whole_window_is_ours() -> None:
 
 
 def test_requests_still_on_their_way_are_not_counted_as_ours() -> None:
-    """Four of ours in flight; the answer to the first says 6 used: 1 ours, 5 another client's — the three
-    started after it had not reached HubSpot yet."""
+    """Four of ours in flight; the answers to the first two say 6 and 7 used: 1 and 2 ours, 5 another client's —
+    the ones started after them had not reached HubSpot yet."""
     clock = Clock()
     budget = _budget(clock)
     starts = []
@@ -65,8 +65,24 @@ def test_requests_still_on_their_way_are_not_counted_as_ours() -> None:
         starts.append(budget.acquire(Bucket.standard))
     clock.now = 0.1
     budget.observe(_headers(LIMIT - 6), starts[0])
+    budget.observe(_headers(LIMIT - 7), starts[1])
     assert budget.standard.foreign == 5
     assert _admitted_now(budget, clock) == LIMIT - 5 - 4 - FOREIGN_HEADROOM, "our 4 + their 5 (+ a spare slot)"
+
+
+def test_one_answer_alone_reserves_nothing() -> None:
+    """A request of ours that reached HubSpot after the one started next makes one answer show a slot ours do
+    not explain; a second answer showing another client is needed before its share is reserved."""
+    clock = Clock()
+    budget = _budget(clock)
+    first = budget.acquire(Bucket.standard)
+    budget.observe(_headers(LIMIT - 2), first)  # 2 used, 1 ours
+    assert budget.standard.foreign == 0
+    assert _admitted_now(budget, clock) == LIMIT - 1
+    clock.now = 0.5
+    second = budget.acquire(Bucket.standard)
+    budget.observe(_headers(LIMIT - 3), second)  # still one slot not ours: another client is there
+    assert budget.standard.foreign == 1
 
 
 def test_an_answer_read_after_its_request_left_our_window_still_counts_the_requests_before_it() -> None:
@@ -84,8 +100,9 @@ def test_an_answer_read_after_its_request_left_our_window_still_counts_the_reque
 def test_another_clients_share_is_held_for_a_few_windows_then_returned() -> None:
     clock = Clock()
     budget = _budget(clock)
-    started = budget.acquire(Bucket.standard)
-    budget.observe(_headers(LIMIT - 7), started)  # 7 used, 1 ours: another client holds 6
+    for used in (7, 8):  # two answers: 7 used with 1 ours, 8 with 2 ours — another client holds 6
+        started = budget.acquire(Bucket.standard)
+        budget.observe(_headers(LIMIT - used), started)
     assert budget.standard.foreign == 6
     # one answer later it happens to hold fewer (an evenly paced client fills each window a little differently):
     # its largest recent share stays reserved

@@ -3,9 +3,9 @@
 A sliding window for the 10-second budget, a counter for the daily one, a separate per-second window for
 search, and the rate-limit headers HubSpot sends back: ``-Max`` replaces our idea of the window's size,
 and another client spending the same budget shows up as a lower ``-Remaining`` than our own requests
-explain, so we leave its share free — the largest share seen over the last few windows, because a client
-paced evenly fills each window a little differently and a share read from one answer is already out of date
-when the next request goes. Every request but search and OAuth spends the 10-second window
+explain, so we leave its share free — the largest share seen (in two answers at least) over the last few
+windows, because a client paced evenly fills each window a little differently and a share read from one answer
+is already out of date when the next request goes. Every request but search and OAuth spends the 10-second window
 (association batches included: no HubSpot document exempts them). The daily budget resets at midnight in
 the account's time zone.
 """
@@ -76,9 +76,12 @@ class _Window:
 
     @property
     def foreign(self) -> int:
-        """Slots left to another client: the most it held in any answer of the last few windows."""
+        """Slots left to another client: the most it held in at least two answers of the last few windows. One
+        answer alone is not enough: a request of ours that reached HubSpot later than the ones after it makes a
+        single answer show a slot ours do not explain (a 429 counts twice: HubSpot did refuse)."""
         self._in_window(self._clock())
-        return max((n for _at, n in self._foreign_seen), default=0)
+        seen = sorted((n for _at, n in self._foreign_seen), reverse=True)
+        return seen[1] if len(seen) > 1 else 0
 
     @property
     def allowed(self) -> int:
@@ -93,9 +96,10 @@ class _Window:
         the window before it (ours is longer than HubSpot's, so this leans to more of ours, less foreign)."""
         return bisect_right(self._starts, started) - bisect_right(self._starts, started - self.seconds)
 
-    def see_foreign(self, slots: int) -> None:
+    def see_foreign(self, slots: int, refused: bool = False) -> None:
         if slots > 0:
-            self._foreign_seen.append((self._clock(), slots))
+            now = self._clock()
+            self._foreign_seen.extend([(now, slots)] * (2 if refused else 1))
 
     def wait_time(self) -> float:
         now = self._clock()
@@ -211,7 +215,7 @@ class RateBudget:
                     ours = window.ours_up_to(started if started is not None else self._clock())
                     if refused and started is not None:
                         ours -= 1
-                    window.see_foreign(round((most - remaining) * scale) - ours)
+                    window.see_foreign(round((most - remaining) * scale) - ours, refused)
             if remaining is not None and remaining <= 0:
                 # The window is full: the next slot frees when our oldest request in it leaves (HubSpot's window
                 # rolls too). With none of ours in it, another client filled it: wait a whole interval.
