@@ -6,7 +6,12 @@ write requests used against the minimum: one request per 100 written records plu
 
 Targets: full and 1% re-sync ≤ 1.02 × the minimum; unchanged re-run = 0 write requests.
 
-    .venv/bin/python bench/api_efficiency.py [--customers 100000] [--keep DIR]
+The sandbox runs with HubSpot's strict rules by default: a batch with one invalid record fails whole
+(``--batch-errors whole``), products and line items refuse unique-value properties (``--no-unique-on
+products,line_items``: the client creates them and keeps the ID map), and with ``--rate-limits`` the
+Professional budget over HubSpot's 10-second window, which our client spends on association batches too.
+
+    .venv/bin/python bench/api_efficiency.py [--customers 100000] [--rate-limits] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import resource
 import sqlite3
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance
 
 from fp_demo_store.generate import generate
+from fp_demo_store.simulate import sap_marker
 from fp_hubspot_assets.runner import OBJECT_TYPES, RunSummary, resource_config, run_sync
 from hubspot_sandbox.testing import running_sandbox
 
@@ -53,13 +60,21 @@ def report(name: str, summary: RunSummary, seconds: float) -> list[str]:
 
 
 def change_one_percent(sap_db: Path) -> None:
-    """About 1% of web customers get a new phone, 1% of prices change, 1% of orders are cancelled."""
+    """About 1% of web customers get a new phone, 1% of prices change, 1% of orders are cancelled — each change
+    stamped on the object that owns it, as SAP and the web store do (the incremental read follows the stamps)."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    marker = sap_marker(now)
+    day, ts = str(marker["UpdateDate"]), marker["UpdateTS"]
     with sqlite3.connect(sap_db) as conn:
         conn.execute(
-            "UPDATE FP_CUSTOMER SET Phone = '+49 30 ' || CustomerId, UpdatedAt = CURRENT_TIMESTAMP WHERE CustomerId % 100 = 7"
+            "UPDATE FP_CUSTOMER SET Phone = '+49 30 ' || CustomerId, UpdatedAt = ? WHERE CustomerId % 100 = 7",
+            (str(now),),
         )
         conn.execute("UPDATE ITM1 SET Price = Price + 1 WHERE rowid % 100 = 3")
-        conn.execute("UPDATE ORDR SET CANCELED = 'Y', DocStatus = 'C' WHERE DocEntry % 100 = 5 AND CANCELED = 'N'")
+        conn.execute("UPDATE OITM SET UpdateDate = ?, UpdateTS = ? WHERE ItemCode IN "
+                     "(SELECT ItemCode FROM ITM1 WHERE rowid % 100 = 3)", (day, ts))  # fmt: skip
+        conn.execute("UPDATE ORDR SET CANCELED = 'Y', DocStatus = 'C', UpdateDate = ?, UpdateTS = ? "
+                     "WHERE DocEntry % 100 = 5 AND CANCELED = 'N'", (day, ts))  # fmt: skip
 
 
 def main() -> None:
@@ -67,6 +82,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--batch-errors", choices=("whole", "partial"), default="whole")
+    parser.add_argument("--no-unique-on", default="products,line_items",
+                        help="object types refusing unique-value properties ('' for none)")
+    parser.add_argument("--rate-limits", action="store_true",
+                        help="enforce the Professional budget over the real 10-s window (default: off)")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     root = args.keep or Path(tempfile.mkdtemp(prefix="fp-bench-"))
@@ -75,7 +95,12 @@ def main() -> None:
     started = time.perf_counter()
     generate(f"sqlite:///{sap_db}", args.customers, seed=42)
     print(f"demo database: {args.customers:,} customers in {time.perf_counter() - started:.1f} s ({root})")
-    with running_sandbox(root / "hubspot.db") as sandbox, DagsterInstance.ephemeral() as instance:
+    no_unique_on = tuple(t for t in args.no_unique_on.split(",") if t)
+    print(f"sandbox rules: batch errors {args.batch_errors}, no unique properties on {no_unique_on or 'none'}, "
+          f"rate limits {'professional, 10-s window' if args.rate_limits else 'off'}")
+    with running_sandbox(root / "hubspot.db", batch_errors=args.batch_errors, no_unique_on=",".join(no_unique_on) or None,
+                         rate_limits=args.rate_limits, tier="professional") as sandbox, \
+            DagsterInstance.ephemeral() as instance:  # fmt: skip
         (root / "panel.yaml").write_text(f"integration:\n  base_url: {sandbox.base_url}\n")
         config = resource_config(
             panel=str(root / "panel.yaml"),
@@ -93,10 +118,12 @@ def main() -> None:
             if not summary.success:
                 raise SystemExit(f"{name} failed in {summary.failed_steps}")
             lines += report(name, summary, time.perf_counter() - t0)
-        records = sandbox.stats()["records"]
+        stats = sandbox.stats()
+        records = stats["records"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("\n".join(lines))
     print(f"\nHubSpot records: {records}")
+    print(f"429s: {stats['rate_limited'] or 'none'}")
     print(f"peak memory of the sync process: {peak:,.0f} MiB")
 
 

@@ -99,11 +99,12 @@ class Recorder:
     def watching(self) -> Iterator[None]:
         original = RateBudget.acquire
 
-        def acquire(budget: RateBudget, bucket: ep.Bucket) -> None:
-            original(budget, bucket)
+        def acquire(budget: RateBudget, bucket: ep.Bucket) -> float | None:
+            started = original(budget, bucket)
             if bucket in (ep.Bucket.standard, ep.Bucket.associations):  # both spend the 10-second window
                 with self.lock:
                     self.starts.append(time.monotonic())
+            return started
 
         with mock.patch.object(RateBudget, "acquire", acquire):
             yield
@@ -133,7 +134,7 @@ def utilization(starts: list[float], rejected: int, limit: int, window: float) -
     return (accepted / capacity if capacity else 0.0), busy
 
 
-def rolling_observe(budget: RateBudget, headers: Any) -> None:
+def rolling_observe(budget: RateBudget, headers: Any, started: float | None = None, refused: bool = False) -> None:
     """EXPERIMENT (``--observe rolling``), the change proposed for hubspot/ratelimit.py: on
     ``X-HubSpot-RateLimit-Remaining: 0`` wait until the oldest request of our own rolling window leaves it
     (when a slot frees), not a whole interval from now. Daily headers are handled as before."""
@@ -142,10 +143,10 @@ def rolling_observe(budget: RateBudget, headers: Any) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         remaining = lower.get("x-hubspot-ratelimit-remaining")
     if remaining is None or int(remaining) > 0:
-        ORIGINAL_OBSERVE(budget, headers)
+        ORIGINAL_OBSERVE(budget, headers, started, refused)
         return
     lower.pop("x-hubspot-ratelimit-remaining")
-    ORIGINAL_OBSERVE(budget, lower)  # the daily pair
+    ORIGINAL_OBSERVE(budget, lower, started, refused)  # the daily pair
     window = budget.standard
     with budget._lock:
         oldest = window._starts[0] if window._starts else budget._clock()

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 from fp_hubspot_assets.defs.incremental import SyncModeResource
 from fp_hubspot_assets.defs.metadata import Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
+from fp_hubspot_assets.defs.setup_check import broken_setup_as_one_line
 from fp_hubspot_assets.state.queries import log_new_source_problems
 from fp_hubspot_assets.state.read_markers import read_window
 from fp_hubspot_assets.state.sync_cursor import panel_digest
@@ -49,7 +50,7 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         sync_mode: SyncModeResource,
         panel: PanelResource,
     ) -> Output[pl.DataFrame]:
-        with sap.reader() as reader:
+        with broken_setup_as_one_line(panel.path or None, sap.url, state.url), sap.reader() as reader:
             digest = panel_digest(panel.settings())
             window = read_window(state.store(), reader, entity, sync_mode, context.run.tags, digest)
             result = reader.read(entity, window.since)

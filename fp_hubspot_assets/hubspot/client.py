@@ -287,18 +287,18 @@ class HubSpotClient:
         reauthorized = False
         while True:
             token = self.current_token()
-            self.budget.acquire(endpoint.bucket)
+            started = self.budget.acquire(endpoint.bucket)
             self._count(self.requests, endpoint.name)
             try:
                 answer = send(token)
-                self.budget.observe(answer.headers)
+                self.budget.observe(answer.headers, started)
                 self.last_headers = answer.headers
                 if endpoint is not ep.ACCOUNT_DETAILS and self.budget.wants_time_zone():
                     self.read_time_zone()
                 return answer
             except HttpStatusError as exc:
                 status = exc.status
-                self.budget.observe(exc.headers)
+                self.budget.observe(exc.headers, started, refused=status == 429)
                 body = _body_json(exc.body)
                 category = str(body.get("category") or body.get("errorType") or "ERROR")
                 message = str(body.get("message") or "")

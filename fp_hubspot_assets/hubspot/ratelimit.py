@@ -3,7 +3,9 @@
 A sliding window for the 10-second budget, a counter for the daily one, a separate per-second window for
 search, and the rate-limit headers HubSpot sends back: ``-Max`` replaces our idea of the window's size,
 and another client spending the same budget shows up as a lower ``-Remaining`` than our own requests
-explain, so we leave its share free. Every request but search and OAuth spends the 10-second window
+explain, so we leave its share free — the largest share seen (in two answers at least) over the last few
+windows, because a client paced evenly fills each window a little differently and a share read from one answer
+is already out of date when the next request goes. Every request but search and OAuth spends the 10-second window
 (association batches included: no HubSpot document exempts them). The daily budget resets at midnight in
 the account's time zone.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -19,6 +22,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from fp_hubspot_assets.hubspot.endpoints import SEARCH_REQUESTS_PER_SECOND, TEN_SECONDS, Bucket
 
 WINDOW_MARGIN = 0.02
+FOREIGN_HOLD_WINDOWS = 3  # how long another client's observed share stays reserved for it
+FOREIGN_HEADROOM = 1  # slots left free beyond that share while another client is seen
 DAILY_LOW = 1000  # daily requests left when the account's time zone is worth a request
 
 
@@ -44,25 +49,74 @@ class DailyLimitReached(RuntimeError):
 
 
 class _Window:
-    """At most ``limit`` acquisitions in any ``seconds``-long window (thread-safe)."""
+    """At most ``limit`` acquisitions in any ``seconds``-long window (thread-safe), less what another client of
+    the same budget was seen to use over the last ``FOREIGN_HOLD_WINDOWS`` windows."""
 
     def __init__(self, limit: int, seconds: float, clock: Callable[[], float]) -> None:
         self.limit, self.seconds, self._clock = limit, seconds, clock
-        self._starts: deque[float] = deque()
+        # Our start times, oldest first, kept for two windows: an answer read after its request left our
+        # window still needs the requests HubSpot counted when it admitted that one.
+        self._starts: list[float] = []
         self.blocked_until = 0.0
-        self.foreign = 0  # slots HubSpot reports used by another client of the same budget
+        # (when seen, slots another client held in HubSpot's window then), oldest first
+        self._foreign_seen: deque[tuple[float, int]] = deque()
+
+    def _in_window(self, now: float) -> list[float]:
+        """Our starts still in the window at ``now`` (drops those too old to matter again)."""
+        if self._starts and self._starts[0] <= now - 2 * self.seconds:
+            del self._starts[: bisect_right(self._starts, now - 2 * self.seconds)]
+        while self._foreign_seen and self._foreign_seen[0][0] <= now - self.seconds * FOREIGN_HOLD_WINDOWS:
+            self._foreign_seen.popleft()
+        return self._starts[bisect_right(self._starts, now - self.seconds):]
+
+    def oldest(self) -> float | None:
+        """The start of our oldest request still in the window."""
+        current = self._in_window(self._clock())
+        return current[0] if current else None
+
+    @property
+    def foreign(self) -> int:
+        """Slots left to another client: the most it held in at least two answers of the last few windows. One
+        answer alone is not enough: a request of ours that reached HubSpot later than the ones after it makes a
+        single answer show a slot ours do not explain (a 429 counts twice: HubSpot did refuse)."""
+        self._in_window(self._clock())
+        seen = sorted((n for _at, n in self._foreign_seen), reverse=True)
+        return seen[1] if len(seen) > 1 else 0
+
+    @property
+    def allowed(self) -> int:
+        """How many of our requests the window admits now. Beside another client one more slot stays free: its
+        pace varies (a poller catching up after a pause sends a burst), and its next request must not be the
+        one that makes ours a 429."""
+        foreign = self.foreign
+        return max(1, self.limit - foreign - (FOREIGN_HEADROOM if foreign else 0))
+
+    def ours_up_to(self, started: float) -> int:
+        """Our requests HubSpot may still count when it admits one we started at ``started``: those started in
+        the window before it (ours is longer than HubSpot's, so this leans to more of ours, less foreign)."""
+        return bisect_right(self._starts, started) - bisect_right(self._starts, started - self.seconds)
+
+    def see_foreign(self, slots: int, refused: bool = False) -> None:
+        if slots > 0:
+            now = self._clock()
+            self._foreign_seen.extend([(now, slots)] * (2 if refused else 1))
 
     def wait_time(self) -> float:
         now = self._clock()
-        while self._starts and self._starts[0] <= now - self.seconds:
-            self._starts.popleft()
+        current = self._in_window(now)
         wait = max(0.0, self.blocked_until - now)
-        if len(self._starts) >= max(1, self.limit - self.foreign):
-            wait = max(wait, self._starts[0] + self.seconds - now)
+        allowed = self.allowed
+        if len(current) >= allowed:
+            # the next slot frees when enough of ours have left for one more to fit
+            wait = max(wait, current[len(current) - allowed] + self.seconds - now)
         return wait
 
-    def take(self) -> None:
-        self._starts.append(self._clock())
+    def take(self) -> float:
+        now = self._clock()
+        if self._starts and now < self._starts[-1]:
+            now = self._starts[-1]  # keep the list ordered whatever the clock does
+        self._starts.append(now)
+        return now
 
 
 class RateBudget:
@@ -115,10 +169,11 @@ class RateBudget:
     def window_seconds(self) -> float:
         return self.standard.seconds
 
-    def acquire(self, bucket: Bucket) -> None:
-        """Block until a request in ``bucket`` may start; raise DailyLimitReached when the day is spent."""
+    def acquire(self, bucket: Bucket) -> float | None:
+        """Block until a request in ``bucket`` may start; raise DailyLimitReached when the day is spent.
+        Returns the slot's start time in the 10-second window (for ``observe``), None outside it."""
         if bucket is Bucket.oauth:
-            return
+            return None
         window = self.search if bucket is Bucket.search else self.standard
         while True:
             with self._lock:
@@ -129,41 +184,45 @@ class RateBudget:
                 if self.daily_limit is not None and self.daily_used >= self.daily_limit:
                     raise DailyLimitReached(f"this run's daily budget of {self.daily_limit} requests is used",
                                             self.time_zone)
-                wait = window.wait_time() if window else 0.0
+                wait = window.wait_time()
                 if wait <= 0:
-                    if window:
-                        window.take()
+                    started = window.take()
                     self.daily_used += 1
-                    return
+                    return started if window is self.standard else None
             self.waited_seconds += wait
             self._sleep(min(wait, 1.0))
 
-    def observe(self, headers: Mapping[str, str] | None) -> None:
-        """Read HubSpot's rate-limit headers: ``-Max`` (per ``-Interval-Milliseconds``) sets the window's size,
-        used slots our own requests do not explain are another client's and are left to it, and an
-        exhausted window blocks everyone until it rolls over."""
+    def observe(self, headers: Mapping[str, str] | None, started: float | None = None,
+                refused: bool = False) -> None:
+        """Read HubSpot's rate-limit headers of the answer to a request that took its slot at ``started`` (what
+        ``acquire`` returned; ``refused`` for a 429): ``-Max`` (per ``-Interval-Milliseconds``) sets the window's
+        size, used slots our own requests up to that one do not explain are another client's and are left to
+        it for a few windows, and an exhausted window blocks everyone until it rolls over."""
         if not headers:
             return
         lower = {k.lower(): v for k, v in headers.items()}
         with self._lock:
             remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
             most = _int(lower.get("x-hubspot-ratelimit-max"))
+            window = self.standard
             if most is not None and most > 0:
                 interval = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
                 scale = self.base_window / (interval / 1000) if interval else 1.0
-                self.standard.limit = max(1, round(most * scale))
+                window.limit = max(1, round(most * scale))
                 if remaining is not None:
-                    self.standard.wait_time()  # drops starts that already left the window
-                    used_by_us = len(self.standard._starts)
-                    self.standard.foreign = max(0, round((most - remaining) * scale) - used_by_us)
+                    # HubSpot counted ours started before this one (and this one, unless it was refused);
+                    # those started after it were still on their way.
+                    ours = window.ours_up_to(started if started is not None else self._clock())
+                    if refused and started is not None:
+                        ours -= 1
+                    window.see_foreign(round((most - remaining) * scale) - ours, refused)
             if remaining is not None and remaining <= 0:
                 # The window is full: the next slot frees when our oldest request in it leaves (HubSpot's window
                 # rolls too). With none of ours in it, another client filled it: wait a whole interval.
                 interval = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
-                seconds = interval / 1000 if interval else self.standard.seconds
-                window = self.standard
-                window.wait_time()  # drops starts that already left the window
-                until = window._starts[0] + window.seconds if window._starts else self._clock() + seconds
+                seconds = interval / 1000 if interval else window.seconds
+                oldest = window.oldest()
+                until = oldest + window.seconds if oldest is not None else self._clock() + seconds
                 window.blocked_until = max(window.blocked_until, until)
             daily_remaining = _int(lower.get("x-hubspot-ratelimit-daily-remaining"))
             if daily_remaining is not None:

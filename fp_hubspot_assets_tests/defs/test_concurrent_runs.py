@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -37,7 +36,6 @@ def test_two_overlapping_runs_never_write_a_record_twice(tmp_path: Path) -> None
         process_env = _process_env(env, home)
         command = [sys.executable, "-m", "fp_hubspot_assets.cli", "sync"]
         first = subprocess.Popen(command, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        time.sleep(0.3)  # let them overlap in any order
         second = subprocess.Popen(command, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         outputs = [p.communicate(timeout=180)[0].decode("utf-8", "replace") for p in (first, second)]
         assert first.returncode == 0 and second.returncode == 0, "\n".join(o[-2000:] for o in outputs)

@@ -59,9 +59,10 @@ def _record_starts(budget: RateBudget) -> list[float]:
     window = budget.standard
     take = window.take
 
-    def recording_take() -> None:
-        take()
-        starts.append(window._starts[-1])
+    def recording_take() -> float:
+        started = take()
+        starts.append(started)
+        return started
 
     window.take = recording_take  # type: ignore[method-assign]
     return starts

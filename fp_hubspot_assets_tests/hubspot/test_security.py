@@ -22,6 +22,7 @@ from fp_hubspot_assets.sap.reader import ENTITIES, SapReader
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
+TOKEN_TTL = 3  # seconds: long enough that the first call made with a fresh token never meets its expiry
 SECRET = "pat-na1-0123abcd-4567-89ef-fedc-ba9876543210"
 
 
@@ -72,11 +73,11 @@ def test_a_wrong_token_is_an_authorization_error_not_a_crash(sandbox: SandboxHan
 
 
 def test_an_expired_oauth_token_is_an_authorization_error(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path / "hubspot.db", token_ttl=1) as sb:
+    with running_sandbox(tmp_path / "hubspot.db", token_ttl=TOKEN_TTL) as sb:
         token = _oauth_access_token(sb)
         client = HubSpotClient(sb.base_url, token, RateBudget(1000, None))
         assert client.list_properties("contacts") is not None  # valid while fresh
-        time.sleep(1.2)
+        time.sleep(TOKEN_TTL + 0.2)  # only lets time pass: longer never changes the outcome
         with pytest.raises(HubSpotAuthError) as err:
             client.list_properties("contacts")
         assert err.value.category == "EXPIRED_AUTHENTICATION"

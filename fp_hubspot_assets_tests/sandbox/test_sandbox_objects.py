@@ -383,8 +383,13 @@ def test_archived_records_leave_lists_and_search(sandbox_session: SandboxHandle)
     assert client.crm.contacts.basic_api.create({"properties": {"email": "gone@x.com"}}).id != gone.id
 
 
+SEARCH_DELAY = 4.0
+
+
 def test_search_sees_new_writes_only_after_the_delay(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path / "h.db", search_delay=0.6) as sb:
+    """The "not yet" searches run right after the write; the delay is long enough that no machine load puts
+    them past it (the sleeps only make time pass: waiting longer never changes the outcome)."""
+    with running_sandbox(tmp_path / "h.db", search_delay=SEARCH_DELAY) as sb:
         client = sb.client()
         rec = client.crm.contacts.basic_api.create(
             {"properties": {"email": "late@x.com", "firstname": "Old"}}
@@ -392,11 +397,11 @@ def test_search_sees_new_writes_only_after_the_delay(tmp_path: Path) -> None:
         req = PublicObjectSearchRequest(properties=["firstname"])
         assert client.crm.contacts.search_api.do_search(req).total == 0
         assert client.crm.contacts.basic_api.get_by_id(rec.id).id == rec.id  # reads are immediate
-        time.sleep(0.7)
+        time.sleep(SEARCH_DELAY + 0.1)
         assert client.crm.contacts.search_api.do_search(req).results[0].properties["firstname"] == "Old"
         client.crm.contacts.basic_api.update(rec.id, {"properties": {"firstname": "New"}})
         assert client.crm.contacts.search_api.do_search(req).results[0].properties["firstname"] == "Old"
-        time.sleep(0.7)
+        time.sleep(SEARCH_DELAY + 0.1)
         assert client.crm.contacts.search_api.do_search(req).results[0].properties["firstname"] == "New"
 
 
