@@ -42,7 +42,7 @@ from fp_hubspot_assets.hubspot.sync import (
     sync_records,
 )
 from fp_hubspot_assets.mapping import Mapped
-from fp_hubspot_assets.objects import SPECS, ObjectSpec
+from fp_hubspot_assets.objects import SPECS, ObjectSpec, synced_types
 from fp_hubspot_assets.panel import PanelResource
 from fp_hubspot_assets.preflight import PreflightError, preflight
 from fp_hubspot_assets.state.queries import log_new_source_problems
@@ -122,15 +122,62 @@ def deal_payloads(
 
 
 @asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
+       description="Orders mapped to HubSpot's native order objects (commerce.objects: orders_and_carts or both): "
+       "stage from the deal-stage rules, totals, addresses, contact, company and (both) deal.")
+def order_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    sap_addresses: pl.DataFrame,
+    web_stores: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    deal_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    settings = panel.settings()
+    mapped = mapping.map_orders(
+        sap_orders, store_carts, sap_customers, sap_addresses, web_stores, contact_payloads, company_payloads, settings,
+        datetime.now(UTC).replace(tzinfo=None), deal_payloads if settings.commerce.sends_deals else None,
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Web carts mapped to HubSpot's native cart objects (commerce.objects: orders_and_carts or both): "
+       "open / abandoned / ordered, linked to the order they became.")
+def cart_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    web_stores: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    order_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    mapped = mapping.map_carts(
+        sap_orders, store_carts, sap_customers, web_stores, contact_payloads, company_payloads, order_payloads,
+        panel.settings(), datetime.now(UTC).replace(tzinfo=None),
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal, order or cart.")
 def line_item_payloads(
     sap_orders: pl.DataFrame,
     store_carts: pl.DataFrame,
     product_payloads: Mapped,
     deal_payloads: Mapped,
+    order_payloads: Mapped,
+    cart_payloads: Mapped,
     panel: PanelResource,
 ) -> Output[Mapped]:
-    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads)
+    mapped = mapping.map_line_items(
+        sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads,
+        order_records=order_payloads, cart_records=cart_payloads,
+    )
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
@@ -152,9 +199,9 @@ def hubspot_schema(
     if hubspot.dry_run:
         return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url, **mark_dry_run(context)})
     client = hubspot.client(settings, state.store())
-    report = run_setup(
-        client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in mapping.OBJECT_TYPES}
-    )
+    # only the types this commerce.objects mode syncs: the default (deals) never touches orders or carts
+    types = synced_types(settings.commerce.objects)
+    report = run_setup(client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in types})
     for note in report.notes:
         context.log.warning(note)
     return MaterializeResult(
@@ -218,7 +265,7 @@ def write_object_type(
         reconcile=hubspot.reconcile,
     )
     requests_before, writes_before = client.total_requests, client.write_requests
-    records, baselined = _without_baseline(mapped.records, store, baseline_column)
+    records, baselined = _without_baseline(mapped.records, store, baseline_column, spec.name)
     if resolve is not None and records.height:
         try:
             records = resolve(records, store)
@@ -286,14 +333,28 @@ def write_object_type(
     return MaterializeResult(metadata=metadata)
 
 
-def _without_baseline(records: pl.DataFrame, store: StateStore, column: str | None) -> tuple[pl.DataFrame, int]:
-    """Drop records of baselined deals (orders that existed at first set-up); returns (kept, how many dropped)."""
+# Baselined keys ("Ignore existing deals") per object type, and which payload column names them.
+BASELINE_COLUMNS: dict[str, tuple[str, ...]] = {"deals": ("assoc_deals",), "orders": ("assoc_orders",)}
+
+
+def _without_baseline(
+    records: pl.DataFrame, store: StateStore, column: str | None, object_type: str = "deals"
+) -> tuple[pl.DataFrame, int]:
+    """Drop records of baselined deals and orders (those that existed at first set-up); returns (kept, how many
+    dropped). ``column`` is ``source_key`` for deals and orders themselves; for line items, any reference column
+    naming a baselined deal or order drops the line."""
     if column is None or not records.height:
         return records, 0
-    baseline = store.baseline("deals")
-    if not baseline:
-        return records, 0
-    kept = records.filter(~pl.col(column).is_in(sorted(baseline)))
+    if column == "source_key":
+        checks = [(object_type, "source_key")] if object_type in BASELINE_COLUMNS else []
+    else:
+        checks = [(t, c) for t, names in BASELINE_COLUMNS.items() for c in names if c in records.columns]
+    dropped = pl.lit(False)
+    for baseline_type, name in checks:
+        baseline = store.baseline(baseline_type)
+        if baseline:
+            dropped = dropped | pl.col(name).is_in(sorted(baseline)).fill_null(False)
+    kept = records.filter(~dropped)
     return kept, records.height - kept.height
 
 
@@ -351,12 +412,25 @@ hubspot_deals = _writer(
     baseline_column="source_key",
 )
 hubspot_line_items = _writer(
-    "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
+    "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products", "hubspot_orders", "hubspot_carts"],
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
     resolve=_resolve_line_items,
     baseline_column="assoc_deals",
 )
-WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
+hubspot_orders = _writer(
+    "orders", "order_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_deals",
+                                 "hubspot_first_setup"],
+    "HubSpot's native orders (commerce.objects: orders_and_carts or both), upserted by fp_order_id; associated "
+    "with their contact, company and (both) deal. Nothing is sent in the default deals mode.",
+    baseline_column="source_key",
+)
+hubspot_carts = _writer(
+    "carts", "cart_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_orders"],
+    "HubSpot's native carts (commerce.objects: orders_and_carts or both), upserted by fp_cart_id; associated with "
+    "their contact and the order they became. Nothing is sent in the default deals mode.",
+)
+WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items",
+           "hubspot_orders", "hubspot_carts"]
 
 
 @asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
@@ -401,6 +475,7 @@ def integration_log(
     return Output(frame, metadata=metadata)
 
 
-payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, line_item_payloads]
+payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, order_payloads, cart_payloads,
+                  line_item_payloads]
 hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
-                  hubspot_line_items, hubspot_id_map, integration_log]
+                  hubspot_orders, hubspot_carts, hubspot_line_items, hubspot_id_map, integration_log]

@@ -29,6 +29,7 @@ import httpx
 
 from fp_hubspot_assets.hubspot.client import redact
 from fp_hubspot_assets.hubspot.secrets import clean_secret
+from fp_hubspot_assets.objects import COMMERCE_TYPES
 from fp_hubspot_assets.panel import Integration, PanelSettings
 from fp_hubspot_assets.state.store import StateStore
 
@@ -63,6 +64,9 @@ def required_scopes(settings: PanelSettings) -> list[str]:
     scopes += [f"crm.schemas.{t}.{access}" for t in types for access in ("read", "write")]
     if settings.tier.sends_products:
         scopes += ["crm.objects.line_items.read", "crm.objects.line_items.write", "e-commerce"]
+    if settings.commerce.sends_orders:  # HubSpot's native orders and carts (docs/commerce-objects.md)
+        scopes += [f"crm.{kind}.{t}.{access}" for kind in ("objects", "schemas") for t in COMMERCE_TYPES
+                   for access in ("read", "write")]
     return scopes
 
 

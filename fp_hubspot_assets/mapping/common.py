@@ -17,6 +17,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from fp_hubspot_assets.mapping.model import (
     ALIASES_SCHEMA,
+    EXCLUDED,
     ID_PROPERTY,
     ISSUES_SCHEMA,
     PROPERTIES,
@@ -376,3 +377,10 @@ def finalize(
         issues=concat_issues([*issues, *repairs]),
         aliases=aliases,
     )
+
+
+def not_sent(object_type: str, keys: pl.Series, commerce_objects: str) -> Mapped:
+    """Every key excluded by the panel's ``commerce.objects`` (present in the source, so never "deleted")."""
+    reason = f"commerce.objects is {commerce_objects}: no {object_type} are sent"
+    frame = pl.DataFrame({"source_key": keys.drop_nulls().unique(maintain_order=True).cast(pl.String)})
+    return Mapped(object_type, empty_records(object_type), issues_for(frame, "source_key", EXCLUDED, reason))

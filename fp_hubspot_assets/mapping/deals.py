@@ -22,6 +22,7 @@ from fp_hubspot_assets.mapping.common import (
     issues_where,
     natural_order,
     non_empty,
+    not_sent,
     preview,
     usable_rows,
     valid_key,
@@ -230,6 +231,8 @@ def map_deals(
     """Orders and carts → deals: dealname, amount, deal_currency_code, closedate, fp_* statuses, fp_store,
     plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
     deals, source_issues = deal_sources(orders, carts)
+    if not settings.commerce.sends_deals:
+        return not_sent("deals", deals["deal_key"], settings.commerce.objects)
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
