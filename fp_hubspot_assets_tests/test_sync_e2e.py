@@ -12,16 +12,18 @@ from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
-from fp_hubspot_assets.objects import OBJECT_TYPES, SPECS
+from fp_hubspot_assets.objects import SPECS, synced_types
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.tracing import compute_payloads
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, make_sync_env
 
-TYPES = OBJECT_TYPES
+TYPES = synced_types()  # the default commerce.objects (deals); orders and carts: test_commerce_objects.py
 ASSOCIATIONS = {  # object type -> (reference column, associated type), from the registry
-    name: [(ref.column, ref.to_type) for ref in spec.references] for name, spec in SPECS.items() if spec.references
+    name: [(ref.column, ref.to_type) for ref in spec.references if ref.to_type in TYPES]
+    for name, spec in SPECS.items()
+    if spec.references and name in TYPES
 }
 
 
