@@ -16,10 +16,12 @@ import polars as pl
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.doctor import run_checks
+from fp_hubspot_assets.hubspot.first_setup import existing_order_keys
 from fp_hubspot_assets.hubspot.oauth import required_scopes
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.panel import PanelSettings, load_panel, parse_panel
 from fp_hubspot_assets.sandbox.testing import SandboxHandle, running_sandbox
+from fp_hubspot_assets.sap import simulate
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.tracing import compute_payloads
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
@@ -165,3 +167,29 @@ def test_doctor_reports_the_commerce_objects_and_their_scopes(tmp_path: Path) ->
     assert ready["commerce objects"].ok and "orders and carts available" in ready["commerce objects"].detail
     assert ready["scopes"].ok and ready["properties: orders"].ok and ready["properties: carts"].ok
     assert "properties: deals" not in ready, "orders_and_carts syncs no deals"
+
+
+def test_ignore_existing_deals_also_keeps_existing_orders_out(sync_env: SyncEnv) -> None:
+    """First set-up's "Ignore existing deals" baselines the orders that exist now as HubSpot orders too: only
+    orders created afterwards reach HubSpot, with their cart and line items."""
+    frames = {name: r.frame for name, r in SapReader(sync_env.sap_url).read_all().items()}
+    existing = set(existing_order_keys(frames["orders"], frames["carts"]))
+    assert existing
+    sync_env.write_panel("first_setup:\n  ignore_existing_deals: true\ncommerce:\n  objects: orders_and_carts\n")
+    first = sync_env.run()
+    assert sync_env.state().baseline("orders") == existing
+    assert sync_env.sandbox.objects("orders") == [], "no existing order is sent"
+    assert first.metadata["hubspot_orders"]["count_baselined"] == len(existing & set(_payloads(sync_env)["orders"].keys()))
+    assert not [k for k in sync_env.hubspot("line_items") if k.startswith("order/")], "nor their line items"
+
+    expected = _payloads(sync_env)
+    web_customer = int(next(k for k in expected["contacts"].records["source_key"] if k.startswith("W"))[1:])
+    item = next(k for k in expected["products"].records["source_key"] if "#" not in k)[1:]
+    cart = simulate.add_cart(sync_env.sap_url, web_customer, [simulate.CartLine(item, 2)])
+    order_key = f"O{simulate.complete_cart(sync_env.sap_url, cart)}"
+    sync_env.run()
+    orders, carts = sync_env.hubspot("orders"), sync_env.hubspot("carts")
+    assert set(orders) == {order_key}, "only the order created after set-up"
+    assert _linked(carts[f"C{cart}"], "orders") == {orders[order_key]["id"]}
+    lines = [r for k, r in sync_env.hubspot("line_items").items() if k.startswith(f"order/{order_key}:L")]
+    assert lines and all(_linked(r, "orders") == {orders[order_key]["id"]} for r in lines)
