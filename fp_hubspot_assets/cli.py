@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fp_hubspot_assets.cli_run import dry_run_report, ensure_environment, run_main_job, summary_line
+from fp_hubspot_assets.objects import COMMERCE_MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
@@ -84,8 +85,9 @@ def demo_env(demo_dir: Path) -> dict[str, str]:
     }
 
 
-def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) -> dict[str, str]:
-    """Create the demo folder: Dagster home (with our dagster.yaml), SAP database, panel file."""
+def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str, commerce: str = "deals") -> dict[str, str]:
+    """Create the demo folder: Dagster home (with our dagster.yaml), SAP database, panel file (its
+    ``commerce.objects`` set to ``commerce``)."""
     from fp_hubspot_assets.sap.demo import generate
 
     env = demo_env(demo_dir)
@@ -100,7 +102,9 @@ def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) ->
     example = (REPO_ROOT / "panel.example.yaml").read_text(encoding="utf-8")
     panel.write_text(
         "# written by `fp-hubspot demo`: the example panel pointed at the local sandbox\n"
-        + example.replace("  base_url: null", f"  base_url: {sandbox_url}"),
+        + example.replace("  base_url: null", f"  base_url: {sandbox_url}").replace(
+            "  objects: deals ", f"  objects: {commerce} "
+        ),
         encoding="utf-8",
     )
     os.environ.update(env)
@@ -113,7 +117,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     demo_dir = Path(args.dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
     with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port) as sandbox:
-        prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url)
+        prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url, args.commerce)
         summary, totals = run_main_job()
     print(summary_line(summary.metadata, totals))
     return 0
@@ -121,7 +125,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
 
 def cmd_demo_prepare(args: argparse.Namespace) -> int:
     demo_dir = Path(args.dir).resolve()
-    prepare_demo(demo_dir, args.customers, args.seed, f"http://127.0.0.1:{args.sandbox_port}")
+    prepare_demo(demo_dir, args.customers, args.seed, f"http://127.0.0.1:{args.sandbox_port}", args.commerce)
     print(f"demo ready in {demo_dir}")
     return 0
 
@@ -212,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=42, help="random seed of a new demo database")
         p.add_argument("--dir", default=".demo", help="the demo folder (default: .demo)")
         p.add_argument("--sandbox-port", type=int, default=8765, help="port of the local HubSpot sandbox")
+        p.add_argument("--commerce", choices=COMMERCE_MODES, default="deals",
+                       help="the panel's commerce.objects: deals (default), orders_and_carts or both")
         p.set_defaults(func=func)
 
     dev = sub.add_parser("dev", help="the sandbox and the Dagster UI on the demo data")
