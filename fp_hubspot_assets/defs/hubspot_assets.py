@@ -282,9 +282,12 @@ def write_object_type(
     if object_type == "deals":
         removals.merge_late_links(ctx, mapped.aliases, report)
     sync_records(ctx, object_type, spec.id_property, records, report)
+    associated: dict[str, int] = {}  # per associated type: each is its own endpoint, so its own batches
     for ref in spec.references:
         if ref.column in records.columns:
+            before = report.associations_created
             sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column).iter_rows(), report)
+            associated[ref.to_type] = report.associations_created - before
     if children:
         removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)
     elif gone is not None:
@@ -315,6 +318,7 @@ def write_object_type(
         "api_requests": report.requests,
         "api_write_requests": report.write_requests,
         "associations_created": report.associations_created,
+        "associations_created_by_type": MetadataValue.json(associated),
         "duration_seconds": round(report.duration_s, 3),
         "records": table_metadata(report.touched_frame()),
         # the grid above holds this run's records only; every record, searchable: the tracing page
