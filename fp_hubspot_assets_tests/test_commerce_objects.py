@@ -4,7 +4,9 @@ route and compared with the mapping's payloads."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ def _commerce_panel(env: SyncEnv, mode: str) -> None:
     env.write_panel(f"commerce:\n  objects: {mode}\n")
 
 
-def _assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -> None:
+def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -> None:
     """Every order and cart payload is in HubSpot once, with our properties, line items and associations."""
     ids = {t: {k: r["id"] for k, r in env.hubspot(t).items()} for t in ("contacts", "companies", "deals", "orders", "carts")}
     for object_type in ("orders", "carts"):
@@ -95,7 +97,7 @@ def test_orders_and_carts_mode_syncs_native_objects_and_no_deals(sync_env: SyncE
     expected = _payloads(sync_env)
     assert expected["deals"].records.is_empty()
     assert sync_env.sandbox.objects("deals") == [], "orders_and_carts sends no deals"
-    _assert_orders_and_carts(sync_env, expected)
+    assert_orders_and_carts(sync_env, expected)
     _assert_one_purchase(sync_env)
     again = sync_env.run()
     assert _written(sync_env, again.run_id) == 0, "a re-run without source changes writes nothing"
@@ -118,7 +120,7 @@ def test_switch_from_deals_to_both_adds_orders_without_touching_deals(sync_env: 
     assert {k: line_items[k]["id"] for k in deal_lines_before} == deal_lines_before, "deal line items unchanged"
 
     expected = _payloads(sync_env)
-    _assert_orders_and_carts(sync_env, expected)
+    assert_orders_and_carts(sync_env, expected)
     _assert_one_purchase(sync_env)
     # both: each order associated with its deal (the deal of a web order is its cart's)
     deals, orders = sync_env.hubspot("deals"), sync_env.hubspot("orders")
@@ -193,3 +195,29 @@ def test_ignore_existing_deals_also_keeps_existing_orders_out(sync_env: SyncEnv)
     assert _linked(carts[f"C{cart}"], "orders") == {orders[order_key]["id"]}
     lines = [r for k, r in sync_env.hubspot("line_items").items() if k.startswith(f"order/{order_key}:L")]
     assert lines and all(_linked(r, "orders") == {orders[order_key]["id"]} for r in lines)
+
+
+def test_killed_syncs_in_both_mode_converge_to_exactly_the_source(tmp_path: Path) -> None:
+    """bench/crash_safety.py in ``both``: `fp-hubspot sync` SIGKILLed twice at random request counts, then run
+    to completion — HubSpot holds every deal, order, cart and line item once, with their associations."""
+    spec = importlib.util.spec_from_file_location("crash_safety", Path(__file__).resolve().parents[1] / "bench" / "crash_safety.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("crash_safety", bench)
+    spec.loader.exec_module(bench)
+    report = bench.crash_and_converge(tmp_path, customers=150, kills=2, seed=13, log=False, commerce="both")
+    assert report.kills == 2
+    assert report.expected_records["orders"] > 0 and report.expected_records["carts"] > 0
+    assert report.discrepancies.total == 0, report.lines()
+    assert report.rerun_writes == 0, "after convergence the state store must know every record"
+
+
+def test_dry_run_in_both_mode_writes_nothing_and_names_the_orders(sync_env: SyncEnv) -> None:
+    sync_env.run()
+    _commerce_panel(sync_env, "both")
+    dry = sync_env.run(dry_run=True)
+    assert sync_env.sandbox.objects("orders") == [] and sync_env.sandbox.objects("carts") == []
+    expected = _payloads(sync_env)
+    assert dry.metadata["hubspot_orders"]["count_would_create"] == expected["orders"].records.height > 0
+    assert dry.metadata["hubspot_carts"]["count_would_create"] == expected["carts"].records.height > 0
+    assert dry.metadata["hubspot_deals"].get("count_would_update", 0) == 0, "the deals are unchanged"

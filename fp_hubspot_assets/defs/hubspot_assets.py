@@ -276,7 +276,9 @@ def write_object_type(
     present = mapped.present_keys()
     # An incremental read leaves out every unchanged record: absence means "not read", never "deleted".
     partial = incremental.read_partially(context.instance, context.run_id, object_type)
-    gone = None if children or partial else removals.vanished(ctx, object_type, present)
+    # a type this commerce.objects mode does not sync is left as HubSpot has it: nothing vanished, nothing removed
+    synced = object_type in synced_types(settings.commerce.objects)
+    gone = None if children or partial or not synced else removals.vanished(ctx, object_type, present)
     if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
         removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
     if object_type == "deals":
@@ -305,6 +307,8 @@ def write_object_type(
         "excluded": excluded,
     }
     why_nothing_sent = str(mapped.issues["reason"][0]) if excluded and not mapped.records.height else None
+    if not synced:
+        why_nothing_sent = f"commerce.objects is {settings.commerce.objects}: {object_type} are not synced"
     if why_nothing_sent:
         context.log.info(f"{object_type}: nothing sent — {why_nothing_sent}")
     context.log.info(f"{object_type}: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))

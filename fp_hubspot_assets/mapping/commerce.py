@@ -95,10 +95,10 @@ def map_orders(
 ) -> Mapped:
     """SAP/web orders → HubSpot orders (``fp_order_id`` = ``O<entry>``), with contact, company and — when
     ``deals`` is given (``both`` mode) — deal association keys."""
+    if not settings.commerce.sends_orders:  # before any work: the default mode pays nothing for orders
+        return not_sent("orders")
     sources, source_issues = deal_sources(orders, carts)
     frame = sources.filter(pl.col("origin") == "order")
-    if not settings.commerce.sends_orders:
-        return not_sent("orders", frame["order_key"], settings.commerce.objects)
     frame = frame.with_columns(
         pl.col("order_key").alias("source_key"),
         deal_stage_for(frame, settings.deal_stages, settings.abandoned_cart_hours, now).alias("_stage"),
@@ -178,9 +178,9 @@ def map_carts(
     """Every web cart → a HubSpot cart (``fp_cart_id`` = ``C<id>``): status open / abandoned (after
     ``abandoned_cart_hours`` without a change) / ordered, associated with its contact and, once ordered, with
     the order it became."""
-    frame, cart_issues = usable_rows(carts, "cart_key", "cart")
     if not settings.commerce.sends_orders:
-        return not_sent("carts", carts["cart_key"], settings.commerce.objects)
+        return not_sent("carts")
+    frame, cart_issues = usable_rows(carts, "cart_key", "cart")
     sources, _ = deal_sources(orders, carts)
     frame = frame.with_columns(
         pl.col("cart_key").alias("source_key"),

@@ -17,7 +17,6 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from fp_hubspot_assets.mapping.model import (
     ALIASES_SCHEMA,
-    EXCLUDED,
     ID_PROPERTY,
     ISSUES_SCHEMA,
     PROPERTIES,
@@ -379,8 +378,7 @@ def finalize(
     )
 
 
-def not_sent(object_type: str, keys: pl.Series, commerce_objects: str) -> Mapped:
-    """Every key excluded by the panel's ``commerce.objects`` (present in the source, so never "deleted")."""
-    reason = f"commerce.objects is {commerce_objects}: no {object_type} are sent"
-    frame = pl.DataFrame({"source_key": keys.drop_nulls().unique(maintain_order=True).cast(pl.String)})
-    return Mapped(object_type, empty_records(object_type), issues_for(frame, "source_key", EXCLUDED, reason))
+def not_sent(object_type: str) -> Mapped:
+    """Nothing of ``object_type``: the panel's ``commerce.objects`` does not sync it. No per-record issues (a
+    million excluded orders would be a million rows of one reason); the writer says why, and removes nothing."""
+    return Mapped(object_type, empty_records(object_type), empty_issues())

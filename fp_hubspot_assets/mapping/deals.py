@@ -230,9 +230,9 @@ def map_deals(
 ) -> Mapped:
     """Orders and carts → deals: dealname, amount, deal_currency_code, closedate, fp_* statuses, fp_store,
     plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
+    if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
+        return not_sent("deals")
     deals, source_issues = deal_sources(orders, carts)
-    if not settings.commerce.sends_deals:
-        return not_sent("deals", deals["deal_key"], settings.commerce.objects)
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
