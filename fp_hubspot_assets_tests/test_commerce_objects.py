@@ -132,6 +132,15 @@ def test_switch_from_deals_to_both_adds_orders_without_touching_deals(sync_env: 
     again = sync_env.run()
     assert _written(sync_env, again.run_id) == 0, "a re-run without source changes writes nothing"
 
+    # and back: deals mode leaves the orders and carts as HubSpot holds them (nothing flagged or archived)
+    _commerce_panel(sync_env, "deals")
+    back = sync_env.run()
+    assert _written(sync_env, back.run_id) == 0
+    for object_type in ("orders", "carts"):
+        held = sync_env.hubspot(object_type)
+        assert set(held) == set(expected[object_type].keys())
+        assert not [k for k, r in held.items() if r["properties"].get("fp_deleted_in_source")], object_type
+
 
 def _oauth_client(sb: SandboxHandle, scope: str) -> HubSpotClient:
     """A public-app token granted exactly ``scope`` through the sandbox's consent page and token endpoint."""
