@@ -8,6 +8,8 @@ export FP_SAP_URL ?= sqlite:///$(DEMO)/sap.db
 export FP_STATE_URL ?= sqlite:///$(DEMO)/state.db
 export FP_HUBSPOT_SANDBOX_STATE ?= $(DEMO)/hubspot.db
 DEMO_CUSTOMERS ?= 2000
+# where orders and carts go (the panel's commerce.objects): deals | orders_and_carts | both
+COMMERCE ?= deals
 
 .PHONY: install demo dev test lint lock clean prod-up
 
@@ -20,10 +22,10 @@ $(BIN)/fp-hubspot: pyproject.toml constraints.txt
 install: $(BIN)/fp-hubspot
 
 demo: install
-	$(BIN)/fp-demo run --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+	$(BIN)/fp-demo run --customers $(DEMO_CUSTOMERS) --dir $(DEMO) --commerce $(COMMERCE)
 
 dev: install
-	$(BIN)/fp-demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO)
+	$(BIN)/fp-demo prepare --customers $(DEMO_CUSTOMERS) --dir $(DEMO) --commerce $(COMMERCE)
 	$(BIN)/fp-demo dev --dir $(DEMO)
 
 # a live store for `make dev`: new carts, orders and changes in the demo SAP database every

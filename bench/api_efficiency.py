@@ -10,8 +10,9 @@ The sandbox runs with HubSpot's strict rules by default: a batch with one invali
 (``--batch-errors whole``), products and line items refuse unique-value properties (``--no-unique-on
 products,line_items``: the client creates them and keeps the ID map), and with ``--rate-limits`` the
 Professional budget over HubSpot's 10-second window, which our client spends on association batches too.
+``--commerce`` sets the panel's commerce.objects (deals, orders_and_carts or both).
 
-    .venv/bin/python bench/api_efficiency.py [--customers 100000] [--rate-limits] [--keep DIR]
+    .venv/bin/python bench/api_efficiency.py [--customers 100000] [--rate-limits] [--commerce both] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from dagster import DagsterInstance
 
 from fp_demo_store.generate import generate
 from fp_demo_store.simulate import sap_marker
-from fp_hubspot_assets.runner import OBJECT_TYPES, RunSummary, resource_config, run_sync
+from fp_hubspot_assets.objects import COMMERCE_MODES, synced_types
+from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
 from hubspot_sandbox.testing import running_sandbox
 
 TARGET_RATIO = 1.02
@@ -39,14 +41,16 @@ TARGET_RATIO = 1.02
 def minimum_requests(summary: RunSummary, object_type: str) -> int:
     meta = summary.metadata.get(f"hubspot_{object_type}", {})
     written = sum(int(meta.get(f"count_{a}", 0)) for a in ("created", "updated", "adopted", "failed"))
-    associations = int(meta.get("associations_created", 0))
-    return math.ceil(written / 100) + math.ceil(associations / 100)
+    # each associated type is its own endpoint: at least one batch per 100 associations of each
+    by_type = getattr(meta.get("associations_created_by_type"), "data", None) or {}
+    per_type = by_type.values() if by_type else [int(meta.get("associations_created", 0))]
+    return math.ceil(written / 100) + sum(math.ceil(int(n) / 100) for n in per_type)
 
 
-def report(name: str, summary: RunSummary, seconds: float) -> list[str]:
+def report(name: str, summary: RunSummary, seconds: float, commerce: str = "deals") -> list[str]:
     lines = [f"\n{name}: {seconds:.1f} s, {summary.writes} write requests"]
     lines.append(f"  {'object type':<12}{'written':>10}{'assoc':>9}{'writes':>9}{'minimum':>9}{'ratio':>8}")
-    for object_type in OBJECT_TYPES:
+    for object_type in synced_types(commerce):
         meta = summary.metadata.get(f"hubspot_{object_type}", {})
         written = sum(int(meta.get(f"count_{a}", 0)) for a in ("created", "updated", "adopted", "failed"))
         writes = int(meta.get("api_write_requests", 0))
@@ -87,6 +91,8 @@ def main() -> None:
                         help="object types refusing unique-value properties ('' for none)")
     parser.add_argument("--rate-limits", action="store_true",
                         help="enforce the Professional budget over the real 10-s window (default: off)")
+    parser.add_argument("--commerce", choices=COMMERCE_MODES, default="deals",
+                        help="the panel's commerce.objects: deals (default), orders_and_carts or both")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     root = args.keep or Path(tempfile.mkdtemp(prefix="fp-bench-"))
@@ -97,11 +103,13 @@ def main() -> None:
     print(f"demo database: {args.customers:,} customers in {time.perf_counter() - started:.1f} s ({root})")
     no_unique_on = tuple(t for t in args.no_unique_on.split(",") if t)
     print(f"sandbox rules: batch errors {args.batch_errors}, no unique properties on {no_unique_on or 'none'}, "
-          f"rate limits {'professional, 10-s window' if args.rate_limits else 'off'}")
+          f"rate limits {'professional, 10-s window' if args.rate_limits else 'off'}, commerce.objects {args.commerce}")
     with running_sandbox(root / "hubspot.db", batch_errors=args.batch_errors, no_unique_on=",".join(no_unique_on) or None,
                          rate_limits=args.rate_limits, tier="professional") as sandbox, \
             DagsterInstance.ephemeral() as instance:  # fmt: skip
-        (root / "panel.yaml").write_text(f"integration:\n  base_url: {sandbox.base_url}\n")
+        (root / "panel.yaml").write_text(
+            f"integration:\n  base_url: {sandbox.base_url}\ncommerce:\n  objects: {args.commerce}\n"
+        )
         config = resource_config(
             panel=str(root / "panel.yaml"),
             sap_url=f"sqlite:///{sap_db}",
@@ -117,7 +125,7 @@ def main() -> None:
             summary = run_sync(instance, config)
             if not summary.success:
                 raise SystemExit(f"{name} failed in {summary.failed_steps}")
-            lines += report(name, summary, time.perf_counter() - t0)
+            lines += report(name, summary, time.perf_counter() - t0, args.commerce)
         stats = sandbox.stats()
         records = stats["records"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -34,14 +34,14 @@ from dagster import DagsterInstance
 
 from fp_demo_store.generate import generate
 from fp_hubspot_assets.mapping import ID_PROPERTY
+from fp_hubspot_assets.objects import COMMERCE_MODES, synced_types
 from fp_hubspot_assets.runner import release_dead_runs
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the verification reuses the e2e test's expected payloads
     sys.path.insert(0, str(REPO_ROOT))
-TYPES = ("companies", "contacts", "products", "deals", "line_items")
-ASSOCIATION_KINDS = {"contacts": 1, "deals": 2, "line_items": 1}  # association batches per record batch
+ASSOCIATION_KINDS = {"contacts": 1, "deals": 2, "line_items": 1, "orders": 3, "carts": 2}  # batches per record batch
 RUN_TIMEOUT = 900.0
 
 
@@ -51,6 +51,7 @@ class Workspace:
 
     root: Path
     sandbox: SandboxHandle
+    commerce: str = "deals"  # the panel's commerce.objects
 
     @property
     def env(self) -> dict[str, str]:
@@ -83,7 +84,9 @@ class Workspace:
         home = self.root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-        self.panel_path.write_text(f"integration:\n  base_url: {self.sandbox.base_url}\n", encoding="utf-8")
+        self.panel_path.write_text(
+            f"integration:\n  base_url: {self.sandbox.base_url}\ncommerce:\n  objects: {self.commerce}\n", encoding="utf-8"
+        )
 
 
 @dataclass
@@ -188,7 +191,7 @@ def verify(ws: Workspace) -> Discrepancies:
     env = _as_sync_env(ws)
     expected = expected_payloads(env)
     found = Discrepancies()
-    for object_type in TYPES:
+    for object_type in synced_types(ws.commerce):
         prop = ID_PROPERTY[object_type]
         raw = ws.sandbox.objects(object_type)
         ids = Counter(o["properties"].get(prop) for o in raw)
@@ -204,6 +207,10 @@ def verify(ws: Workspace) -> Discrepancies:
 
         try:
             assert_hubspot_matches(env)
+            if ws.commerce != "deals":
+                from fp_hubspot_assets_tests.test_commerce_objects import assert_orders_and_carts
+
+                assert_orders_and_carts(env, expected)  # type: ignore[arg-type]
         except AssertionError as exc:  # properties or associations differ: name what
             what = exc.args[0] if exc.args else ("?",)
             bucket = found.missing_associations if len(what) == 4 else found.wrong_properties
@@ -225,7 +232,7 @@ def expected_counts(ws: Workspace) -> dict[str, int]:
 
 
 def crash_and_converge(root: Path, customers: int, kills: int, seed: int = 11, log: bool = True,
-                       sandbox_options: dict[str, Any] | None = None) -> CrashReport:
+                       sandbox_options: dict[str, Any] | None = None, commerce: str = "deals") -> CrashReport:
     """Generate, kill the sync ``kills`` times at random points, finish it, and verify HubSpot.
     ``sandbox_options`` are sandbox flags (e.g. ``{"no_unique_on": "products,line_items"}``)."""
     started = time.perf_counter()
@@ -234,7 +241,7 @@ def crash_and_converge(root: Path, customers: int, kills: int, seed: int = 11, l
     say = print if log else (lambda *_a: None)
     generate(f"sqlite:///{root / 'sap.db'}", customers, seed=seed)
     with running_sandbox(root / "hubspot.db", **(sandbox_options or {})) as sandbox:
-        ws = Workspace(root, sandbox)
+        ws = Workspace(root, sandbox, commerce)
         ws.prepare()
         report.expected_records = expected_counts(ws)
         budget = estimated_requests(report.expected_records)
@@ -275,15 +282,18 @@ def main() -> int:
     parser.add_argument("--dir", default=None, help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--no-unique-on", default=None, metavar="TYPES",
                         help="sandbox object types refusing unique-value properties, e.g. products,line_items")
+    parser.add_argument("--commerce", choices=COMMERCE_MODES, default="deals", help="the panel's commerce.objects")
     args = parser.parse_args()
     options = {"no_unique_on": args.no_unique_on}
     if args.dir:
         root = Path(args.dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        report = crash_and_converge(root, args.customers, args.kills, args.seed, sandbox_options=options)
+        report = crash_and_converge(root, args.customers, args.kills, args.seed, sandbox_options=options,
+                                    commerce=args.commerce)
     else:
         with tempfile.TemporaryDirectory(prefix="fp-crash-") as tmp:
-            report = crash_and_converge(Path(tmp), args.customers, args.kills, args.seed, sandbox_options=options)
+            report = crash_and_converge(Path(tmp), args.customers, args.kills, args.seed, sandbox_options=options,
+                                        commerce=args.commerce)
     print("\n".join(report.lines()))
     ok = report.discrepancies.total == 0 and report.rerun_writes == 0 and report.kills >= args.kills
     print("CONVERGED" if ok else "FAILED")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fp_hubspot_assets.cli.sync import demo_env, run_main_job, summary_line
+from fp_hubspot_assets.objects import COMMERCE_MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +51,9 @@ def cmd_demo_simulate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- demo run / dev
-def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) -> dict[str, str]:
-    """Create the demo folder: Dagster home (with our dagster.yaml), SAP database, panel file."""
+def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str, commerce: str = "deals") -> dict[str, str]:
+    """Create the demo folder: Dagster home (with our dagster.yaml), SAP database, panel file (its
+    ``commerce.objects`` set to ``commerce``)."""
     from fp_demo_store.generate import generate
 
     env = demo_env(demo_dir)
@@ -66,7 +68,9 @@ def prepare_demo(demo_dir: Path, customers: int, seed: int, sandbox_url: str) ->
     example = (REPO_ROOT / "panel.example.yaml").read_text(encoding="utf-8")
     panel.write_text(
         "# written by `fp-demo`: the example panel pointed at the local sandbox\n"
-        + example.replace("  base_url: null", f"  base_url: {sandbox_url}"),
+        + example.replace("  base_url: null", f"  base_url: {sandbox_url}").replace(
+            "  objects: deals ", f"  objects: {commerce} "
+        ),
         encoding="utf-8",
     )
     os.environ.update(env)
@@ -79,7 +83,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     demo_dir = Path(args.dir).resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
     with running_sandbox(demo_dir / "hubspot.db", port=args.sandbox_port) as sandbox:
-        prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url)
+        prepare_demo(demo_dir, args.customers, args.seed, sandbox.base_url, args.commerce)
         summary, totals = run_main_job()
     print(summary_line(summary.metadata, totals))
     return 0
@@ -87,7 +91,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
 
 def cmd_demo_prepare(args: argparse.Namespace) -> int:
     demo_dir = Path(args.dir).resolve()
-    prepare_demo(demo_dir, args.customers, args.seed, f"http://127.0.0.1:{args.sandbox_port}")
+    prepare_demo(demo_dir, args.customers, args.seed, f"http://127.0.0.1:{args.sandbox_port}", args.commerce)
     print(f"demo ready in {demo_dir}")
     return 0
 
@@ -154,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=42, help="random seed of a new demo database")
         p.add_argument("--dir", default=".demo", help="the demo folder (default: .demo)")
         p.add_argument("--sandbox-port", type=int, default=8765, help="port of the local HubSpot sandbox")
+        p.add_argument("--commerce", choices=COMMERCE_MODES, default="deals",
+                       help="the panel's commerce.objects: deals (default), orders_and_carts or both")
         p.set_defaults(func=func)
 
     dev = sub.add_parser("dev", help="the sandbox and the Dagster UI on the demo data")

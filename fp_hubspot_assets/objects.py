@@ -96,15 +96,60 @@ SPECS: dict[str, ObjectSpec] = {
             "fp_line_item_id",
             ("fp_line_item_id", "name", "quantity", "price"),
             lookups=("product_key",),
-            references=(Reference("assoc_deals", "deals"),),
+            # one of the three is set: a line item belongs to one deal, order or cart (keys: COMMERCE_LINE_PREFIX)
+            references=(Reference("assoc_deals", "deals"), Reference("assoc_orders", "orders"),
+                        Reference("assoc_carts", "carts")),
             parent=Reference("assoc_deals", "deals"),
             needs_products_tier=True,
             scopes=("crm.objects.line_items.read", "crm.objects.line_items.write", "e-commerce"),
+        ),
+        # HubSpot's native commerce objects (commerce.objects: orders_and_carts | both). Default properties as
+        # HubSpot documents them (docs/commerce-objects.md); the fp_* ones are ours.
+        ObjectSpec(
+            "orders",
+            "fp_order_id",
+            ("fp_order_id", "hs_order_name", "hs_external_order_id", "hs_currency_code", "hs_total_price",
+             "hs_subtotal_price", "hs_order_discount", "hs_tax", "hs_shipping_cost", "hs_source_store",
+             "hs_fulfillment_status", "hs_payment_status", "hs_external_created_date", "hs_billing_address_email",
+             "hs_billing_address_street", "hs_billing_address_city", "hs_billing_address_postal_code",
+             "hs_billing_address_state", "hs_billing_address_country", "hs_shipping_address_street",
+             "hs_shipping_address_city", "hs_shipping_address_postal_code", "hs_shipping_address_state",
+             "hs_shipping_address_country", "fp_order_stage", "fp_order_status", "fp_shipment_status",
+             "fp_payment_status", "fp_closed_date"),
+            references=(Reference("assoc_contacts", "contacts"), Reference("assoc_companies", "companies"),
+                        Reference("assoc_deals", "deals")),
+            deleted_flag=True,
+            scopes=_crm_scopes("orders"),
+        ),
+        ObjectSpec(
+            "carts",
+            "fp_cart_id",
+            ("fp_cart_id", "hs_cart_name", "hs_external_cart_id", "hs_currency_code", "hs_total_price",
+             "hs_source_store", "hs_cart_url", "hs_external_status", "hs_external_created_date",
+             "hs_external_modified_date", "fp_abandoned"),
+            # HubSpot documents no cart → company association type; a cart links to its contact and order
+            references=(Reference("assoc_contacts", "contacts"), Reference("assoc_orders", "orders")),
+            deleted_flag=True,
+            scopes=_crm_scopes("carts"),
         ),
     )
 }  # fmt: skip
 
 OBJECT_TYPES: tuple[str, ...] = tuple(SPECS)
+COMMERCE_TYPES: tuple[str, ...] = ("orders", "carts")
+# The panel's ``commerce.objects``: deals (the default), HubSpot's native orders and carts, or both.
+COMMERCE_MODES: tuple[str, ...] = ("deals", "orders_and_carts", "both")
+
+
+def synced_types(commerce_objects: str = "deals") -> tuple[str, ...]:
+    """The object types a ``commerce.objects`` mode syncs, in registry order."""
+    skip = {"deals": set(COMMERCE_TYPES), "orders_and_carts": {"deals"}, "both": set()}[commerce_objects]
+    return tuple(t for t in OBJECT_TYPES if t not in skip)
+
+
+# A line item of an order or a cart: its key is this prefix + the order's/cart's key + ":L<line>", so it never
+# shares a key with a deal's line item ("O7:L1" of deal O7, "order/O7:L1" of order O7).
+COMMERCE_LINE_PREFIX: dict[str, str] = {"orders": "order/", "carts": "cart/"}
 
 # Labels for the custom ``fp_*`` properties the HubSpot set-up creates.
 CUSTOM_PROPERTY_LABELS: dict[str, str] = {
@@ -121,6 +166,11 @@ CUSTOM_PROPERTY_LABELS: dict[str, str] = {
     "fp_shipment_status": "Shipment status",
     "fp_payment_status": "Payment status",
     "fp_deleted_in_source": "Deleted in FocusPoint/SAP on",
+    "fp_order_id": "FocusPoint order id",
+    "fp_cart_id": "FocusPoint cart id",
+    "fp_order_stage": "Order stage",
+    "fp_closed_date": "Order closed on",
+    "fp_abandoned": "Abandoned cart",
 }
 
 # Set (a date) by the ``deletes: flag`` policy on a record whose source vanished, cleared when it returns.

@@ -250,6 +250,20 @@ class DealOptions(_Strict):
     of_excluded_customers: Literal["skip", "send"] = "skip"
 
 
+class CommerceOptions(_Strict):
+    # Where orders and carts go in HubSpot: deals (a cart and its order are one deal, the default), HubSpot's
+    # native order and cart objects, or both (each deal associated with its order). docs/panel-options.md
+    objects: Literal["deals", "orders_and_carts", "both"] = "deals"
+
+    @property
+    def sends_deals(self) -> bool:
+        return self.objects != "orders_and_carts"
+
+    @property
+    def sends_orders(self) -> bool:
+        return self.objects != "deals"
+
+
 class PanelSettings(_Strict):
     tier: Tier = Tier.professional
     integration: Integration = Integration()
@@ -260,6 +274,7 @@ class PanelSettings(_Strict):
     first_setup: FirstSetup = FirstSetup()
     deal_stages: DealStageMapping = DealStageMapping()
     deals: DealOptions = DealOptions()
+    commerce: CommerceOptions = CommerceOptions()
     # What becomes of a HubSpot record whose customer, item, order or cart vanished from the source
     # (docs/identity.md): ``flag`` sets fp_deleted_in_source, ``archive`` archives it, ``keep`` leaves it.
     deletes: Literal["keep", "flag", "archive"] = "flag"

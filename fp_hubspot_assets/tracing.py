@@ -22,7 +22,8 @@ PORTAL_ID_ENV = "FP_HUBSPOT_PORTAL_ID"
 TRACING_URL_ENV = "FP_TRACING_URL"  # where the tracing page is served (`fp-hubspot tracing-page`)
 DEFAULT_TRACING_URL = "http://127.0.0.1:3001"
 # HubSpot's object type ids, as its app URLs use them (https://app.hubspot.com/contacts/<portal>/record/<id>/…)
-OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "products": "0-7", "line_items": "0-8"}
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "products": "0-7", "line_items": "0-8",
+                   "orders": "0-123", "carts": "0-142"}
 ENTITIES = ("stores", "customers", "addresses", "items", "orders", "carts")
 _LINE_KEY = re.compile(r"^(.*):L[^:]*$")  # "<deal key>:L<line>": a line item's key names its deal
 
@@ -76,9 +77,17 @@ def compute_payloads(frames: dict[str, pl.DataFrame], settings: PanelSettings) -
     contacts = mapping.map_contacts(customers, addresses, settings)
     products = mapping.map_products(frames["items"], frames["stores"], settings)
     now = datetime.now(UTC).replace(tzinfo=None)
-    deals = mapping.map_deals(frames["orders"], frames["carts"], customers, contacts, companies, settings, now)
-    line_items = mapping.map_line_items(frames["orders"], frames["carts"], products, settings, deals=deals)
-    return {"companies": companies, "contacts": contacts, "products": products, "deals": deals, "line_items": line_items}
+    orders_frame, carts_frame = frames["orders"], frames["carts"]
+    deals = mapping.map_deals(orders_frame, carts_frame, customers, contacts, companies, settings, now)
+    orders = mapping.map_orders(
+        orders_frame, carts_frame, customers, addresses, frames["stores"], contacts, companies, settings, now, deals
+    )
+    carts = mapping.map_carts(orders_frame, carts_frame, customers, frames["stores"], contacts, companies, orders, settings, now)
+    line_items = mapping.map_line_items(
+        orders_frame, carts_frame, products, settings, deals=deals, order_records=orders, cart_records=carts
+    )
+    return {"companies": companies, "contacts": contacts, "products": products, "deals": deals, "line_items": line_items,
+            "orders": orders, "carts": carts}
 
 
 def source_rows(frames: dict[str, pl.DataFrame], key: str) -> list[dict[str, Any]]:
@@ -124,8 +133,8 @@ def trace(
 
 
 GRID_COLUMNS = ("source_key", "label", "email", "stage", "amount", "hubspot_id", "last_action", "last_at", "note")
-_LABELS = ("dealname", "name")  # the property that names a record, by object type
-_AMOUNTS = ("amount", "price")
+_LABELS = ("dealname", "name", "hs_order_name", "hs_cart_name")  # the property that names a record, by object type
+_AMOUNTS = ("amount", "price", "hs_total_price")
 
 
 def _text_of(frame: pl.DataFrame, *names: str) -> pl.Expr:

@@ -16,7 +16,7 @@ from dagster import DagsterInstance
 from fp_demo_store.generate import generate
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
-from fp_hubspot_assets.objects import OBJECT_TYPES, SPECS
+from fp_hubspot_assets.objects import SPECS, synced_types
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
 from fp_hubspot_assets.sap.reader import SapReader
@@ -73,9 +73,11 @@ def sync_env(tmp_path: Path) -> Iterator[SyncEnv]:
 
 
 # ---------------------------------------------------------------- what HubSpot must hold afterwards
-TYPES = OBJECT_TYPES
+TYPES = synced_types()  # the default commerce.objects (deals); orders and carts: test_commerce_objects.py
 ASSOCIATIONS = {  # object type -> (reference column, associated type), from the registry
-    name: [(ref.column, ref.to_type) for ref in spec.references] for name, spec in SPECS.items() if spec.references
+    name: [(ref.column, ref.to_type) for ref in spec.references if ref.to_type in TYPES]
+    for name, spec in SPECS.items()
+    if spec.references and name in TYPES
 }
 
 

@@ -111,17 +111,22 @@ DEFAULT_PROPERTIES: dict[str, tuple[PropSpec, ...]] = {
         _p("description"), _p("discount", _N), _p("hs_discount_percentage", _N), _p("hs_line_item_currency_code", _E, CURRENCIES),
         _p("hs_cost_of_goods_sold", _N), _p("tax", _N),
     ),
+    # HubSpot's default order and cart properties (orders and carts guides, docs/commerce-objects.md)
     "orders": (
         _p("hs_order_name"), _p("hs_currency_code", _E, CURRENCIES), _p("hs_total_price", _N),
-        _p("hs_subtotal_price", _N), _p("hs_external_order_id"), _p("hs_source_store"), _p("hs_pipeline"),
-        _p("hs_pipeline_stage"), _p("hs_fulfillment_status"), _p("hs_payment_status"), _p("hs_shipping_address_street"),
-        _p("hs_shipping_address_city"), _p("hs_shipping_address_postal_code"), _p("hs_shipping_address_country"),
-        _p("hs_billing_address_email"), _p("hs_external_created_date", _DT),
+        _p("hs_subtotal_price", _N), _p("hs_order_discount", _N), _p("hs_tax", _N), _p("hs_shipping_cost", _N),
+        _p("hs_external_order_id"), _p("hs_source_store"), _p("hs_pipeline"), _p("hs_pipeline_stage"),
+        _p("hs_fulfillment_status"), _p("hs_payment_status"), _p("hs_order_note"), _p("hs_shipping_tracking_number"),
+        *(_p(f"hs_{kind}_address_{part}") for kind in ("billing", "shipping")
+          for part in ("name", "email", "phone", "street", "city", "state", "postal_code", "country")),
+        _p("hs_external_created_date", _DT),
     ),
     "carts": (
         _p("hs_cart_name"), _p("hs_currency_code", _E, CURRENCIES), _p("hs_total_price", _N),
         _p("hs_subtotal_price", _N), _p("hs_external_cart_id"), _p("hs_source_store"), _p("hs_cart_url"),
-        _p("hs_checkout_url"), _p("hs_cart_discount", _N), _p("hs_external_status"),
+        _p("hs_checkout_url"), _p("hs_cart_discount", _N), _p("hs_tax", _N), _p("hs_shipping_cost", _N),
+        _p("hs_tags"), _p("hs_external_status"), _p("hs_external_created_date", _DT),
+        _p("hs_external_modified_date", _DT),
     ),
 }
 # system properties every type has; never writable through the API
@@ -163,7 +168,7 @@ ASSOCIATION_TYPES: dict[int, AssociationType] = {
         *_pair("line_items", "deals", 20, 19),
         *_pair("orders", "contacts", 507, 508),
         *_pair("orders", "companies", 509, 510),
-        *_pair("orders", "deals", 511, 512),
+        *_pair("orders", "deals", 512, 511),
         *_pair("orders", "line_items", 513, 514),
         *_pair("carts", "contacts", 586, 587),
         *_pair("carts", "line_items", 590, 591),

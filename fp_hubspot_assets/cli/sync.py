@@ -11,7 +11,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / ".demo"
-WRITERS = ("companies", "contacts", "products", "deals", "line_items")
+WRITERS = ("companies", "contacts", "products", "deals", "line_items", "orders", "carts")
 RUN_COUNTS = ("created", "updated", "adopted", "archived", "failed", "skipped")
 DRY_RUN_KEYS = 5  # keys shown per object type and action in a dry-run report
 
@@ -86,7 +86,15 @@ def run_main_job(dry_run: bool = False, full: bool = False) -> tuple[Any, dict[s
         )
     with StateStore(StateStore.default_url()) as store:
         ids = store.id_map_all()
-    return summary, {t: ids.filter(ids["object_type"] == t).height for t in OBJECT_TYPES}
+    return summary, {t: ids.filter(ids["object_type"] == t).height for t in OBJECT_TYPES if t in _synced()}
+
+
+def _synced() -> tuple[str, ...]:
+    """The object types the panel's ``commerce.objects`` mode syncs (the default leaves out orders and carts)."""
+    from fp_hubspot_assets.objects import synced_types
+    from fp_hubspot_assets.panel import load_panel
+
+    return synced_types(load_panel().commerce.objects)
 
 
 def run_counts(metadata: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -107,7 +115,7 @@ def summary_line(metadata: dict[str, dict[str, Any]], totals: dict[str, int], dr
 def dry_run_report(metadata: dict[str, dict[str, Any]]) -> list[str]:
     """Per object type: would-create / would-update / would-archive counts, the first keys and what differs."""
     lines = ["dry run — nothing written. Per object type, what a real run would do:"]
-    for object_type in WRITERS:
+    for object_type in (t for t in WRITERS if t in _synced()):
         meta = metadata.get(f"hubspot_{object_type}", {})
         counts = {a: int(meta.get(f"count_would_{a}", 0)) for a in ("create", "update", "archive")}
         lines.append(f"  {object_type}: " + ", ".join(f"would-{a}={n}" for a, n in counts.items()))

@@ -31,7 +31,7 @@ from fp_hubspot_assets.hubspot.object_sync import sync_object_type
 from fp_hubspot_assets.hubspot.setup import run_setup
 from fp_hubspot_assets.hubspot.sync import SyncContext
 from fp_hubspot_assets.mapping import Mapped
-from fp_hubspot_assets.objects import SPECS, ObjectSpec
+from fp_hubspot_assets.objects import SPECS, ObjectSpec, synced_types
 from fp_hubspot_assets.preflight import PreflightError, preflight
 
 
@@ -52,9 +52,9 @@ def hubspot_schema(
     if hubspot.dry_run:
         return MaterializeResult(metadata={"dry_run": True, "hubspot": base_url, **mark_dry_run(context)})
     client = hubspot.client(settings, state.store())
-    report = run_setup(
-        client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in mapping.OBJECT_TYPES}
-    )
+    # only the types this commerce.objects mode syncs: the default (deals) never touches orders or carts
+    types = synced_types(settings.commerce.objects)
+    report = run_setup(client, state.store(), settings.tier.value, {t: mapping.custom_properties(t) for t in types})
     for note in report.notes:
         context.log.warning(note)
     return MaterializeResult(
@@ -148,9 +148,21 @@ hubspot_deals = _writer(
     "their contact and company.",
 )
 hubspot_line_items = _writer(
-    "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products"],
+    "line_items", "line_item_payloads", ["hubspot_deals", "hubspot_products", "hubspot_orders", "hubspot_carts"],
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
+)
+hubspot_orders = _writer(
+    "orders", "order_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_deals",
+                                 "hubspot_first_setup"],
+    "HubSpot's native orders (commerce.objects: orders_and_carts or both), upserted by fp_order_id; associated "
+    "with their contact, company and (both) deal. Nothing is sent in the default deals mode.",
+)
+hubspot_carts = _writer(
+    "carts", "cart_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_orders"],
+    "HubSpot's native carts (commerce.objects: orders_and_carts or both), upserted by fp_cart_id; associated with "
+    "their contact and the order they became. Nothing is sent in the default deals mode.",
 )
 
 
-hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals, hubspot_line_items]
+hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
+                  hubspot_orders, hubspot_carts, hubspot_line_items]

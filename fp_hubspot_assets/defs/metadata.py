@@ -28,7 +28,8 @@ def table_metadata(frame: pl.DataFrame, limit: int = GRID_ROWS) -> MetadataValue
 
 OWNERS = ["team:data-engineering"]
 HUBSPOT_POOL = "hubspot"
-WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items"]
+WRITERS = ["hubspot_companies", "hubspot_contacts", "hubspot_products", "hubspot_deals", "hubspot_line_items",
+           "hubspot_orders", "hubspot_carts"]
 DRY_RUN_TAG = "fp/dry_run"
 DRY_RUN_NOTE = "dry run — nothing written"
 
@@ -57,6 +58,7 @@ def writer_metadata(
         "api_requests": report.requests,
         "api_write_requests": report.write_requests,
         "associations_created": report.associations_created,
+        "associations_created_by_type": MetadataValue.json(result.associated),
         "duration_seconds": round(report.duration_s, 3),
         "records": table_metadata(report.touched_frame()),
         # the grid above holds this run's records only; every record, searchable: the tracing page

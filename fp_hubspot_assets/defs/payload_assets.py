@@ -72,16 +72,64 @@ def deal_payloads(
 
 
 @asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
-       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal.")
+       description="Orders mapped to HubSpot's native order objects (commerce.objects: orders_and_carts or both): "
+       "stage from the deal-stage rules, totals, addresses, contact, company and (both) deal.")
+def order_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    sap_addresses: pl.DataFrame,
+    web_stores: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    deal_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    settings = panel.settings()
+    mapped = mapping.map_orders(
+        sap_orders, store_carts, sap_customers, sap_addresses, web_stores, contact_payloads, company_payloads, settings,
+        datetime.now(UTC).replace(tzinfo=None), deal_payloads if settings.commerce.sends_deals else None,
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Web carts mapped to HubSpot's native cart objects (commerce.objects: orders_and_carts or both): "
+       "open / abandoned / ordered, linked to the order they became.")
+def cart_payloads(
+    sap_orders: pl.DataFrame,
+    store_carts: pl.DataFrame,
+    sap_customers: pl.DataFrame,
+    web_stores: pl.DataFrame,
+    contact_payloads: Mapped,
+    company_payloads: Mapped,
+    order_payloads: Mapped,
+    panel: PanelResource,
+) -> Output[Mapped]:
+    mapped = mapping.map_carts(
+        sap_orders, store_carts, sap_customers, web_stores, contact_payloads, company_payloads, order_payloads,
+        panel.settings(), datetime.now(UTC).replace(tzinfo=None),
+    )
+    return Output(mapped, metadata=_payload_metadata(mapped))
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       description="Order lines (and open cart lines) mapped to HubSpot line items of their deal, order or cart.")
 def line_item_payloads(
     sap_orders: pl.DataFrame,
     store_carts: pl.DataFrame,
     product_payloads: Mapped,
     deal_payloads: Mapped,
+    order_payloads: Mapped,
+    cart_payloads: Mapped,
     panel: PanelResource,
 ) -> Output[Mapped]:
-    mapped = mapping.map_line_items(sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads)
+    mapped = mapping.map_line_items(
+        sap_orders, store_carts, product_payloads, panel.settings(), deals=deal_payloads,
+        order_records=order_payloads, cart_records=cart_payloads,
+    )
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, line_item_payloads]
+payload_assets = [company_payloads, contact_payloads, product_payloads, deal_payloads, order_payloads, cart_payloads,
+                  line_item_payloads]

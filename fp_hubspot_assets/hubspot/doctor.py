@@ -20,6 +20,7 @@ from fp_hubspot_assets.hubspot.oauth import required_scopes
 from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached
 from fp_hubspot_assets.hubspot.setup import NO_UNIQUE_FALLBACK, PIPELINE_LABEL
 from fp_hubspot_assets.mapping import ID_PROPERTY
+from fp_hubspot_assets.objects import COMMERCE_TYPES
 from fp_hubspot_assets.panel import PanelSettings
 
 MAX_UNIQUE_PROPERTIES = 10  # HubSpot's limit of unique-value properties per object type
@@ -33,8 +34,9 @@ class Check:
 
 
 def synced_types(settings: PanelSettings) -> list[str]:
-    types = ["contacts", "companies", "deals"]
-    return types + (["products", "line_items"] if settings.tier.sends_products else [])
+    types = ["contacts", "companies", "deals"] if settings.commerce.sends_deals else ["contacts", "companies"]
+    types += ["products", "line_items"] if settings.tier.sends_products else []
+    return types + (list(COMMERCE_TYPES) if settings.commerce.sends_orders else [])
 
 
 def _attempt(checks: list[Check], name: str, probe: Callable[[], Check]) -> bool:
@@ -74,6 +76,7 @@ def run_checks(settings: PanelSettings, client: HubSpotClient) -> list[Check]:
     for object_type in synced_types(settings):
         _attempt(checks, f"properties: {object_type}", partial(_id_property, client, object_type))
     checks.append(_limits(settings, headers))
+    _attempt(checks, "commerce objects", lambda: _commerce(settings, client))
     _attempt(checks, "deal pipeline", lambda: _pipeline(settings, client))
     return checks
 
@@ -120,6 +123,28 @@ def _id_property(client: HubSpotClient, object_type: str) -> Check:
                                   "properties (HubSpot allows 10)")
     fallback = " (a plain one if HubSpot refuses unique values here)" if object_type in NO_UNIQUE_FALLBACK else ""
     return Check(name, True, f"{prop} is missing; set-up creates it{fallback}")
+
+
+def _commerce(settings: PanelSettings, client: HubSpotClient) -> Check:
+    """Whether the account has HubSpot's order and cart objects and the token may use them: one property read
+    per type (``crm.objects.{orders,carts}.*`` / ``crm.schemas.*``). Only asked when commerce.objects needs them."""
+    if not settings.commerce.sends_orders:
+        return Check("commerce objects", True, "not used (commerce.objects: deals)")
+    problems = []
+    for object_type in COMMERCE_TYPES:
+        try:
+            client.list_properties(object_type)
+        except HubSpotError as exc:
+            if exc.status == 403:
+                problems.append(f"{object_type}: token lacks its scopes (crm.objects.{object_type}.read/write, "
+                                f"crm.schemas.{object_type}.read/write) — {exc.message}")
+            elif exc.status == 404:
+                problems.append(f"{object_type}: this account has no {object_type} object ({exc.message})")
+            else:
+                raise
+    if problems:
+        return Check("commerce objects", False, "; ".join(problems) + ": grant the scopes or set commerce.objects: deals")
+    return Check("commerce objects", True, f"orders and carts available (commerce.objects: {settings.commerce.objects})")
 
 
 def _limits(settings: PanelSettings, headers: Mapping[str, str]) -> Check:

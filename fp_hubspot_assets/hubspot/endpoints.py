@@ -104,6 +104,16 @@ ASSOCIATION_TYPE_IDS: dict[tuple[str, str], int] = {
     ("deals", "companies"): 341,
     ("line_items", "deals"): 20,
     ("deals", "line_items"): 19,
+    # HubSpot's native commerce objects (orders and carts guides; docs/commerce-objects.md)
+    ("orders", "contacts"): 507,
+    ("orders", "companies"): 509,
+    ("orders", "deals"): 512,
+    ("orders", "line_items"): 513,
+    ("line_items", "orders"): 514,
+    ("carts", "contacts"): 586,
+    ("carts", "line_items"): 590,
+    ("line_items", "carts"): 591,
+    ("carts", "orders"): 592,
 }
 # The "Primary" label: the customer's company is the primary company of its contacts (1) and deals (5);
 # without it HubSpot's company card may show no primary company.

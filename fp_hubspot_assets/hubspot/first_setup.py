@@ -357,14 +357,20 @@ def existing_deal_keys(orders: pl.DataFrame, carts: pl.DataFrame) -> list[str]:
     return sorted(deals.filter(pl.col("origin") == "order")["deal_key"].to_list())
 
 
-def record_baseline(store: StateStore, keys: Iterable[str], *, dry_run: bool = False) -> int:
-    """Baseline the deals that never reached HubSpot (a forced re-run must not freeze synced deals)."""
+def existing_order_keys(orders: pl.DataFrame, carts: pl.DataFrame) -> list[str]:
+    """Order keys (``O<entry>``) of every order that exists now: HubSpot's native orders (commerce.objects)."""
+    deals, _issues = deal_sources(orders, carts)
+    return sorted(deals.filter(pl.col("origin") == "order")["order_key"].to_list())
+
+
+def record_baseline(store: StateStore, keys: Iterable[str], *, dry_run: bool = False, object_type: str = "deals") -> int:
+    """Baseline the deals (or orders) that never reached HubSpot (a forced re-run must not freeze synced ones)."""
     keys = sorted(set(keys))
-    already_sent = store.hubspot_ids("deals", keys)
+    already_sent = store.hubspot_ids(object_type, keys)
     fresh = [k for k in keys if k not in already_sent]
     if dry_run:
-        return len(set(fresh) - store.baseline("deals"))
-    return store.add_baseline("deals", fresh)
+        return len(set(fresh) - store.baseline(object_type))
+    return store.add_baseline(object_type, fresh)
 
 
 def run_first_setup(
@@ -395,6 +401,9 @@ def run_first_setup(
         report.pulls["contacts"] = pull(client, store, PULL_SPECS["contacts"], contacts, run_id, dry_run=dry_run)
     if options.ignore_existing_deals:
         report.baselined = record_baseline(store, existing_deal_keys(orders, carts), dry_run=dry_run)
+        # the same orders as HubSpot's native orders, whatever commerce.objects says now: a later switch to
+        # orders_and_carts or both must not send them either
+        record_baseline(store, existing_order_keys(orders, carts), dry_run=dry_run, object_type="orders")
     report.baseline_total = len(store.baseline("deals"))
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     if not dry_run:

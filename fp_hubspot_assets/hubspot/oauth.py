@@ -29,7 +29,7 @@ import httpx
 
 from fp_hubspot_assets.hubspot.client import redact
 from fp_hubspot_assets.hubspot.secrets import clean_secret
-from fp_hubspot_assets.objects import SPECS
+from fp_hubspot_assets.objects import COMMERCE_TYPES, SPECS
 from fp_hubspot_assets.panel import Integration, PanelSettings
 from fp_hubspot_assets.state.store import StateStore
 
@@ -57,6 +57,8 @@ def required_scopes(settings: PanelSettings) -> list[str]:
     for spec in SPECS.values():
         if spec.needs_products_tier and not settings.tier.sends_products:
             continue
+        if spec.name in COMMERCE_TYPES and not settings.commerce.sends_orders:
+            continue  # HubSpot's native orders and carts only when commerce.objects sends them
         scopes += [s for s in spec.scopes if s not in scopes]
     return scopes
 

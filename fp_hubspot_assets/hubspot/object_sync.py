@@ -12,7 +12,7 @@ from fp_hubspot_assets.hubspot import removals
 from fp_hubspot_assets.hubspot.setup import pipeline_from_state
 from fp_hubspot_assets.hubspot.sync import SyncContext, SyncReport, sync_associations, sync_records
 from fp_hubspot_assets.mapping import Mapped
-from fp_hubspot_assets.objects import ObjectSpec
+from fp_hubspot_assets.objects import ObjectSpec, synced_types
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.state.queries import log_new_source_problems
 from fp_hubspot_assets.state.store import StateStore
@@ -38,16 +38,22 @@ def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFram
 # Columns resolved from the state store just before writing: the deal stage ids of our pipeline, the
 # HubSpot id of a line item's product.
 RESOLVERS: dict[str, Resolver] = {"deals": _resolve_deals, "line_items": _resolve_line_items}
-# The deal key column of each type: deals recorded by "Ignore existing deals" (first set-up) are left out.
-BASELINE_COLUMNS: dict[str, str] = {"deals": "source_key", "line_items": "assoc_deals"}
+# "Ignore existing deals" (first set-up) records the deals and orders that existed then; they are left out.
+# Per object type: the column naming a baselined record (its own key, or a line item's deal / order).
+BASELINE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "deals": ("source_key",), "orders": ("source_key",), "line_items": ("assoc_deals", "assoc_orders"),
+}
+# Which baseline a column is checked against.
+BASELINE_OF: dict[str, str] = {"assoc_deals": "deals", "assoc_orders": "orders"}
 
 
 @dataclass
 class ObjectSyncResult:
     report: SyncReport
     counts: dict[str, int]  # the report's summary plus the mapping's skipped / repaired / excluded
-    baselined: int  # records of baselined deals left out
-    why_nothing_sent: str | None  # the reason, when every record was excluded
+    baselined: int  # records of baselined deals and orders left out
+    why_nothing_sent: str | None  # the reason, when every record was excluded or the type is not synced
+    associated: dict[str, int]  # associations created per associated type (each its own endpoint and batches)
 
 
 def sync_object_type(
@@ -63,7 +69,7 @@ def sync_object_type(
     client = ctx.client or ctx.reader
     requests_before = client.total_requests if client else 0
     writes_before = client.write_requests if client else 0
-    records, baselined = _without_baseline(mapped.records, ctx.state, BASELINE_COLUMNS.get(object_type))
+    records, baselined = _without_baseline(mapped.records, ctx.state, object_type)
     resolve = RESOLVERS.get(object_type)
     if resolve is not None and records.height:
         try:
@@ -73,15 +79,20 @@ def sync_object_type(
                 raise
     report = SyncReport(object_type, dry_run=ctx.dry_run)
     present = mapped.present_keys()
-    gone = None if children or partial else removals.vanished(ctx, object_type, present)
+    # a type this commerce.objects mode does not sync is left as HubSpot has it: nothing vanished, nothing removed
+    synced = object_type in synced_types(settings.commerce.objects)
+    gone = None if children or partial or not synced else removals.vanished(ctx, object_type, present)
     if gone is not None:  # before any write: a suspicious mass deletion stops the asset untouched
         removals.guard_deletes(ctx, object_type, gone, settings.deletes, settings.deletes_max_share)
     if object_type == "deals":
         removals.merge_late_links(ctx, mapped.aliases, report)
     sync_records(ctx, object_type, spec.id_property, records, report)
+    associated: dict[str, int] = {}
     for ref in spec.references:
         if ref.column in records.columns:
+            before = report.associations_created
             sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column).iter_rows(), report)
+            associated[ref.to_type] = report.associations_created - before
     if children:
         removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)
     elif gone is not None:
@@ -100,15 +111,21 @@ def sync_object_type(
         "excluded": excluded,
     }
     why_nothing_sent = str(mapped.issues["reason"][0]) if excluded and not mapped.records.height else None
-    return ObjectSyncResult(report, counts, baselined, why_nothing_sent)
+    if not synced:
+        why_nothing_sent = f"commerce.objects is {settings.commerce.objects}: {object_type} are not synced"
+    return ObjectSyncResult(report, counts, baselined, why_nothing_sent, associated)
 
 
-def _without_baseline(records: pl.DataFrame, store: StateStore, column: str | None) -> tuple[pl.DataFrame, int]:
-    """Drop records of baselined deals (orders that existed at first set-up); returns (kept, how many dropped)."""
-    if column is None or not records.height:
+def _without_baseline(records: pl.DataFrame, store: StateStore, object_type: str) -> tuple[pl.DataFrame, int]:
+    """Drop records of baselined deals and orders (those that existed at first set-up) and the line items of
+    either; returns (kept, how many dropped)."""
+    columns = [c for c in BASELINE_COLUMNS.get(object_type, ()) if c in records.columns]
+    if not columns or not records.height:
         return records, 0
-    baseline = store.baseline("deals")
-    if not baseline:
-        return records, 0
-    kept = records.filter(~pl.col(column).is_in(sorted(baseline)))
+    dropped = pl.lit(False)
+    for column in columns:
+        baseline = store.baseline(object_type if column == "source_key" else BASELINE_OF[column])
+        if baseline:
+            dropped = dropped | pl.col(column).is_in(sorted(baseline)).fill_null(False)
+    kept = records.filter(~dropped)
     return kept, records.height - kept.height

@@ -4,6 +4,7 @@ No I/O. Every function is vectorized polars so a million customers map in second
 engine relies on is ``Mapped`` plus the ``ID_PROPERTY`` / ``PROPERTIES`` / ``REFERENCES`` constants.
 """
 
+from fp_hubspot_assets.mapping.commerce import map_carts, map_orders
 from fp_hubspot_assets.mapping.companies import map_companies
 from fp_hubspot_assets.mapping.contacts import map_contacts
 from fp_hubspot_assets.mapping.deals import deal_sources, map_deals
@@ -44,10 +45,12 @@ __all__ = [
     "custom_properties",
     "deal_sources",
     "deal_stage_for",
+    "map_carts",
     "map_companies",
     "map_contacts",
     "map_deals",
     "map_line_items",
+    "map_orders",
     "map_products",
     "unmapped_statuses",
 ]

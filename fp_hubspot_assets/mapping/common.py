@@ -376,3 +376,9 @@ def finalize(
         issues=concat_issues([*issues, *repairs]),
         aliases=aliases,
     )
+
+
+def not_sent(object_type: str) -> Mapped:
+    """Nothing of ``object_type``: the panel's ``commerce.objects`` does not sync it. No per-record issues (a
+    million excluded orders would be a million rows of one reason); the writer says why, and removes nothing."""
+    return Mapped(object_type, empty_records(object_type), empty_issues())

@@ -22,6 +22,7 @@ from fp_hubspot_assets.mapping.common import (
     issues_where,
     natural_order,
     non_empty,
+    not_sent,
     preview,
     usable_rows,
     valid_key,
@@ -229,6 +230,8 @@ def map_deals(
 ) -> Mapped:
     """Orders and carts → deals: dealname, amount, deal_currency_code, closedate, fp_* statuses, fp_store,
     plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
+    if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
+        return not_sent("deals")
     deals, source_issues = deal_sources(orders, carts)
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from fp_hubspot_assets.mapping.commerce import commerce_lines
 from fp_hubspot_assets.mapping.common import (
     bad_number,
     concat_issues,
@@ -26,12 +27,13 @@ from fp_hubspot_assets.panel import PanelSettings
 _LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quantity", "price")
 
 
-def _exploded(deals: pl.DataFrame, lines_column: str) -> pl.DataFrame:
-    """One row per line of ``lines_column`` (order or cart lines), with its deal key."""
-    lines = deals.select("deal_key", pl.col(lines_column).alias("_line")).explode("_line")
+def _exploded(deals: pl.DataFrame, lines_column: str, keep: tuple[str, ...] = ()) -> pl.DataFrame:
+    """One row per line of ``lines_column`` (order or cart lines), with its deal key (and the ``keep`` columns)."""
+    lines = deals.select("deal_key", *keep, pl.col(lines_column).alias("_line")).explode("_line")
     lines = lines.filter(pl.col("_line").is_not_null()).unnest("_line")
     return lines.select(
         "deal_key",
+        *keep,
         *[pl.col(f) if f in lines.columns else pl.lit(None, pl.String).alias(f) for f in _LINE_FIELDS],
     )
 
@@ -58,21 +60,47 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
     return lines, concat_issues([unnumbered, dup_issues])
 
 
+def _order_and_cart_lines(orders: pl.DataFrame, carts: pl.DataFrame, sent: Mapped | None, object_type: str) -> tuple[pl.DataFrame, pl.Series]:
+    """Lines of the sent orders (or carts) keyed ``order/O7:L1`` (``cart/C5:L1``); returns (lines, parent keys)."""
+    column = "assoc_orders" if object_type == "orders" else "assoc_carts"
+    if sent is None or sent.records.is_empty():
+        return pl.DataFrame(), pl.Series("parent_key", [], pl.String)
+    rows = commerce_lines(orders, carts).filter(pl.col(column).is_in(sent.keys().implode()))
+    lines = _exploded(rows.rename({"parent_key": "deal_key"}).rename({"_lines": "lines"}), "lines", (column,))
+    lines = lines.filter(pl.col("line_num").is_not_null()).with_columns(
+        child_key(pl.col("deal_key"), pl.col("line_num")).alias("source_key")
+    )
+    return lines.unique("source_key", keep="first", maintain_order=True), rows["parent_key"]
+
+
 def map_line_items(
     orders: pl.DataFrame,
     carts: pl.DataFrame,
     products: Mapped,
     settings: PanelSettings,
     deals: Mapped | None = None,
+    order_records: Mapped | None = None,
+    cart_records: Mapped | None = None,
 ) -> Mapped:
-    """Deal lines → line items: name, quantity, price (decimal strings), ``product_key`` (the combination's
-    product when combinations are synced and the line has one, else the item's; null when that product is
-    not sent) and ``assoc_deals``. With ``deals`` only lines of deals in ``deals.records`` are sent."""
+    """Deal, order and cart lines → line items: name, quantity, price (decimal strings), ``product_key`` (the
+    combination's product when combinations are synced and the line has one, else the item's; null when
+    that product is not sent) and one of ``assoc_deals`` / ``assoc_orders`` / ``assoc_carts``. With ``deals``
+    only lines of deals in ``deals.records`` are sent; likewise for ``order_records`` / ``cart_records``
+    (``commerce.objects``), whose lines are keyed ``order/<key>:L<n>`` / ``cart/<key>:L<n>``."""
     lines, issues = deal_lines(orders, carts)
     parents = None
     if deals is not None:
         parents = deals.keys()
         lines = lines.filter(pl.col("deal_key").is_in(parents.implode()))
+    for sent, object_type in ((order_records, "orders"), (cart_records, "carts")):
+        extra, extra_parents = _order_and_cart_lines(orders, carts, sent, object_type)
+        if extra.height:
+            lines = pl.concat([lines, extra], how="diagonal_relaxed")
+        if parents is not None and extra_parents.len():
+            parents = pl.concat([parents, extra_parents.alias(parents.name)])
+    for column in ("assoc_orders", "assoc_carts"):
+        if column not in lines.columns:
+            lines = lines.with_columns(pl.lit(None, pl.String).alias(column))
     if not settings.tier.sends_products:
         excluded = issues_for(
             lines, "source_key", EXCLUDED, tier_exclusion_reason(settings.tier, "line items")
@@ -126,7 +154,9 @@ def map_line_items(
         decimal_string(quantity).alias("quantity"),
         decimal_string(price).alias("price"),
         pl.when(pl.col("_product_name").is_not_null()).then(pl.col("_wanted")).alias("product_key"),
-        pl.col("deal_key").alias("assoc_deals"),
+        pl.when(pl.col("assoc_orders").is_null() & pl.col("assoc_carts").is_null())
+        .then(pl.col("deal_key"))
+        .alias("assoc_deals"),
     )
     mapped = finalize("line_items", records, [issues, invalid, no_product, no_price])
     return Mapped(mapped.object_type, mapped.records, mapped.issues, parents=parents)

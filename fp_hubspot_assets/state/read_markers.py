@@ -14,7 +14,9 @@ from fp_hubspot_assets.state.sync_cursor import MarkerSource, stamp
 
 INCREMENTAL_ENTITIES = ("orders", "carts")
 # Source entities each HubSpot object type is mapped from (only the incremental ones matter here).
-SOURCES_OF: Mapping[str, tuple[str, ...]] = {"deals": ("orders", "carts"), "line_items": ("orders", "carts")}
+SOURCES_OF: Mapping[str, tuple[str, ...]] = {
+    t: ("orders", "carts") for t in ("deals", "line_items", "orders", "carts")
+}
 MARKER_PREFIX = "read_marker:"
 PANEL_PREFIX = "read_panel:"  # the panel settings' digest the last successful run mapped with
 # Set by the cart_abandonment sensor: carts last changed at or after this moment are read whatever the

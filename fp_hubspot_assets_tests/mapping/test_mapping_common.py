@@ -213,6 +213,8 @@ def _line_item_frame(**values: str | None) -> pl.DataFrame:
         "price": "2",
         "product_key": None,
         "assoc_deals": "D1",
+        "assoc_orders": None,
+        "assoc_carts": None,
     }
     row.update(values)
     return pl.DataFrame([row], schema={c: pl.String for c in row})

@@ -13,16 +13,19 @@ from fp_hubspot_assets.mapping import (
     REFERENCES,
     Mapped,
     custom_properties,
+    map_carts,
     map_companies,
     map_contacts,
     map_deals,
     map_line_items,
+    map_orders,
     map_products,
 )
 from fp_hubspot_assets.source_model import empty
 from fp_hubspot_assets_tests.fixtures_mapping import NOW, panel
 
-SETTINGS = panel(customers={"roles": ["Guest"], "all_registered": True})
+# ``both``: every object type has records (deals are the same as in the default mode)
+SETTINGS = panel(customers={"roles": ["Guest"], "all_registered": True}, commerce={"objects": "both"})
 
 
 def map_all(customers, addresses, items, stores, orders, carts) -> dict[str, Mapped]:
@@ -30,8 +33,12 @@ def map_all(customers, addresses, items, stores, orders, carts) -> dict[str, Map
     companies = map_companies(customers, addresses, SETTINGS)
     products = map_products(items, stores, SETTINGS)
     deals = map_deals(orders, carts, customers, contacts, companies, SETTINGS, NOW)
-    lines = map_line_items(orders, carts, products, SETTINGS, deals=deals)
-    return {m.object_type: m for m in (contacts, companies, products, deals, lines)}
+    order_records = map_orders(orders, carts, customers, addresses, stores, contacts, companies, SETTINGS, NOW, deals)
+    cart_records = map_carts(orders, carts, customers, stores, contacts, companies, order_records, SETTINGS, NOW)
+    lines = map_line_items(
+        orders, carts, products, SETTINGS, deals=deals, order_records=order_records, cart_records=cart_records
+    )
+    return {m.object_type: m for m in (contacts, companies, products, deals, lines, order_records, cart_records)}
 
 
 @pytest.fixture
