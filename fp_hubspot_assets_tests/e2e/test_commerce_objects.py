@@ -209,7 +209,7 @@ def test_ignore_existing_deals_also_keeps_existing_orders_out(sync_env: SyncEnv)
 def test_killed_syncs_in_both_mode_converge_to_exactly_the_source(tmp_path: Path) -> None:
     """bench/crash_safety.py in ``both``: `fp-hubspot sync` SIGKILLed twice at random request counts, then run
     to completion — HubSpot holds every deal, order, cart and line item once, with their associations."""
-    spec = importlib.util.spec_from_file_location("crash_safety", Path(__file__).resolve().parents[1] / "bench" / "crash_safety.py")
+    spec = importlib.util.spec_from_file_location("crash_safety", Path(__file__).resolve().parents[2] / "bench" / "crash_safety.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("crash_safety", bench)
