@@ -109,6 +109,8 @@ def run_first_setup(
 
     config = dict(run_config or {})
     config["ops"] = {ASSET_NAME: {"config": {"force": force}}}
+    # full reads: Pull Contacts / Ignore existing deals match every record, not only those changed lately
+    config["resources"] = {**config.get("resources", {}), "sync_mode": {"config": {"mode": "full"}}}
     if quiet:
         config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     return run_sync(instance, config, job_name=FIRST_SETUP_JOB)
