@@ -15,7 +15,7 @@ from dagster import DagsterInstance
 
 from fp_demo_store.generate import generate
 from fp_hubspot_assets import mapping
-from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.hubspot.properties import pipeline_from_state
 from fp_hubspot_assets.objects import SPECS, synced_types
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync

@@ -14,7 +14,7 @@ from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.checks import order_statuses_mapped
 from fp_hubspot_assets.defs.resources import HubSpotResource, PanelResource
 from fp_hubspot_assets.hubspot import endpoints as ep
-from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.hubspot.properties import pipeline_from_state
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, expected_payloads

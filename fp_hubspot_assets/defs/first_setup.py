@@ -1,6 +1,6 @@
 """First set-up (Pull Contacts / Pull Companies / Ignore existing deals) as a Dagster asset.
 
-``hubspot_first_setup`` sits between ``hubspot_schema`` (our id properties must exist before they are
+``hubspot_first_setup`` sits between ``hubspot_properties`` (our id properties must exist before they are
 stamped) and the writers (which must see the stamped records and the baseline). In the ``first_setup`` job
 (`fp-hubspot setup`) it always runs the panel's options, behind the guard; in the sync jobs only once, before
 anything was synced (``hubspot.first_setup.why_not_run`` says when and why not). The ``no_ambiguous_matches``
@@ -75,7 +75,7 @@ def _skipped(status: str, reason: str) -> MaterializeResult:
         "sap_orders": AssetIn("sap_orders"),
         "store_carts": AssetIn("store_carts"),
     },
-    deps=[AssetKey("hubspot_schema")],
+    deps=[AssetKey("hubspot_properties")],
     check_specs=[
         AssetCheckSpec(CHECK_NAME, asset=ASSET_NAME, description="No pulled contact or company was ambiguous.")
     ],

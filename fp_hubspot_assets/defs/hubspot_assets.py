@@ -1,4 +1,4 @@
-"""The HubSpot assets: what the sync needs in HubSpot (``hubspot_schema``), then one writer per object type.
+"""The HubSpot assets: what the sync needs in HubSpot (``hubspot_properties``), then one writer per object type.
 
 Each writer wires its payload and resources into ``hubspot.object_sync.sync_object_type`` and renders the
 result as metadata (the panel's "Tracing Integration" view).
@@ -28,7 +28,7 @@ from fp_hubspot_assets.defs.resources import (
     resolve_connection,
 )
 from fp_hubspot_assets.hubspot.object_sync import sync_object_type
-from fp_hubspot_assets.hubspot.setup import run_setup
+from fp_hubspot_assets.hubspot.properties import run_setup
 from fp_hubspot_assets.hubspot.sync import SyncContext
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import SPECS, ObjectSpec, synced_types
@@ -38,7 +38,7 @@ from fp_hubspot_assets.preflight import PreflightError, preflight
 @asset(group_name="hubspot", kinds={"hubspot"}, owners=OWNERS, pool=HUBSPOT_POOL,
        description="What the sync needs in HubSpot: the FocusPoint property group, our unique id property per "
        "object type, the custom properties, and the e-commerce deal pipeline (stage ids kept in the state store).")
-def hubspot_schema(
+def hubspot_properties(
     context: AssetExecutionContext, panel: PanelResource, hubspot: HubSpotResource, state: StateStoreResource,
     sap: SapSourceResource,
 ) -> MaterializeResult:
@@ -130,20 +130,20 @@ def _writer(
 
 
 hubspot_companies = _writer(
-    "companies", "company_payloads", ["hubspot_schema", "hubspot_first_setup"],
+    "companies", "company_payloads", ["hubspot_properties", "hubspot_first_setup"],
     "HubSpot companies for company business partners, upserted by fp_company_id.",
 )
 hubspot_contacts = _writer(
-    "contacts", "contact_payloads", ["hubspot_schema", "hubspot_companies", "hubspot_first_setup"],
+    "contacts", "contact_payloads", ["hubspot_properties", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot contacts, upserted by fp_customer_id; an existing contact with the same email is adopted. "
     "Associated with their company.",
 )
 hubspot_products = _writer(
-    "products", "product_payloads", ["hubspot_schema"],
+    "products", "product_payloads", ["hubspot_properties"],
     "HubSpot products (one per item or per attribute combination), upserted by fp_product_id.",
 )
 hubspot_deals = _writer(
-    "deals", "deal_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_first_setup"],
+    "deals", "deal_payloads", ["hubspot_properties", "hubspot_contacts", "hubspot_companies", "hubspot_first_setup"],
     "HubSpot deals for orders and carts in the FocusPoint pipeline, upserted by fp_deal_id; associated with "
     "their contact and company.",
 )
@@ -152,17 +152,17 @@ hubspot_line_items = _writer(
     "HubSpot line items of each deal (hs_product_id set), upserted by fp_line_item_id; associated with their deal.",
 )
 hubspot_orders = _writer(
-    "orders", "order_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_companies", "hubspot_deals",
+    "orders", "order_payloads", ["hubspot_properties", "hubspot_contacts", "hubspot_companies", "hubspot_deals",
                                  "hubspot_first_setup"],
     "HubSpot's native orders (commerce.objects: orders_and_carts or both), upserted by fp_order_id; associated "
     "with their contact, company and (both) deal. Nothing is sent in the default deals mode.",
 )
 hubspot_carts = _writer(
-    "carts", "cart_payloads", ["hubspot_schema", "hubspot_contacts", "hubspot_orders"],
+    "carts", "cart_payloads", ["hubspot_properties", "hubspot_contacts", "hubspot_orders"],
     "HubSpot's native carts (commerce.objects: orders_and_carts or both), upserted by fp_cart_id; associated with "
     "their contact and the order they became. Nothing is sent in the default deals mode.",
 )
 
 
-hubspot_assets = [hubspot_schema, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
+hubspot_assets = [hubspot_properties, hubspot_companies, hubspot_contacts, hubspot_products, hubspot_deals,
                   hubspot_orders, hubspot_carts, hubspot_line_items]

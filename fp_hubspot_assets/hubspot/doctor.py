@@ -17,8 +17,8 @@ from typing import Any
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
 from fp_hubspot_assets.hubspot.oauth import required_scopes
+from fp_hubspot_assets.hubspot.properties import NO_UNIQUE_FALLBACK, PIPELINE_LABEL
 from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached
-from fp_hubspot_assets.hubspot.setup import NO_UNIQUE_FALLBACK, PIPELINE_LABEL
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.objects import COMMERCE_TYPES
 from fp_hubspot_assets.panel import PanelSettings

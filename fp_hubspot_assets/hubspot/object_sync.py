@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from fp_hubspot_assets.hubspot import removals
-from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.hubspot.properties import pipeline_from_state
 from fp_hubspot_assets.hubspot.sync import SyncContext, SyncReport, sync_associations, sync_records
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import ObjectSpec, synced_types

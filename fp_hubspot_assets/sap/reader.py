@@ -1,4 +1,4 @@
-"""The SQL source reader: SAP Business One + FocusPoint tables -> the canonical frames of ``schemas.py``.
+"""The SQL source reader: SAP Business One + FocusPoint tables -> the canonical frames of ``source_model.py``.
 
 ``SapReader(url).read(entity, since)`` returns a ``ReadResult``: ``frame`` in exactly the canonical schema, and
 ``rejects`` (entity, source_key, reason) for records that cannot be read (an unparseable date or number, a

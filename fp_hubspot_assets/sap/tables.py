@@ -4,7 +4,7 @@ SAP tables keep SAP's own names (``OCRD``, ``CardCode``, ``E_MailL``, ``Dscripti
 against a real SAP Business One database; only the columns the canonical model needs are declared, and the
 user-defined fields we rely on carry SAP's ``U_`` prefix (``U_FP_CartId``). The ``FP_*`` tables belong to the
 FocusPoint store and their shape is ours. docs/source-model.md documents every table and how it maps to the
-canonical frames in ``schemas.py``.
+canonical frames in ``source_model.py``.
 
 Change markers (what incremental reads filter on, so each one is indexed):
 - SAP documents and master data: ``UpdateDate`` (the day, time part zero) + ``UpdateTS`` (``HHMMSS`` integer).

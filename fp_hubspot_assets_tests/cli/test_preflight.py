@@ -126,11 +126,11 @@ def test_a_run_started_from_the_ui_stops_at_its_first_writer_with_the_same_line(
     state = Path(sync_env.state_url.removeprefix("sqlite:///"))
     config = resource_config(panel=str(sync_env.panel_path), sap_url=sync_env.sap_url, state_url=sync_env.state_url)
     summary = run_sync(sync_env.instance, config)
-    assert not summary.success and "hubspot_schema" in summary.failed_steps
+    assert not summary.success and "hubspot_properties" in summary.failed_steps
     failure = next(
         e.dagster_event.step_failure_data.error  # type: ignore[union-attr]
         for e in sync_env.instance.all_logs(summary.run_id)
-        if e.dagster_event and e.dagster_event.is_step_failure and e.step_key == "hubspot_schema"
+        if e.dagster_event and e.dagster_event.is_step_failure and e.step_key == "hubspot_properties"
     )
     assert "has no table FP_CART_LINE" in failure.message.splitlines()[0]
     assert sync_env.sandbox.stats()["total_requests"] == 0

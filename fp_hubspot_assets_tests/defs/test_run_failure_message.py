@@ -58,7 +58,7 @@ def test_a_missing_sap_database_is_the_runs_failure_line(tmp_path: Path, sandbox
     assert message.startswith('Execution of run for "sync_hubspot" failed.')
     assert line.startswith(f"SAP database not found: {missing} (FP_SAP_URL=sqlite:///{missing}) — set FP_SAP_URL")
     # the source readers fail too (they run beside the first writer): each with the same line, no traceback
-    assert {"hubspot_schema", "sap_customers", "sap_orders"} <= set(steps)
+    assert {"hubspot_properties", "sap_customers", "sap_orders"} <= set(steps)
     assert set(steps.values()) == {line}
     assert not missing.exists(), "the check must not create the SAP file"
 

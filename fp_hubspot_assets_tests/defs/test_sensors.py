@@ -25,7 +25,7 @@ from fp_hubspot_assets.defs import automation
 from fp_hubspot_assets.defs.automation import cart_abandonment, new_carts
 from fp_hubspot_assets.defs.jobs import CART_JOB
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
-from fp_hubspot_assets.hubspot.setup import pipeline_from_state
+from fp_hubspot_assets.hubspot.properties import pipeline_from_state
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.runner import resource_config
 from fp_hubspot_assets.sap.reader import SapReader

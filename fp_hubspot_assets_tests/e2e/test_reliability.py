@@ -17,8 +17,8 @@ from fp_demo_store.generate import generate
 from fp_hubspot_assets.hubspot import client as client_module
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
+from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached, RateBudget
-from fp_hubspot_assets.hubspot.setup import SetupReport, ensure_properties
 from fp_hubspot_assets.mapping import custom_properties
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox

@@ -10,8 +10,8 @@ import pytest
 
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError, isolate
+from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.hubspot.setup import SetupReport, ensure_properties
 from fp_hubspot_assets.mapping import custom_properties
 from fp_hubspot_assets.panel import PanelError, parse_panel
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox

@@ -14,8 +14,8 @@ import pytest
 from fp_hubspot_assets.cli import main
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.doctor import run_checks
+from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.hubspot.setup import SetupReport, ensure_properties
 from fp_hubspot_assets.mapping import custom_properties
 from fp_hubspot_assets.panel import parse_panel
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox

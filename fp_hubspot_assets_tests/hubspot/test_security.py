@@ -106,7 +106,7 @@ def test_a_dagster_run_with_a_wrong_token_fails_with_a_clear_message(
     config = resource_config(panel=str(sync_env.panel_path), sap_url=sync_env.sap_url, state_url=sync_env.state_url)
     summary = run_sync(sync_env.instance, config)
     assert not summary.success
-    assert summary.failed_steps == ["hubspot_schema"]  # the first HubSpot step stops the run
+    assert summary.failed_steps == ["hubspot_properties"]  # the first HubSpot step stops the run
     failure = next(
         e.dagster_event.step_failure_data.error  # type: ignore[union-attr]
         for e in sync_env.instance.all_logs(summary.run_id)

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from fp_hubspot_assets.hubspot.client import HubSpotClient
+from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.hubspot.setup import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS, SyncContext, payload_hashes, sync_records
 from fp_hubspot_assets.mapping import custom_properties
 from fp_hubspot_assets.state.store import StateStore

@@ -180,5 +180,5 @@ def run_setup(
 def pipeline_from_state(state: StateStore) -> dict[str, Any]:
     value = state.get_setup(PIPELINE_STATE_KEY)
     if not value:
-        raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_schema (or run `make demo` / `fp-hubspot sync`) first")
+        raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_properties (or run `make demo` / `fp-hubspot sync`) first")
     return value
