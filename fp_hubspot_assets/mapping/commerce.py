@@ -75,10 +75,20 @@ def _addresses(frame: pl.DataFrame, addresses: pl.DataFrame, kind: str) -> pl.Da
     )
 
 
-def _excluded_customer(frame: pl.DataFrame, contacts: Mapped, settings: PanelSettings) -> pl.Expr:
-    if settings.deals.of_excluded_customers != "skip":
-        return pl.lit(False)
-    return pl.col("_contact").is_in(_excluded_keys(contacts).implode()).fill_null(False)
+def _without_excluded_customers(
+    frame: pl.DataFrame, contacts: Mapped, settings: PanelSettings
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Orders and carts of customers the role filter excludes are left out under ``deals.of_excluded_customers:
+    skip`` (as their deals are); returns (kept, their issues)."""
+    excluded = (
+        pl.lit(False) if settings.deals.of_excluded_customers != "skip"
+        else pl.col("_contact").is_in(_excluded_keys(contacts).implode()).fill_null(False)
+    )
+    issues = issues_where(
+        frame, excluded, EXCLUDED,
+        pl.format("customer {} is excluded by the role filter (deals.of_excluded_customers: skip)", pl.col("_contact")),
+    )
+    return frame.filter(~excluded), issues
 
 
 def map_orders(
@@ -105,12 +115,7 @@ def map_orders(
         pl.col("card_code").alias("_card"),
     )
     frame = _associations(frame, customers, contacts, companies)
-    excluded_customer = _excluded_customer(frame, contacts, settings)
-    excluded = issues_where(
-        frame, excluded_customer, EXCLUDED,
-        pl.format("customer {} is excluded by the role filter (deals.of_excluded_customers: skip)", pl.col("_contact")),
-    )
-    frame = frame.filter(~excluded_customer)
+    frame, excluded = _without_excluded_customers(frame, contacts, settings)
     invalid_total = (bad_number(pl.col("total")) | (pl.col("total").cast(pl.Float64) < 0)).fill_null(False)
     bad_amount = issues_where(
         frame, invalid_total, REPAIRED, pl.format("invalid order total {}; cleared", pl.col("total").cast(pl.String))
@@ -188,12 +193,7 @@ def map_carts(
         pl.lit(None, pl.String).alias("card_code"),
     )
     frame = _associations(frame, customers, contacts, companies)
-    excluded_customer = _excluded_customer(frame, contacts, settings)
-    excluded = issues_where(
-        frame, excluded_customer, EXCLUDED,
-        pl.format("customer {} is excluded by the role filter (deals.of_excluded_customers: skip)", pl.col("_contact")),
-    )
-    frame = frame.filter(~excluded_customer)
+    frame, excluded = _without_excluded_customers(frame, contacts, settings)
     frame = frame.join(_cart_orders(sources, order_records), on="source_key", how="left", maintain_order="left")
     status = pl.col("status").str.strip_chars().str.to_lowercase()
     abandoned = (status != "ordered").fill_null(True) & (
