@@ -2,8 +2,9 @@
 
 A "FocusPoint" property group per object type, our unique id property per type (``hasUniqueValue``, the
 idProperty of every upsert), the custom ``fp_*`` properties the mapping writes, and a deal pipeline with the
-six e-commerce stages whose generated ids are read back and kept in the state store. Each step reads what
-exists first and creates only what is missing, so re-running set-up costs a few GETs and writes nothing.
+six e-commerce stages whose generated ids are read back and kept in the state store — and, when the panel's
+``commerce.objects`` syncs orders, an order pipeline with the same six stages. Each step reads what exists
+first and creates only what is missing, so re-running set-up costs a few GETs and writes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hubspot.crm.pipelines import PipelineInput, PipelineStageInput
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
+from fp_hubspot_assets.mapping.commerce import order_stage_label
 from fp_hubspot_assets.panel import DealStage
 from fp_hubspot_assets.state.store import StateStore
 
@@ -23,6 +25,8 @@ GROUP_NAME = "focuspoint"
 GROUP_LABEL = "FocusPoint"
 PIPELINE_LABEL = "FocusPoint E-commerce"
 PIPELINE_STATE_KEY = "deal_pipeline"
+ORDER_PIPELINE_LABEL = "FocusPoint Orders"
+ORDER_PIPELINE_STATE_KEY = "order_pipeline"
 STAGE_PROBABILITY: dict[DealStage, float] = {
     DealStage.checkout_pending: 0.2,
     DealStage.checkout_completed: 0.6,
@@ -49,6 +53,8 @@ class SetupReport:
     pipeline_id: str = ""
     pipeline_created: bool = False
     stage_ids: dict[str, str] = field(default_factory=dict)
+    order_pipeline_id: str = ""  # empty: orders keep HubSpot's default pipeline (free tier)
+    order_stage_ids: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -164,21 +170,66 @@ def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, re
     return stage_ids
 
 
+def ensure_order_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
+    """Our order pipeline with the six stages (labels without "Checkout "); returns {DealStage value: stage id}
+    and stores it with the pipeline id. Adding a pipeline needs Starter or above, and the stage ids of HubSpot's
+    default order pipeline are not documented: without our pipeline the stored pipeline id is empty and orders
+    carry their stage in ``fp_order_stage`` only."""
+    pipelines = client.list_pipelines("orders")
+    ours = next((p for p in pipelines if p.label == ORDER_PIPELINE_LABEL), None)
+    if ours is None and tier != "free":
+        try:
+            ours = client.create_pipeline(
+                "orders",
+                PipelineInput(
+                    label=ORDER_PIPELINE_LABEL,
+                    display_order=99,
+                    stages=[
+                        PipelineStageInput(label=order_stage_label(stage), display_order=i, metadata={})
+                        for i, stage in enumerate(DealStage)
+                    ],
+                ),
+            )
+        except HubSpotError as exc:
+            report.notes.append(f"could not create the order pipeline ({exc.message}); orders keep HubSpot's "
+                                "default pipeline and their stage in fp_order_stage")
+    stage_ids: dict[str, str] = {}
+    pipeline_id = ""
+    if ours is not None:
+        by_label = {s.label: s.id for s in ours.stages}
+        missing = [order_stage_label(s) for s in DealStage if order_stage_label(s) not in by_label]
+        if missing:
+            raise HubSpotError(None, "SETUP", f"order pipeline {ORDER_PIPELINE_LABEL!r} lacks stages {missing}; "
+                                              "add them in HubSpot")
+        stage_ids = {stage.value: by_label[order_stage_label(stage)] for stage in DealStage}
+        pipeline_id = str(ours.id)
+    elif tier == "free":
+        report.notes.append("free tier: orders keep HubSpot's default order pipeline; their stage is in fp_order_stage")
+    state.set_setup(ORDER_PIPELINE_STATE_KEY, {"pipeline_id": pipeline_id, "stages": stage_ids})
+    report.order_pipeline_id, report.order_stage_ids = pipeline_id, stage_ids
+    return stage_ids
+
+
 def run_setup(
     client: HubSpotClient,
     state: StateStore,
     tier: str,
     properties: Mapping[str, Sequence[PropertySpec]],
 ) -> SetupReport:
+    """``properties`` holds the object types this ``commerce.objects`` mode syncs: the order pipeline is
+    ensured only when orders are among them (the default mode never reads or writes order pipelines)."""
     report = SetupReport()
     ensure_properties(client, properties, report)
     ensure_deal_pipeline(client, state, tier, report)
+    if "orders" in properties:
+        ensure_order_pipeline(client, state, tier, report)
     state.set_setup("schema_ready", True)
     return report
 
 
-def pipeline_from_state(state: StateStore) -> dict[str, Any]:
-    value = state.get_setup(PIPELINE_STATE_KEY)
+def pipeline_from_state(state: StateStore, key: str = PIPELINE_STATE_KEY) -> dict[str, Any]:
+    """The pipeline set-up kept under ``key`` (deals by default, ``ORDER_PIPELINE_STATE_KEY`` for orders)."""
+    value = state.get_setup(key)
     if not value:
         raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_schema (or run `make demo` / `fp-hubspot sync`) first")
     return value
