@@ -22,7 +22,9 @@ from fp_hubspot_assets.hubspot.doctor import run_checks
 from fp_hubspot_assets.hubspot.first_setup import existing_order_keys
 from fp_hubspot_assets.hubspot.oauth import required_scopes
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.panel import PanelSettings, load_panel, parse_panel
+from fp_hubspot_assets.hubspot.setup import ORDER_PIPELINE_LABEL
+from fp_hubspot_assets.mapping.commerce import order_stage_label
+from fp_hubspot_assets.panel import DealStage, PanelSettings, load_panel, parse_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.tracing import compute_payloads
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
@@ -58,7 +60,8 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
         in_hubspot = env.hubspot(object_type)
         assert len(env.sandbox.objects(object_type)) == len(in_hubspot), f"{object_type}: duplicate fp ids"
         assert set(in_hubspot) == set(records["source_key"]), f"{object_type}: HubSpot differs from the source"
-        columns = [c for c in records.columns if c != "source_key" and not c.startswith("assoc_")]
+        # hs_pipeline_stage holds a stage name in the payload and our pipeline's stage id in HubSpot: below
+        columns = [c for c in records.columns if c not in ("source_key", "hs_pipeline_stage") and not c.startswith("assoc_")]
         for row in records.iter_rows(named=True):
             record = in_hubspot[row["source_key"]]
             for column in columns:
@@ -67,6 +70,7 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
                 target = row[ref.column]
                 want = {ids[ref.to_type][target]} if target is not None and target in ids[ref.to_type] else set()
                 assert _linked(record, ref.to_type) & set(ids[ref.to_type].values()) == want, (row["source_key"], ref)
+    _assert_order_stages(env, expected["orders"])
     # line items hang off their order or cart, never both, and match the source lines one for one
     lines = expected["line_items"].records
     in_hubspot = env.hubspot("line_items")
@@ -76,6 +80,24 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
         for key, parent in ours.select("source_key", column).iter_rows():
             assert _linked(in_hubspot[key], to_type) == {ids[to_type][parent]}, key
             assert not _linked(in_hubspot[key], "deals"), f"{key}: an order/cart line item on a deal"
+
+
+def _assert_order_stages(env: SyncEnv, orders: mapping.Mapped) -> None:
+    """Each order sits in our order pipeline, read back over HTTP (pipelines API), at the stage of the panel's
+    deal-stage rules: its stage id's label there is the order's fp_order_stage."""
+    pipelines = env.sandbox.client().crm.pipelines.pipelines_api.get_all("orders").results
+    ours = next(p for p in pipelines if p.label == ORDER_PIPELINE_LABEL)
+    labels = {s.id: s.label for s in ours.stages}
+    assert set(labels.values()) == {order_stage_label(s) for s in DealStage}
+    in_hubspot = env.hubspot("orders")
+    seen = set()
+    for key, stage in orders.records.select("source_key", "hs_pipeline_stage").iter_rows():
+        props = in_hubspot[key]["properties"]
+        assert props.get("hs_pipeline") == ours.id, key
+        label = labels.get(props.get("hs_pipeline_stage") or "")
+        assert label == order_stage_label(DealStage(stage)) == props.get("fp_order_stage"), (key, stage, label)
+        seen.add(label)
+    assert len(seen) > 1, f"the demo should put orders in several stages, got {seen}"
 
 
 def _assert_one_purchase(env: SyncEnv) -> None:
