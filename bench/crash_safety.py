@@ -208,7 +208,7 @@ def verify(ws: Workspace) -> Discrepancies:
         try:
             assert_hubspot_matches(env)
             if ws.commerce != "deals":
-                from fp_hubspot_assets_tests.test_commerce_objects import assert_orders_and_carts
+                from fp_hubspot_assets_tests.e2e.test_commerce_objects import assert_orders_and_carts
 
                 assert_orders_and_carts(env, expected)  # type: ignore[arg-type]
         except AssertionError as exc:  # properties or associations differ: name what
