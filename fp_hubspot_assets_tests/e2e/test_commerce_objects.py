@@ -252,3 +252,19 @@ def test_dry_run_in_both_mode_writes_nothing_and_names_the_orders(sync_env: Sync
     assert dry.metadata["hubspot_orders"]["count_would_create"] == expected["orders"].records.height > 0
     assert dry.metadata["hubspot_carts"]["count_would_create"] == expected["carts"].records.height > 0
     assert dry.metadata["hubspot_deals"].get("count_would_update", 0) == 0, "the deals are unchanged"
+
+
+def test_free_tier_orders_keep_the_default_pipeline_with_their_stage_in_fp_order_stage(sync_env: SyncEnv) -> None:
+    """No pipeline can be added on the free tier and the default order pipeline's stage ids are unknown: orders
+    carry no hs_pipeline_stage (HubSpot keeps them in its default pipeline), their stage is fp_order_stage."""
+    sync_env.write_panel("tier: free\ncommerce:\n  objects: orders_and_carts\n")
+    sync_env.run()
+    pipelines = sync_env.sandbox.client().crm.pipelines.pipelines_api.get_all("orders").results
+    assert [p.label for p in pipelines if p.label == ORDER_PIPELINE_LABEL] == []
+    expected = _payloads(sync_env)["orders"].records
+    in_hubspot = sync_env.hubspot("orders")
+    assert set(in_hubspot) == set(expected["source_key"]) and expected.height
+    for key, stage in expected.select("source_key", "fp_order_stage").iter_rows():
+        props = in_hubspot[key]["properties"]
+        assert props.get("hs_pipeline") == "default" and not props.get("hs_pipeline_stage"), key
+        assert props.get("fp_order_stage") == stage, key
