@@ -200,6 +200,7 @@ def test_doctor_reports_the_commerce_objects_and_their_scopes(tmp_path: Path) ->
     assert ready["commerce objects"].ok and "orders and carts available" in ready["commerce objects"].detail
     assert ready["scopes"].ok and ready["properties: orders"].ok and ready["properties: carts"].ok
     assert "properties: deals" not in ready, "orders_and_carts syncs no deals"
+    assert "order pipeline" not in default and "set-up creates it" in ready["order pipeline"].detail
 
 
 def test_ignore_existing_deals_also_keeps_existing_orders_out(sync_env: SyncEnv) -> None:
