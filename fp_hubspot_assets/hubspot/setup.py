@@ -125,36 +125,44 @@ def _fallback_note(object_type: str, name: str) -> str:
             "records are created and mapped by HubSpot id, found again by searching our key")
 
 
+def _find_or_create(
+    client: HubSpotClient, object_type: str, label: str, stages: list[PipelineStageInput], tier: str,
+    report: SetupReport, without: str,
+) -> tuple[list[Any], Any | None, bool]:
+    """(all pipelines of the type, ours or None, created now). Ours is found by label; it is created (Starter
+    and above) when missing; a refusal becomes a note ending in ``without`` (what happens instead)."""
+    pipelines = client.list_pipelines(object_type)
+    ours = next((p for p in pipelines if p.label == label), None)
+    if ours is not None or tier == "free":
+        return pipelines, ours, False
+    try:
+        definition = PipelineInput(label=label, display_order=99, stages=stages)
+        return pipelines, client.create_pipeline(object_type, definition), True
+    except HubSpotError as exc:
+        report.notes.append(f"could not create the {object_type[:-1]} pipeline ({exc.message}); {without}")
+        return pipelines, None, False
+
+
+def _stage_ids(pipeline: Any, label: str, stage_labels: Mapping[DealStage, str]) -> dict[str, str]:
+    """{DealStage value: stage id} of our pipeline, matched by stage label; every stage must be there."""
+    by_label = {s.label: s.id for s in pipeline.stages}
+    missing = [stage_labels[s] for s in DealStage if stage_labels[s] not in by_label]
+    if missing:
+        raise HubSpotError(None, "SETUP", f"pipeline {label!r} lacks stages {missing}; add them in HubSpot")
+    return {stage.value: by_label[stage_labels[stage]] for stage in DealStage}
+
+
 def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
     """The e-commerce pipeline with six stages; returns {DealStage value: stage id} and stores it."""
-    pipelines = client.list_pipelines("deals")
-    ours = next((p for p in pipelines if p.label == PIPELINE_LABEL), None)
-    if ours is None and tier != "free":
-        try:
-            ours = client.create_pipeline(
-                "deals",
-                PipelineInput(
-                    label=PIPELINE_LABEL,
-                    display_order=99,
-                    stages=[
-                        PipelineStageInput(
-                            label=stage.label,
-                            display_order=i,
-                            metadata={"probability": str(STAGE_PROBABILITY[stage])},
-                        )
-                        for i, stage in enumerate(DealStage)
-                    ],
-                ),
-            )
-            report.pipeline_created = True
-        except HubSpotError as exc:
-            report.notes.append(f"could not create the deal pipeline ({exc.message}); using the default pipeline")
+    stages = [
+        PipelineStageInput(label=stage.label, display_order=i, metadata={"probability": str(STAGE_PROBABILITY[stage])})
+        for i, stage in enumerate(DealStage)
+    ]
+    pipelines, ours, report.pipeline_created = _find_or_create(
+        client, "deals", PIPELINE_LABEL, stages, tier, report, "using the default pipeline"
+    )
     if ours is not None:
-        by_label = {s.label: s.id for s in ours.stages}
-        missing = [stage.label for stage in DealStage if stage.label not in by_label]
-        if missing:
-            raise HubSpotError(None, "SETUP", f"pipeline {PIPELINE_LABEL!r} lacks stages {missing}; add them in HubSpot")
-        stage_ids = {stage.value: by_label[stage.label] for stage in DealStage}
+        stage_ids = _stage_ids(ours, PIPELINE_LABEL, {s: s.label for s in DealStage})
         pipeline_id = str(ours.id)
     else:
         default = next((p for p in pipelines if p.id == "default"), pipelines[0] if pipelines else None)
@@ -175,33 +183,16 @@ def ensure_order_pipeline(client: HubSpotClient, state: StateStore, tier: str, r
     and stores it with the pipeline id. Adding a pipeline needs Starter or above, and the stage ids of HubSpot's
     default order pipeline are not documented: without our pipeline the stored pipeline id is empty and orders
     carry their stage in ``fp_order_stage`` only."""
-    pipelines = client.list_pipelines("orders")
-    ours = next((p for p in pipelines if p.label == ORDER_PIPELINE_LABEL), None)
-    if ours is None and tier != "free":
-        try:
-            ours = client.create_pipeline(
-                "orders",
-                PipelineInput(
-                    label=ORDER_PIPELINE_LABEL,
-                    display_order=99,
-                    stages=[
-                        PipelineStageInput(label=order_stage_label(stage), display_order=i, metadata={})
-                        for i, stage in enumerate(DealStage)
-                    ],
-                ),
-            )
-        except HubSpotError as exc:
-            report.notes.append(f"could not create the order pipeline ({exc.message}); orders keep HubSpot's "
-                                "default pipeline and their stage in fp_order_stage")
+    labels = {s: order_stage_label(s) for s in DealStage}
+    stages = [PipelineStageInput(label=labels[s], display_order=i, metadata={}) for i, s in enumerate(DealStage)]
+    _pipelines, ours, _created = _find_or_create(
+        client, "orders", ORDER_PIPELINE_LABEL, stages, tier, report,
+        "orders keep HubSpot's default pipeline and their stage in fp_order_stage",
+    )
     stage_ids: dict[str, str] = {}
     pipeline_id = ""
     if ours is not None:
-        by_label = {s.label: s.id for s in ours.stages}
-        missing = [order_stage_label(s) for s in DealStage if order_stage_label(s) not in by_label]
-        if missing:
-            raise HubSpotError(None, "SETUP", f"order pipeline {ORDER_PIPELINE_LABEL!r} lacks stages {missing}; "
-                                              "add them in HubSpot")
-        stage_ids = {stage.value: by_label[order_stage_label(stage)] for stage in DealStage}
+        stage_ids = _stage_ids(ours, ORDER_PIPELINE_LABEL, labels)
         pipeline_id = str(ours.id)
     elif tier == "free":
         report.notes.append("free tier: orders keep HubSpot's default order pipeline; their stage is in fp_order_stage")

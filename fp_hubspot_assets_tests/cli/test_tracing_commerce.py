@@ -6,41 +6,25 @@ in the default ``deals`` mode it has neither."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from fp_hubspot_assets import cli
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.tracing_page import create_app
+from fp_hubspot_assets_tests.fixtures_browser import serving
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
-from hubspot_sandbox.testing import free_port
 
 
 @contextmanager
 def _tracing_page(env: SyncEnv) -> Iterator[httpx.Client]:
     """The tracing page served on a local port with the panel as it is now; a client for it."""
-    app = create_app(env.state(), env.sap_url, load_panel(env.panel_path))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the tracing page did not start"
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(create_app(env.state(), env.sap_url, load_panel(env.panel_path))) as url, httpx.Client(base_url=url) as client:
+        yield client
 
 
 def _cli_env(env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
