@@ -116,6 +116,7 @@ SPECS: dict[str, ObjectSpec] = {
              "hs_shipping_address_city", "hs_shipping_address_postal_code", "hs_shipping_address_state",
              "hs_shipping_address_country", "fp_order_stage", "fp_order_status", "fp_shipment_status",
              "fp_payment_status", "fp_closed_date"),
+            lookups=("hs_pipeline_stage",),
             references=(Reference("assoc_contacts", "contacts"), Reference("assoc_companies", "companies"),
                         Reference("assoc_deals", "deals")),
             deleted_flag=True,

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from fp_hubspot_assets import mapping
+from fp_hubspot_assets.objects import COMMERCE_TYPES, synced_types
 from fp_hubspot_assets.panel import PanelSettings
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import LogQuery, associations_of, mapping_of, search_log
@@ -24,8 +25,11 @@ DEFAULT_TRACING_URL = "http://127.0.0.1:3001"
 # HubSpot's object type ids, as its app URLs use them (https://app.hubspot.com/contacts/<portal>/record/<id>/…)
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "products": "0-7", "line_items": "0-8",
                    "orders": "0-123", "carts": "0-142"}
+TRACED_TYPES = ("contacts", "companies", "products", "deals", "line_items", "orders", "carts")
 ENTITIES = ("stores", "customers", "addresses", "items", "orders", "carts")
 _LINE_KEY = re.compile(r"^(.*):L[^:]*$")  # "<deal key>:L<line>": a line item's key names its deal
+# "order/O7:L1" / "cart/C3:L1": the line of an order or cart names it behind its prefix (COMMERCE_LINE_PREFIX)
+_COMMERCE_LINE_PARENT = re.compile(r"^(?:order|cart)/")
 
 
 @dataclass
@@ -66,6 +70,13 @@ def record_url(settings: PanelSettings, object_type: str, hubspot_id: str) -> st
     return f"{host}/contacts/{portal}/record/{OBJECT_TYPE_IDS[object_type]}/{hubspot_id}"
 
 
+def traced_types(settings: PanelSettings) -> tuple[str, ...]:
+    """The object types the tracing views show: every type, HubSpot's orders and carts only when the panel's
+    ``commerce.objects`` syncs them."""
+    synced = synced_types(settings.commerce.objects)
+    return tuple(t for t in TRACED_TYPES if t not in COMMERCE_TYPES or t in synced)
+
+
 def read_sources(reader: SapReader) -> dict[str, pl.DataFrame]:
     return {entity: reader.read(entity).frame for entity in ENTITIES}
 
@@ -94,7 +105,7 @@ def source_rows(frames: dict[str, pl.DataFrame], key: str) -> list[dict[str, Any
     """Rows of every source entity whose key columns hold ``key`` (or, for a line item, its deal's key)."""
     wanted = {key}
     if match := _LINE_KEY.match(key):
-        wanted.add(match.group(1))
+        wanted.add(_COMMERCE_LINE_PARENT.sub("", match.group(1)))
     out: list[dict[str, Any]] = []
     for entity, frame in frames.items():
         columns = [c for c in frame.columns if c.endswith("_key") and frame.schema[c] == pl.String]
@@ -135,6 +146,7 @@ def trace(
 GRID_COLUMNS = ("source_key", "label", "email", "stage", "amount", "hubspot_id", "last_action", "last_at", "note")
 _LABELS = ("dealname", "name", "hs_order_name", "hs_cart_name")  # the property that names a record, by object type
 _AMOUNTS = ("amount", "price", "hs_total_price")
+_STAGES = ("dealstage", "fp_order_stage", "hs_external_status")  # a deal's / order's stage, a cart's status
 
 
 def _text_of(frame: pl.DataFrame, *names: str) -> pl.Expr:
@@ -157,7 +169,7 @@ def record_grid(store: StateStore, object_type: str, mapped: mapping.Mapped, cus
         "source_key",
         label.alias("label"),
         _text_of(records, "email").alias("email"),
-        _text_of(records, "dealstage").alias("stage"),
+        _text_of(records, *_STAGES).alias("stage"),
         _text_of(records, *_AMOUNTS).alias("amount"),
     )
     notes = mapped.issues.group_by("source_key", maintain_order=True).agg(pl.col("reason").str.join("; ").alias("note"))

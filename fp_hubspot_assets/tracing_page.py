@@ -26,16 +26,18 @@ from fp_hubspot_assets.state.queries import LogQuery, search_log
 from fp_hubspot_assets.state.store import StateStore
 from fp_hubspot_assets.tracing import (
     GRID_COLUMNS,
+    TRACED_TYPES,
     compute_payloads,
     read_sources,
     record_grid,
     record_url,
     trace,
+    traced_types,
 )
 
 PAGE_SIZE = 100
 DEFAULT_PORT = 3001
-OBJECT_TYPES = ("contacts", "companies", "products", "deals", "line_items")
+OBJECT_TYPES = TRACED_TYPES  # a tab each; orders and carts only when commerce.objects syncs them (traced_types)
 HEADINGS = {"source_key": "key", "label": "name", "email": "email", "stage": "stage", "amount": "amount",
             "hubspot_id": "HubSpot", "last_action": "last action", "last_at": "when", "note": "note"}
 LOG_FILTERS = ("key", "hubspot_id", "type", "action", "reason", "text", "run", "since", "until")
@@ -79,8 +81,8 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _page(title: str, active: str, body: str) -> HTMLResponse:
-    tabs = [(f"/records/{t}", t.replace("_", " "), t) for t in OBJECT_TYPES] + [("/log", "integration log", "log")]
+def _page(title: str, active: str, body: str, types: tuple[str, ...]) -> HTMLResponse:
+    tabs = [(f"/records/{t}", t.replace("_", " "), t) for t in types] + [("/log", "integration log", "log")]
     nav = "".join(f'<a href="{href}" class="{"on" if key == active else ""}">{label}</a>' for href, label, key in tabs)
     return HTMLResponse(
         f"<!doctype html><html><head><meta charset=utf-8><title>{_e(title)} · FocusPoint → HubSpot tracing</title>"
@@ -116,14 +118,17 @@ def _int(request: Request, name: str, default: int) -> int:
 def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None = None, ttl: float = 60.0) -> Starlette:
     settings = settings or load_panel()
     sources = Sources(sap_url, settings, ttl)
+    types = traced_types(settings)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/records/contacts")
 
     async def records(request: Request) -> Response:
         object_type = request.path_params["object_type"]
-        if object_type not in OBJECT_TYPES:
-            return _page("not found", "", f"<p>unknown object type {_e(object_type)}</p>")
+        if object_type not in types:
+            why = (f"commerce.objects is {settings.commerce.objects}: {object_type} are not synced"
+                   if object_type in OBJECT_TYPES else f"unknown object type {object_type}")
+            return _page("not found", "", f"<p>{_e(why)}</p>", types)
         frames, payloads = sources.current()
         grid = record_grid(store, object_type, payloads[object_type], frames.get("customers"))
         q = request.query_params.get("q", "").strip()
@@ -159,7 +164,7 @@ def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None =
                 '<button id="filter" type="submit">Filter</button></form>')
         table = (f'<table id="grid"><tr>{"".join(heading(c) for c in GRID_COLUMNS)}</tr>{"".join(rows)}</table>')
         body = form + _pager(request, grid.height, page) + table + _pager(request, grid.height, page)
-        return _page(f"{object_type.replace('_', ' ')}: records", object_type, body)
+        return _page(f"{object_type.replace('_', ' ')}: records", object_type, body, types)
 
     async def log(request: Request) -> Response:
         params = request.query_params
@@ -189,7 +194,7 @@ def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None =
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f'<td class="msg">{_e(r["message"])}</td></tr>')
         body = (form + error + _pager(request, found.total, page)
                 + f'<table id="log"><tr>{head}</tr>{"".join(rows)}</table>')
-        return _page("integration log (newest first)", "log", body)
+        return _page("integration log (newest first)", "log", body, types)
 
     async def trace_view(request: Request) -> Response:
         key = request.path_params["key"]
@@ -203,7 +208,7 @@ def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None =
         body = (f'<ul>{links or "<li>not in HubSpot (never synced, or skipped: see below)</li>"}</ul>'
                 f'<p><a href="/log?{urlencode({"key": key})}">this key in the integration log</a></p>'
                 f'<pre id="trace">{_e(chr(10).join(format_trace(story)))}</pre>')
-        return _page(f"trace {key}", "", body)
+        return _page(f"trace {key}", "", body, types)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -4,7 +4,8 @@ tests need).
 
 Fixtures: ``chromedriver`` (one driver process per test session, its base URL) and ``browser`` (a fresh
 Chromium with an empty profile per test). Without chromium/chromedriver the fixtures FAIL under CI
-(``CI`` set; .ci/run installs both) and skip elsewhere, saying what to install.
+(``CI`` set; .ci/run installs both) and skip elsewhere, saying what to install. ``serving(app)`` serves an
+ASGI app (the tracing page) on a free local port for the browser or an HTTP client.
 """
 
 from __future__ import annotations
@@ -12,15 +13,37 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from hubspot_sandbox.testing import free_port
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread; yields its base URL, stops it afterwards."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
 
 # Flags the workplace's Chromium needs as root on a closed network: without the background-networking ones
 # Chromium keeps dialing Google's hosts and getting refused.

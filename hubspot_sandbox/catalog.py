@@ -190,12 +190,24 @@ DEFAULT_DEAL_STAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("closedlost", "Closed Lost", "0.0", True),
 )
 
+# Every account has a default order pipeline. Its stage ids are not in the HubSpot pages we read, so these are
+# the sandbox's own (the sync never relies on them: it creates and uses its own order pipeline).
+DEFAULT_ORDER_STAGES: tuple[tuple[str, str], ...] = (
+    ("open", "Open"), ("processed", "Processed"), ("shipped", "Shipped"), ("delivered", "Delivered"),
+    ("canceled", "Canceled"),
+)
+# Per object type with pipelines: (pipeline property, stage property) of its records.
+PIPELINE_PROPERTIES: dict[str, tuple[str, str]] = {
+    "deals": ("pipeline", "dealstage"),
+    "orders": ("hs_pipeline", "hs_pipeline_stage"),
+}
+
 
 @dataclass(frozen=True)
 class TierBudget:
     per_ten_seconds: int
     per_day: int
-    max_deal_pipelines: int
+    max_deal_pipelines: int  # also the order pipeline limit: a second pipeline needs Starter or above
 
 
 TIERS: dict[str, TierBudget] = {

@@ -17,7 +17,14 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-from .catalog import ASSOCIATION_TYPES, DEFAULT_READ_PROPERTIES, MODIFIED_PROPERTY, SINGULAR, canonical_type
+from .catalog import (
+    ASSOCIATION_TYPES,
+    DEFAULT_READ_PROPERTIES,
+    MODIFIED_PROPERTY,
+    PIPELINE_PROPERTIES,
+    SINGULAR,
+    canonical_type,
+)
 from .errors import ApiError, not_found, validation_error
 from .rules import Rules, as_id, normalize_properties
 from .schema import Schema
@@ -163,8 +170,8 @@ class Objects:
         values.setdefault("createdate", stamp)
         values["hs_createdate"] = values["createdate"]
         values.update({"hs_object_id": str(rec_id), MODIFIED_PROPERTY[obj_type]: stamp})
-        if obj_type == "deals":
-            values.setdefault("pipeline", "default")
+        if obj_type in PIPELINE_PROPERTIES:  # HubSpot puts a record without a pipeline in the default one
+            values.setdefault(PIPELINE_PROPERTIES[obj_type][0], "default")
         rec = Record(rec_id, values, now, now)
         if self.search_delay_ms:
             rec.visible_at = now + self.search_delay_ms

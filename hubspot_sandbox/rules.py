@@ -1,5 +1,5 @@
 """HubSpot's write rules: property existence and types, email format, non-negative line-item prices,
-deal pipeline/stage consistency, and unique property values (contact email without regard to case).
+deal and order pipeline/stage consistency, and unique property values (contact email without regard to case).
 
 Strict (the default) adds what HubSpot enforces and earlier sandboxes forgave: numbers are plain decimals
 ("1_000", "NaN", "1e3" refused), a date property holds midnight UTC only, a currency code must be one the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .catalog import SINGULAR
+from .catalog import PIPELINE_PROPERTIES, SINGULAR
 from .errors import ApiError, property_errors, validation_error
 from .schema import Schema
 from .store import Store, unique_key
@@ -71,8 +71,9 @@ class Rules:
             problem = self._check_value(obj_type, name, value, info.kind, info.options)
             if problem:
                 problems.append({"name": name, "error": problem[0], "message": problem[1]})
-        if obj_type == "deals" and ("pipeline" in props or "dealstage" in props):
-            problems.extend(self._check_deal_stage(props, current or {}))
+        pipeline_props = PIPELINE_PROPERTIES.get(obj_type)
+        if pipeline_props and any(p in props for p in pipeline_props):
+            problems.extend(self._check_stage(obj_type, props, current or {}))
         if problems:
             raise property_errors(problems)
 
@@ -110,15 +111,18 @@ class Rules:
                 return "INVALID_OBJECT_ID", f"hs_product_id {value} does not refer to an existing product"
         return None
 
-    def _check_deal_stage(self, props: dict[str, str | None], current: dict[str, str]) -> list[dict[str, str]]:
-        pipeline = props.get("pipeline") or current.get("pipeline") or "default"
-        stages = self.schema.deal_stages.get(pipeline)
+    def _check_stage(self, obj_type: str, props: dict[str, str | None], current: dict[str, str]) -> list[dict[str, str]]:
+        """A stage must belong to the record's pipeline (the one written now, else its current one, else the
+        default), as HubSpot refuses a deal's or an order's stage id from another pipeline."""
+        pipeline_prop, stage_prop = PIPELINE_PROPERTIES[obj_type]
+        pipeline = props.get(pipeline_prop) or current.get(pipeline_prop) or "default"
+        stages = self.schema.pipeline_stages[obj_type].get(pipeline)
         if stages is None:
-            return [{"name": "pipeline", "error": "INVALID_OPTION", "message": f"{pipeline} is not a valid pipeline"}]
-        stage = props.get("dealstage") or current.get("dealstage")
+            return [{"name": pipeline_prop, "error": "INVALID_OPTION", "message": f"{pipeline} is not a valid pipeline"}]
+        stage = props.get(stage_prop) or current.get(stage_prop)
         if stage and stage not in stages:
-            return [{"name": "dealstage", "error": "INVALID_OPTION",
-                     "message": f"{stage} is not a valid dealstage for pipeline {pipeline}"}]
+            return [{"name": stage_prop, "error": "INVALID_OPTION",
+                     "message": f"{stage} is not a valid {stage_prop} for pipeline {pipeline}"}]
         return []
 
     # ---- unique values ------------------------------------------------------------------------------

@@ -12,11 +12,14 @@ from typing import Any
 from .catalog import (
     BUILTIN_UNIQUE,
     DEFAULT_DEAL_STAGES,
+    DEFAULT_ORDER_STAGES,
     DEFAULT_PROPERTIES,
     GROUP_NAMES,
     MAX_UNIQUE_PROPERTIES,
     OBJECT_TYPE_IDS,
+    PIPELINE_PROPERTIES,
     READ_ONLY,
+    SINGULAR,
     SYSTEM_PROPERTIES,
     TIERS,
 )
@@ -80,9 +83,14 @@ def default_schema() -> dict[str, Any]:
         _stage(sid, label, i, {"probability": prob, "isClosed": str(closed).lower()})
         for i, (sid, label, prob, closed) in enumerate(DEFAULT_DEAL_STAGES)
     ]
+    order_stages = [_stage(sid, label, i, {}) for i, (sid, label) in enumerate(DEFAULT_ORDER_STAGES)]
     stamp = iso(now_ms())
-    pipelines = {"deals": {"default": {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": stages,
-                                       "createdAt": stamp, "updatedAt": stamp, "archived": False}}}
+    pipelines = {
+        obj_type: {"default": {"id": "default", "label": label, "displayOrder": 0, "stages": pipeline_stages,
+                               "createdAt": stamp, "updatedAt": stamp, "archived": False}}
+        for obj_type, label, pipeline_stages in (("deals", "Sales Pipeline", stages),
+                                                 ("orders", "Orders Pipeline", order_stages))
+    }
     return {"properties": properties, "groups": groups, "pipelines": pipelines}
 
 
@@ -111,15 +119,17 @@ class Schema:
 
     def _compile(self) -> None:
         self.info: dict[str, dict[str, PropInfo]] = {}
-        self.deal_stages: dict[str, frozenset[str]] = {}
+        # per object type with pipelines: pipeline id → its live stage ids
+        self.pipeline_stages: dict[str, dict[str, frozenset[str]]] = {t: {} for t in PIPELINE_PROPERTIES}
         for obj_type, props in self.doc["properties"].items():
             self.info[obj_type] = {
                 name: PropInfo(p["type"], frozenset(o["value"] for o in p["options"]), p["hasUniqueValue"],
                                p["modificationMetadata"]["readOnlyValue"])
                 for name, p in props.items() if not p["archived"]
             }
-        for pid, pipeline in self.doc["pipelines"].get("deals", {}).items():
-            self.deal_stages[pid] = frozenset(s["id"] for s in pipeline["stages"] if not s["archived"])
+        for obj_type, by_id in self.pipeline_stages.items():
+            for pid, pipeline in self.doc["pipelines"].get(obj_type, {}).items():
+                by_id[pid] = frozenset(s["id"] for s in pipeline["stages"] if not s["archived"])
 
     def unique_properties(self, obj_type: str) -> list[str]:
         return [name for name, info in self.info[obj_type].items() if info.unique]
@@ -263,10 +273,10 @@ class Schema:
         if not body.get("label") or "displayOrder" not in body or not body.get("stages"):
             raise validation_error("Pipelines need label, displayOrder and at least one stage")
         existing = self.list_pipelines(obj_type)
-        if obj_type == "deals" and len(existing) >= TIERS[self.tier].max_deal_pipelines:
+        if obj_type in PIPELINE_PROPERTIES and len(existing) >= TIERS[self.tier].max_deal_pipelines:
             raise validation_error(
                 f"This portal's {self.tier} subscription allows at most "
-                f"{TIERS[self.tier].max_deal_pipelines} deal pipeline(s)"
+                f"{TIERS[self.tier].max_deal_pipelines} {SINGULAR[obj_type]} pipeline(s)"
             )
         if any(p["label"] == body["label"] for p in existing):
             raise ApiError(409, "CONFLICT", f"A pipeline with label '{body['label']}' already exists")

@@ -149,7 +149,7 @@ def add_commands(sub: Any) -> None:
                          description="Search the integration log: every filter is optional and they combine.")
     log.add_argument("--key", help="source key, e.g. W39, O13; * is a wildcard (O13* = the deal and its lines)")
     log.add_argument("--hubspot-id", help="HubSpot record id")
-    log.add_argument("--type", help="object type: contacts, companies, products, deals, line_items (or a source "
+    log.add_argument("--type", help="object type: contacts, companies, products, deals, line_items, orders, carts (or a source "
                      "entity such as customers for unreadable source rows)")
     log.add_argument("--action", help="created, updated, adopted, skipped, failed, repaired, archived")
     log.add_argument("--reason", help="reason code, e.g. SOURCE_DATA, VALIDATION_ERROR")

@@ -37,7 +37,8 @@ from fp_hubspot_assets.preflight import PreflightError, preflight
 
 @asset(group_name="hubspot", kinds={"hubspot"}, owners=OWNERS, pool=HUBSPOT_POOL,
        description="What the sync needs in HubSpot: the FocusPoint property group, our unique id property per "
-       "object type, the custom properties, and the e-commerce deal pipeline (stage ids kept in the state store).")
+       "object type, the custom properties, and the e-commerce deal pipeline — plus the order pipeline when "
+       "commerce.objects syncs orders (stage ids kept in the state store).")
 def hubspot_properties(
     context: AssetExecutionContext, panel: PanelResource, hubspot: HubSpotResource, state: StateStoreResource,
     sap: SapSourceResource,
@@ -64,6 +65,8 @@ def hubspot_properties(
             "created_properties": MetadataValue.json(report.created_properties),
             "pipeline_id": report.pipeline_id,
             "stage_ids": MetadataValue.json(report.stage_ids),
+            **({"order_pipeline_id": report.order_pipeline_id, "order_stage_ids": MetadataValue.json(report.order_stage_ids)}
+               if "orders" in types else {}),
             "api_requests": client.total_requests,
         }
     )

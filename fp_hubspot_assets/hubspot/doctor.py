@@ -17,7 +17,7 @@ from typing import Any
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
 from fp_hubspot_assets.hubspot.oauth import required_scopes
-from fp_hubspot_assets.hubspot.properties import NO_UNIQUE_FALLBACK, PIPELINE_LABEL
+from fp_hubspot_assets.hubspot.properties import NO_UNIQUE_FALLBACK, ORDER_PIPELINE_LABEL, PIPELINE_LABEL
 from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached
 from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.objects import COMMERCE_TYPES
@@ -78,6 +78,8 @@ def run_checks(settings: PanelSettings, client: HubSpotClient) -> list[Check]:
     checks.append(_limits(settings, headers))
     _attempt(checks, "commerce objects", lambda: _commerce(settings, client))
     _attempt(checks, "deal pipeline", lambda: _pipeline(settings, client))
+    if settings.commerce.sends_orders:  # the default mode never reads order pipelines
+        _attempt(checks, "order pipeline", lambda: _order_pipeline(settings, client))
     return checks
 
 
@@ -174,6 +176,15 @@ def _pipeline(settings: PanelSettings, client: HubSpotClient) -> Check:
         return Check("deal pipeline", True, "free tier: deals go to the default pipeline")
     return Check("deal pipeline", True, f"'{PIPELINE_LABEL}' is missing; set-up creates it "
                                         f"({len(pipelines)} pipeline(s) now)")
+
+
+def _order_pipeline(settings: PanelSettings, client: HubSpotClient) -> Check:
+    ours = next((p for p in client.list_pipelines("orders") if p.label == ORDER_PIPELINE_LABEL), None)
+    if ours is not None:
+        return Check("order pipeline", True, f"'{ORDER_PIPELINE_LABEL}' exists (id {ours.id})")
+    if settings.tier.value == "free":
+        return Check("order pipeline", True, "free tier: orders keep the default pipeline, their stage in fp_order_stage")
+    return Check("order pipeline", True, f"'{ORDER_PIPELINE_LABEL}' is missing; set-up creates it")
 
 
 def as_json(checks: list[Check]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from fp_hubspot_assets.hubspot import removals
-from fp_hubspot_assets.hubspot.properties import pipeline_from_state
+from fp_hubspot_assets.hubspot.properties import ORDER_PIPELINE_STATE_KEY, pipeline_from_state
 from fp_hubspot_assets.hubspot.sync import SyncContext, SyncReport, sync_associations, sync_records
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.objects import ObjectSpec, synced_types
@@ -28,6 +28,16 @@ def _resolve_deals(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
     )
 
 
+def _resolve_orders(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
+    pipeline = pipeline_from_state(store, ORDER_PIPELINE_STATE_KEY)
+    if not pipeline["pipeline_id"]:  # no pipeline of ours (free tier): HubSpot's default, stage in fp_order_stage
+        return records.drop("hs_pipeline_stage")
+    return records.with_columns(
+        pl.col("hs_pipeline_stage").replace_strict(pipeline["stages"], default=None).alias("hs_pipeline_stage"),
+        pl.lit(pipeline["pipeline_id"]).alias("hs_pipeline"),
+    )
+
+
 def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFrame:
     ids = store.hubspot_ids("products", records["product_key"].drop_nulls().unique().to_list())
     return records.with_columns(
@@ -35,9 +45,9 @@ def _resolve_line_items(records: pl.DataFrame, store: StateStore) -> pl.DataFram
     )
 
 
-# Columns resolved from the state store just before writing: the deal stage ids of our pipeline, the
-# HubSpot id of a line item's product.
-RESOLVERS: dict[str, Resolver] = {"deals": _resolve_deals, "line_items": _resolve_line_items}
+# Columns resolved from the state store just before writing: the deal and order stage ids of our pipelines,
+# the HubSpot id of a line item's product.
+RESOLVERS: dict[str, Resolver] = {"deals": _resolve_deals, "orders": _resolve_orders, "line_items": _resolve_line_items}
 # "Ignore existing deals" (first set-up) records the deals and orders that existed then; they are left out.
 # Per object type: the column naming a baselined record (its own key, or a line item's deal / order).
 BASELINE_COLUMNS: dict[str, tuple[str, ...]] = {

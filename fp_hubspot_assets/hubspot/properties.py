@@ -2,8 +2,9 @@
 
 A "FocusPoint" property group per object type, our unique id property per type (``hasUniqueValue``, the
 idProperty of every upsert), the custom ``fp_*`` properties the mapping writes, and a deal pipeline with the
-six e-commerce stages whose generated ids are read back and kept in the state store. Each step reads what
-exists first and creates only what is missing, so re-running set-up costs a few GETs and writes nothing.
+six e-commerce stages whose generated ids are read back and kept in the state store — and, when the panel's
+``commerce.objects`` syncs orders, an order pipeline with the same six stages. Each step reads what exists
+first and creates only what is missing, so re-running set-up costs a few GETs and writes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hubspot.crm.pipelines import PipelineInput, PipelineStageInput
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
+from fp_hubspot_assets.mapping.commerce import order_stage_label
 from fp_hubspot_assets.panel import DealStage
 from fp_hubspot_assets.state.store import StateStore
 
@@ -23,6 +25,8 @@ GROUP_NAME = "focuspoint"
 GROUP_LABEL = "FocusPoint"
 PIPELINE_LABEL = "FocusPoint E-commerce"
 PIPELINE_STATE_KEY = "deal_pipeline"
+ORDER_PIPELINE_LABEL = "FocusPoint Orders"
+ORDER_PIPELINE_STATE_KEY = "order_pipeline"
 STAGE_PROBABILITY: dict[DealStage, float] = {
     DealStage.checkout_pending: 0.2,
     DealStage.checkout_completed: 0.6,
@@ -49,6 +53,8 @@ class SetupReport:
     pipeline_id: str = ""
     pipeline_created: bool = False
     stage_ids: dict[str, str] = field(default_factory=dict)
+    order_pipeline_id: str = ""  # empty: orders keep HubSpot's default pipeline (free tier)
+    order_stage_ids: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,36 +125,44 @@ def _fallback_note(object_type: str, name: str) -> str:
             "records are created and mapped by HubSpot id, found again by searching our key")
 
 
+def _find_or_create(
+    client: HubSpotClient, object_type: str, label: str, stages: list[PipelineStageInput], tier: str,
+    report: SetupReport, without: str,
+) -> tuple[list[Any], Any | None, bool]:
+    """(all pipelines of the type, ours or None, created now). Ours is found by label; it is created (Starter
+    and above) when missing; a refusal becomes a note ending in ``without`` (what happens instead)."""
+    pipelines = client.list_pipelines(object_type)
+    ours = next((p for p in pipelines if p.label == label), None)
+    if ours is not None or tier == "free":
+        return pipelines, ours, False
+    try:
+        definition = PipelineInput(label=label, display_order=99, stages=stages)
+        return pipelines, client.create_pipeline(object_type, definition), True
+    except HubSpotError as exc:
+        report.notes.append(f"could not create the {object_type[:-1]} pipeline ({exc.message}); {without}")
+        return pipelines, None, False
+
+
+def _stage_ids(pipeline: Any, label: str, stage_labels: Mapping[DealStage, str]) -> dict[str, str]:
+    """{DealStage value: stage id} of our pipeline, matched by stage label; every stage must be there."""
+    by_label = {s.label: s.id for s in pipeline.stages}
+    missing = [stage_labels[s] for s in DealStage if stage_labels[s] not in by_label]
+    if missing:
+        raise HubSpotError(None, "SETUP", f"pipeline {label!r} lacks stages {missing}; add them in HubSpot")
+    return {stage.value: by_label[stage_labels[stage]] for stage in DealStage}
+
+
 def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
     """The e-commerce pipeline with six stages; returns {DealStage value: stage id} and stores it."""
-    pipelines = client.list_pipelines("deals")
-    ours = next((p for p in pipelines if p.label == PIPELINE_LABEL), None)
-    if ours is None and tier != "free":
-        try:
-            ours = client.create_pipeline(
-                "deals",
-                PipelineInput(
-                    label=PIPELINE_LABEL,
-                    display_order=99,
-                    stages=[
-                        PipelineStageInput(
-                            label=stage.label,
-                            display_order=i,
-                            metadata={"probability": str(STAGE_PROBABILITY[stage])},
-                        )
-                        for i, stage in enumerate(DealStage)
-                    ],
-                ),
-            )
-            report.pipeline_created = True
-        except HubSpotError as exc:
-            report.notes.append(f"could not create the deal pipeline ({exc.message}); using the default pipeline")
+    stages = [
+        PipelineStageInput(label=stage.label, display_order=i, metadata={"probability": str(STAGE_PROBABILITY[stage])})
+        for i, stage in enumerate(DealStage)
+    ]
+    pipelines, ours, report.pipeline_created = _find_or_create(
+        client, "deals", PIPELINE_LABEL, stages, tier, report, "using the default pipeline"
+    )
     if ours is not None:
-        by_label = {s.label: s.id for s in ours.stages}
-        missing = [stage.label for stage in DealStage if stage.label not in by_label]
-        if missing:
-            raise HubSpotError(None, "SETUP", f"pipeline {PIPELINE_LABEL!r} lacks stages {missing}; add them in HubSpot")
-        stage_ids = {stage.value: by_label[stage.label] for stage in DealStage}
+        stage_ids = _stage_ids(ours, PIPELINE_LABEL, {s: s.label for s in DealStage})
         pipeline_id = str(ours.id)
     else:
         default = next((p for p in pipelines if p.id == "default"), pipelines[0] if pipelines else None)
@@ -164,21 +178,49 @@ def ensure_deal_pipeline(client: HubSpotClient, state: StateStore, tier: str, re
     return stage_ids
 
 
+def ensure_order_pipeline(client: HubSpotClient, state: StateStore, tier: str, report: SetupReport) -> dict[str, str]:
+    """Our order pipeline with the six stages (labels without "Checkout "); returns {DealStage value: stage id}
+    and stores it with the pipeline id. Adding a pipeline needs Starter or above, and the stage ids of HubSpot's
+    default order pipeline are not documented: without our pipeline the stored pipeline id is empty and orders
+    carry their stage in ``fp_order_stage`` only."""
+    labels = {s: order_stage_label(s) for s in DealStage}
+    stages = [PipelineStageInput(label=labels[s], display_order=i, metadata={}) for i, s in enumerate(DealStage)]
+    _pipelines, ours, _created = _find_or_create(
+        client, "orders", ORDER_PIPELINE_LABEL, stages, tier, report,
+        "orders keep HubSpot's default pipeline and their stage in fp_order_stage",
+    )
+    stage_ids: dict[str, str] = {}
+    pipeline_id = ""
+    if ours is not None:
+        stage_ids = _stage_ids(ours, ORDER_PIPELINE_LABEL, labels)
+        pipeline_id = str(ours.id)
+    elif tier == "free":
+        report.notes.append("free tier: orders keep HubSpot's default order pipeline; their stage is in fp_order_stage")
+    state.set_setup(ORDER_PIPELINE_STATE_KEY, {"pipeline_id": pipeline_id, "stages": stage_ids})
+    report.order_pipeline_id, report.order_stage_ids = pipeline_id, stage_ids
+    return stage_ids
+
+
 def run_setup(
     client: HubSpotClient,
     state: StateStore,
     tier: str,
     properties: Mapping[str, Sequence[PropertySpec]],
 ) -> SetupReport:
+    """``properties`` holds the object types this ``commerce.objects`` mode syncs: the order pipeline is
+    ensured only when orders are among them (the default mode never reads or writes order pipelines)."""
     report = SetupReport()
     ensure_properties(client, properties, report)
     ensure_deal_pipeline(client, state, tier, report)
+    if "orders" in properties:
+        ensure_order_pipeline(client, state, tier, report)
     state.set_setup("schema_ready", True)
     return report
 
 
-def pipeline_from_state(state: StateStore) -> dict[str, Any]:
-    value = state.get_setup(PIPELINE_STATE_KEY)
+def pipeline_from_state(state: StateStore, key: str = PIPELINE_STATE_KEY) -> dict[str, Any]:
+    """The pipeline set-up kept under ``key`` (deals by default, ``ORDER_PIPELINE_STATE_KEY`` for orders)."""
+    value = state.get_setup(key)
     if not value:
         raise RuntimeError("HubSpot set-up has not run yet: materialize hubspot_properties (or run `make demo` / `fp-hubspot sync`) first")
     return value

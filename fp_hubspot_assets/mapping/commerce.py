@@ -3,7 +3,7 @@
 The same source rows as the deals: ``deal_sources`` decides which cart each order came from, so a cart that
 became an order is one purchase — one HubSpot order (key ``O<entry>``), and the cart (key ``C<id>``)
 associated with it; a cart never becomes an order by itself. The order's stage follows the panel's
-deal-stage rules, a cart is abandoned after ``abandoned_cart_hours``, the contact and company are the
+deal-stage rules (``hs_pipeline_stage`` of our order pipeline, and its label in ``fp_order_stage``), a cart is abandoned after ``abandoned_cart_hours``, the contact and company are the
 deal's, and in ``both`` mode each order is associated with its deal. HubSpot's property names are in
 ``objects.py`` and docs/commerce-objects.md.
 """
@@ -34,9 +34,15 @@ _ADDRESS_PROPERTIES = {"street": "street", "city": "city", "zip": "postal_code",
 ABANDONED = "abandoned"
 
 
+def order_stage_label(stage: DealStage) -> str:
+    """"Checkout Shipped" → "Shipped": an order's stage names the order's state, not a checkout's (also the
+    stage labels of our order pipeline)."""
+    return stage.label.removeprefix("Checkout ")
+
+
 def _stage_label(stage: pl.Expr) -> pl.Expr:
     """"checkout_shipped" → "Shipped": the deal-stage rules' outcome as an order's stage."""
-    labels = {s.value: s.label.removeprefix("Checkout ") for s in DealStage}
+    labels = {s.value: order_stage_label(s) for s in DealStage}
     return stage.replace_strict(labels, default=None, return_dtype=pl.String)
 
 
@@ -151,6 +157,7 @@ def map_orders(
         iso_datetime(pl.col("doc_date")).alias("hs_external_created_date"),
         pl.col("_email").alias("hs_billing_address_email"),
         _stage_label(pl.col("_stage")).alias("fp_order_stage"),
+        pl.col("_stage").alias("hs_pipeline_stage"),  # a stage name; the writer turns it into our pipeline's id
         pl.col("order_status").alias("fp_order_status"),
         pl.col("shipment_status").alias("fp_shipment_status"),
         pl.col("payment_status").alias("fp_payment_status"),

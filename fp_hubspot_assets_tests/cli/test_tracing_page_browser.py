@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from fp_hubspot_assets.panel import load_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.queries import LogQuery, search_log
 from fp_hubspot_assets.tracing import read_sources
 from fp_hubspot_assets.tracing_page import PAGE_SIZE, create_app
-from fp_hubspot_assets_tests.fixtures_browser import Browser
+from fp_hubspot_assets_tests.fixtures_browser import Browser, serving
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, make_sync_env
-from hubspot_sandbox.testing import free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -37,20 +33,8 @@ class Page:
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     for env in make_sync_env(tmp_path_factory.mktemp("tracing"), customers=200):
         env.run()
-        app = create_app(env.state(), env.sap_url, load_panel(env.panel_path))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the tracing page did not start"
-            time.sleep(0.05)
-        try:
-            yield Page(f"http://127.0.0.1:{port}", env)
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serving(create_app(env.state(), env.sap_url, load_panel(env.panel_path))) as url:
+            yield Page(url, env)
 
 
 def _skipped_contact(env: SyncEnv) -> tuple[str, str]:

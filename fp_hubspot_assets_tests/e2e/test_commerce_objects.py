@@ -21,8 +21,10 @@ from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.doctor import run_checks
 from fp_hubspot_assets.hubspot.first_setup import existing_order_keys
 from fp_hubspot_assets.hubspot.oauth import required_scopes
+from fp_hubspot_assets.hubspot.properties import ORDER_PIPELINE_LABEL
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.panel import PanelSettings, load_panel, parse_panel
+from fp_hubspot_assets.mapping.commerce import order_stage_label
+from fp_hubspot_assets.panel import DealStage, PanelSettings, load_panel, parse_panel
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.tracing import compute_payloads
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv
@@ -58,7 +60,8 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
         in_hubspot = env.hubspot(object_type)
         assert len(env.sandbox.objects(object_type)) == len(in_hubspot), f"{object_type}: duplicate fp ids"
         assert set(in_hubspot) == set(records["source_key"]), f"{object_type}: HubSpot differs from the source"
-        columns = [c for c in records.columns if c != "source_key" and not c.startswith("assoc_")]
+        # hs_pipeline_stage holds a stage name in the payload and our pipeline's stage id in HubSpot: below
+        columns = [c for c in records.columns if c not in ("source_key", "hs_pipeline_stage") and not c.startswith("assoc_")]
         for row in records.iter_rows(named=True):
             record = in_hubspot[row["source_key"]]
             for column in columns:
@@ -67,6 +70,7 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
                 target = row[ref.column]
                 want = {ids[ref.to_type][target]} if target is not None and target in ids[ref.to_type] else set()
                 assert _linked(record, ref.to_type) & set(ids[ref.to_type].values()) == want, (row["source_key"], ref)
+    _assert_order_stages(env, expected["orders"])
     # line items hang off their order or cart, never both, and match the source lines one for one
     lines = expected["line_items"].records
     in_hubspot = env.hubspot("line_items")
@@ -76,6 +80,24 @@ def assert_orders_and_carts(env: SyncEnv, expected: dict[str, mapping.Mapped]) -
         for key, parent in ours.select("source_key", column).iter_rows():
             assert _linked(in_hubspot[key], to_type) == {ids[to_type][parent]}, key
             assert not _linked(in_hubspot[key], "deals"), f"{key}: an order/cart line item on a deal"
+
+
+def _assert_order_stages(env: SyncEnv, orders: mapping.Mapped) -> None:
+    """Each order sits in our order pipeline, read back over HTTP (pipelines API), at the stage of the panel's
+    deal-stage rules: its stage id's label there is the order's fp_order_stage."""
+    pipelines = env.sandbox.client().crm.pipelines.pipelines_api.get_all("orders").results
+    ours = next(p for p in pipelines if p.label == ORDER_PIPELINE_LABEL)
+    labels = {s.id: s.label for s in ours.stages}
+    assert set(labels.values()) == {order_stage_label(s) for s in DealStage}
+    in_hubspot = env.hubspot("orders")
+    seen = set()
+    for key, stage in orders.records.select("source_key", "hs_pipeline_stage").iter_rows():
+        props = in_hubspot[key]["properties"]
+        assert props.get("hs_pipeline") == ours.id, key
+        label = labels.get(props.get("hs_pipeline_stage") or "")
+        assert label == order_stage_label(DealStage(stage)) == props.get("fp_order_stage"), (key, stage, label)
+        seen.add(label)
+    assert len(seen) > 1, f"the demo should put orders in several stages, got {seen}"
 
 
 def _assert_one_purchase(env: SyncEnv) -> None:
@@ -178,6 +200,7 @@ def test_doctor_reports_the_commerce_objects_and_their_scopes(tmp_path: Path) ->
     assert ready["commerce objects"].ok and "orders and carts available" in ready["commerce objects"].detail
     assert ready["scopes"].ok and ready["properties: orders"].ok and ready["properties: carts"].ok
     assert "properties: deals" not in ready, "orders_and_carts syncs no deals"
+    assert "order pipeline" not in default and "set-up creates it" in ready["order pipeline"].detail
 
 
 def test_ignore_existing_deals_also_keeps_existing_orders_out(sync_env: SyncEnv) -> None:
@@ -230,3 +253,19 @@ def test_dry_run_in_both_mode_writes_nothing_and_names_the_orders(sync_env: Sync
     assert dry.metadata["hubspot_orders"]["count_would_create"] == expected["orders"].records.height > 0
     assert dry.metadata["hubspot_carts"]["count_would_create"] == expected["carts"].records.height > 0
     assert dry.metadata["hubspot_deals"].get("count_would_update", 0) == 0, "the deals are unchanged"
+
+
+def test_free_tier_orders_keep_the_default_pipeline_with_their_stage_in_fp_order_stage(sync_env: SyncEnv) -> None:
+    """No pipeline can be added on the free tier and the default order pipeline's stage ids are unknown: orders
+    carry no hs_pipeline_stage (HubSpot keeps them in its default pipeline), their stage is fp_order_stage."""
+    sync_env.write_panel("tier: free\ncommerce:\n  objects: orders_and_carts\n")
+    sync_env.run()
+    pipelines = sync_env.sandbox.client().crm.pipelines.pipelines_api.get_all("orders").results
+    assert [p.label for p in pipelines if p.label == ORDER_PIPELINE_LABEL] == []
+    expected = _payloads(sync_env)["orders"].records
+    in_hubspot = sync_env.hubspot("orders")
+    assert set(in_hubspot) == set(expected["source_key"]) and expected.height
+    for key, stage in expected.select("source_key", "fp_order_stage").iter_rows():
+        props = in_hubspot[key]["properties"]
+        assert props.get("hs_pipeline") == "default" and not props.get("hs_pipeline_stage"), key
+        assert props.get("fp_order_stage") == stage, key
