@@ -43,7 +43,10 @@ def test_killed_syncs_converge_to_exactly_the_source(tmp_path: Path) -> None:
     home = tmp_path / "dagster_home"
     with DagsterInstance.from_config(str(home)) as instance:
         statuses = [r.status for r in instance.get_runs()]
-    assert statuses.count(DagsterRunStatus.FAILURE) == 3  # the killed runs, released
+    # Every killed run was released: none is left started (it would hold the pool). A kill in start-up can land
+    # before its run is even recorded (a slow machine takes seconds to import), so at most one failed run per kill.
+    assert not [s for s in statuses if s not in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS)], statuses
+    assert 1 <= statuses.count(DagsterRunStatus.FAILURE) <= 3
     assert statuses.count(DagsterRunStatus.SUCCESS) == 2
 
 
