@@ -43,6 +43,12 @@ def _as_sync_user() -> list[str]:
         return []
     if not shutil.which("setpriv"):
         pytest.skip("running as root without setpriv: cannot drop to an unprivileged user")
+    # the unprivileged user must reach the checkout's interpreter: a checkout under a private folder (mktemp -d
+    # is 0700) gets the traverse bit on its ancestors, nothing more
+    for parent in (REPO, *REPO.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
 
 
