@@ -229,11 +229,15 @@ class RateBudget:
                 self.daily_remaining = daily_remaining
 
     def penalize(self, bucket: Bucket, headers: Mapping[str, str] | None = None) -> None:
-        """A TEN_SECONDLY_ROLLING (or search) 429: wait out a whole window before the next request (its rate
-        headers, when HubSpot sends them, were already read by ``observe``)."""
+        """A TEN_SECONDLY_ROLLING (or search) 429: hold the next request until a slot frees — when our oldest
+        request in the window leaves it (the window rolls; a request of ours that reached HubSpot a little
+        late made the extra one). With none of ours in the window another client filled it: wait a whole
+        window. (Its rate headers, when HubSpot sends them, were already read by ``observe``.)"""
         window = self.search if bucket is Bucket.search else self.standard
         with self._lock:
-            window.blocked_until = max(window.blocked_until, self._clock() + window.seconds)
+            oldest = window.oldest()
+            until = oldest + window.seconds if oldest is not None else self._clock() + window.seconds
+            window.blocked_until = max(window.blocked_until, until)
 
 
 def _int(value: str | None) -> int | None:

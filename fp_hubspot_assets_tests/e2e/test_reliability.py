@@ -139,13 +139,24 @@ def test_search_is_limited_per_second() -> None:
     assert budget.standard.wait_time() == 0  # search does not spend the 10-second budget
 
 
-def test_a_429_holds_the_next_request_for_a_whole_window() -> None:
+def test_a_429_holds_the_next_request_until_our_oldest_leaves_the_window() -> None:
     clock = _FakeClock()
     budget = RateBudget(1_000, None, window_seconds=0.2, clock=clock.now, sleep=clock.sleep)
     budget.acquire(ep.Bucket.standard)
+    clock.sleep(0.1)
     budget.penalize(ep.Bucket.standard)
     budget.acquire(ep.Bucket.standard)
-    assert clock.t >= budget.window_seconds  # the next request starts only after the window rolled over
+    # the window rolled past our oldest request (started at 0), not a whole window from the 429
+    assert budget.window_seconds <= clock.t < 0.1 + budget.window_seconds
+
+
+def test_a_429_with_none_of_ours_in_the_window_holds_a_whole_window() -> None:
+    clock = _FakeClock()
+    budget = RateBudget(1_000, None, window_seconds=0.2, clock=clock.now, sleep=clock.sleep)
+    clock.sleep(1.0)
+    budget.penalize(ep.Bucket.standard)
+    budget.acquire(ep.Bucket.standard)
+    assert clock.t >= 1.0 + budget.window_seconds  # another client filled it: it rolls over only after a window
 
 
 def test_exhausted_remaining_header_blocks_everyone_until_the_window_rolls() -> None:
