@@ -48,7 +48,7 @@ lint: install
 lock:
 	rm -rf /tmp/fp-lock-venv && $(PYTHON) -m venv /tmp/fp-lock-venv
 	/tmp/fp-lock-venv/bin/pip install -q --upgrade pip
-	/tmp/fp-lock-venv/bin/pip install -q -e '.[dev]'
+	/tmp/fp-lock-venv/bin/pip install -q -e '.[dev,bench]'
 	/tmp/fp-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 prod-up: install

@@ -65,8 +65,6 @@ def map_all(frames: dict[str, Any], settings: Any) -> dict[str, Any]:
 
 
 def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
-    import polars as pl
-
     from fp_hubspot_assets.hubspot.sync import plan
     from fp_hubspot_assets.panel import parse_panel
     from fp_hubspot_assets.sap.reader import SapReader
@@ -81,21 +79,24 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
     mapped = map_all(frames, settings)
     t2 = time.perf_counter()
     peaks["map"] = _peak_mib()
+    source_rows = {entity: frame.height for entity, frame in frames.items()}
+    # Like the job's steps, the diff holds only its inputs: the source frames are dropped once mapped, and
+    # each type's payload once planned.
+    frames.clear()
     store = StateStore(f"sqlite:///{state_db}")
     decisions: dict[str, dict[str, int]] = {}
-    planned: dict[str, pl.DataFrame] = {}
-    for object_type, result in mapped.items():
-        frame = plan(result.records, store, object_type)
-        planned[object_type] = frame
+    for object_type in list(mapped):
+        frame = plan(mapped.pop(object_type).records, store, object_type)
         decisions[object_type] = dict(frame.group_by("decision").len().iter_rows())
+        if prime:
+            _record_hashes(state_db, object_type, frame.select("source_key", "payload_hash"))
+        del frame
     t3 = time.perf_counter()
     peaks["diff"] = _peak_mib()
-    if prime:
-        _record_hashes(state_db, planned)
     store.dispose()
     return {
         "seconds": t3 - t0, "read": t1 - t0, "map": t2 - t1, "diff": t3 - t2,
-        "source_rows": {entity: frame.height for entity, frame in frames.items()},
+        "source_rows": source_rows,
         "decisions": decisions, "peak_after_mib": peaks,
     }  # fmt: skip
 
@@ -105,22 +106,19 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _record_hashes(state_db: Path, planned: dict[str, Any]) -> None:
-    """Set-up only (not timed): remember every record as synced, with a made-up HubSpot id, straight into
-    the state store's id-map table (StateStore.record_synced does the same per 100-record batch in a sync)."""
+def _record_hashes(state_db: Path, object_type: str, hashes: Any) -> None:
+    """Set-up only (the prime run): remember every record of a type as synced, with a made-up HubSpot id,
+    straight into the state store's id-map table (StateStore.record_synced does the same per 100-record
+    batch in a sync)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(state_db) as con:
-        con.execute("DELETE FROM fp_id_map")
-        for object_type, frame in planned.items():
-            rows = (
-                (object_type, key, str(i + 1), digest, stamp, "bench")
-                for i, (key, digest) in enumerate(frame.select("source_key", "payload_hash").iter_rows())
-            )
-            con.executemany(
-                "INSERT INTO fp_id_map (object_type, source_key, hubspot_id, payload_hash, synced_at, run_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        con.execute("DELETE FROM fp_id_map WHERE object_type = ?", (object_type,))
+        rows = ((object_type, key, str(i + 1), digest, stamp, "bench") for i, (key, digest) in enumerate(hashes.iter_rows()))
+        con.executemany(
+            "INSERT INTO fp_id_map (object_type, source_key, hubspot_id, payload_hash, synced_at, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 # ---------------------------------------------------------------- parent: run phases, measure, report

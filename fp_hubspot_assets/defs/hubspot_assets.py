@@ -100,7 +100,9 @@ hubspot_contacts = _writer(
     "Associated with their company.",
 )
 hubspot_products = _writer(
-    "products", "product_payloads", ["hubspot_properties"],
+    # after the first set-up too: it runs only while nothing was synced, and a product written first would
+    # make it refuse
+    "products", "product_payloads", ["hubspot_properties", "hubspot_first_setup"],
     "HubSpot products (one per item or per attribute combination), upserted by fp_product_id.",
 )
 hubspot_deals = _writer(

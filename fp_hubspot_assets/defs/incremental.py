@@ -13,10 +13,15 @@ run (plus their dependants); a full read is the reconciler (docs/automation.md �
 - Records HubSpot rejected are retried only when they are in the payload: while any wait for a retry, their
   entities are read in full. So are they after a panel change (every record is mapped again).
   Re-read rows cost nothing in HubSpot: the hash diff skips what is unchanged.
-- Which entities are read incrementally: ``INCREMENTAL_ENTITIES``. Orders and carts (with their lines,
-  deliveries and invoices) are the bulk of a store and what a cart changes; a cart and its order are always
-  read together (one deal). Customers, addresses, items and stores are read in full in every mode: contact
-  e-mail de-duplication, deal associations and line items' products are rules over all of them.
+- Which entities are read incrementally: ``INCREMENTAL_ENTITIES`` (stores are few and have no marker). Orders
+  and carts (with their lines, deliveries and invoices) by marker; a cart and its order are always read
+  together (one deal). Customers, addresses and items by key (``sap/keyed_windows.py``): the changed rows plus
+  the rows their mapping needs beside them (``sap/dependants.py``: the customers and items of the deals read,
+  the partner of a web customer, everyone sharing an e-mail…). They are read after orders and carts, from
+  the windows those used in this run (``run_reads``); addresses after customers, for the same keys and with
+  the marker bound the customers read took (an address changing in between is read again next run). When
+  orders or carts are read in full, so are customers and items (every deal needs them), and addresses with
+  customers.
 - A writer whose sources were read incrementally skips vanished-record detection and the deletion guard
   (every unread record would look deleted); only a full read removes anything.
 """
@@ -29,6 +34,7 @@ from dagster import ConfigurableResource, DagsterEventType, DagsterInstance
 from pydantic import Field
 
 from fp_hubspot_assets.state.read_markers import (
+    DEPENDANTS,
     FULL,
     MARKER_PREFIX,
     MODE,
@@ -53,7 +59,7 @@ class SyncModeResource(ConfigurableResource):
     )
 
 
-def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, str]]:
+def run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, str]]:
     """entity -> the read metadata its source asset reported in this run (asset materializations)."""
     from fp_hubspot_assets.defs.sap_assets import SOURCE_ASSETS
 
@@ -65,7 +71,8 @@ def _run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, st
         spec = SOURCE_ASSETS.get(materialization.asset_key.to_user_string())
         if spec is None or MODE not in materialization.metadata:
             continue
-        reads[spec[0]] = {k: str(v.value) for k, v in materialization.metadata.items() if k in (MODE, SINCE, UPPER, PANEL)}
+        wanted = (MODE, SINCE, UPPER, PANEL, DEPENDANTS)
+        reads[spec[0]] = {k: str(v.value) for k, v in materialization.metadata.items() if k in wanted}
     return reads
 
 
@@ -73,7 +80,7 @@ def read_partially(instance: DagsterInstance, run_id: str, object_type: str) -> 
     """Whether a source of ``object_type`` was read incrementally — or not at all — in this run: then what is
     missing from the payload was not read, not deleted. (A writer launched alone maps a payload another run
     stored, possibly an incremental one.)"""
-    reads = _run_reads(instance, run_id)
+    reads = run_reads(instance, run_id)
     return any(reads.get(entity, {}).get(MODE) != FULL for entity in SOURCES_OF.get(object_type, ()))
 
 
@@ -83,7 +90,7 @@ def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -
     written an older version of rows that changed after its read (and after that other run wrote them); going
     back makes the next run read those rows again, and the hash diff writes their current version."""
     advanced = {}
-    for entity, read in _run_reads(instance, run_id).items():
+    for entity, read in run_reads(instance, run_id).items():
         if read.get(UPPER):
             store.set_cursor(MARKER_PREFIX + entity, read[UPPER])
             advanced[entity] = read[UPPER]

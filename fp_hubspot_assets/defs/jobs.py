@@ -19,9 +19,10 @@ sync_hubspot = define_asset_job(
 # Deals and their line items plus everything they need to be correct: their contacts and companies (a new cart
 # may come from a new customer; an association whose end is missing would wait for the nightly full read,
 # because an incremental run does not read that deal again) and products (line items point at them). Orders
-# and carts are read incrementally (only the changed ones and their partners, see defs/incremental.py); the
-# rest is a hash diff that writes nothing on a quiet store. The ID map asset is left out: it only republishes
-# the state store and is refreshed by the main job. Every step runs in the run's own process: a subprocess
+# and carts are read incrementally (only the changed ones and their partners), customers and items those of
+# the deals read and the changed ones (see defs/incremental.py); the rest is a hash diff that writes nothing
+# on a quiet store. The ID map asset is left out: it only republishes the state store and is refreshed by
+# the main job. Every step runs in the run's own process: a subprocess
 # per step cost seconds of start-up each (the cart → deal latency), and the steps are small.
 sync_carts = define_asset_job(
     CART_JOB,

@@ -2,14 +2,14 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MetadataValue, Output, asset
 
-from fp_hubspot_assets.defs.incremental import SyncModeResource
+from fp_hubspot_assets.defs.incremental import SyncModeResource, run_reads
 from fp_hubspot_assets.defs.metadata import Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource, SapSourceResource, StateStoreResource
 from fp_hubspot_assets.defs.setup_check import broken_setup_as_one_line
+from fp_hubspot_assets.sap.keyed_windows import source_window
 from fp_hubspot_assets.state.queries import log_new_source_problems
-from fp_hubspot_assets.state.read_markers import read_window
 from fp_hubspot_assets.state.sync_cursor import panel_digest
 
 OWNERS = ["team:data-engineering"]
@@ -32,6 +32,13 @@ SOURCE_ASSETS: dict[str, tuple[str, str]] = {
     ),
     "store_carts": ("carts", "FocusPoint shopping carts (FP_CART/FP_CART_LINE), linked to the order they became."),
 }
+# Read after these, in the same run: an incremental read of customers and items includes those of the orders
+# and carts read, and addresses are read for the customers read (sap/keyed_windows.py).
+READ_AFTER: dict[str, list[str]] = {
+    "sap_customers": ["sap_orders", "store_carts"],
+    "sap_items": ["sap_orders", "store_carts"],
+    "sap_addresses": ["sap_customers"],
+}
 
 
 def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
@@ -42,6 +49,7 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         owners=OWNERS,
         description=description,
         code_version="1",
+        deps=[AssetKey(d) for d in READ_AFTER.get(name, [])],
     )
     def _read(
         context: AssetExecutionContext,
@@ -52,8 +60,11 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
     ) -> Output[pl.DataFrame]:
         with broken_setup_as_one_line(panel.path or None, sap.url, state.url), sap.reader() as reader:
             digest = panel_digest(panel.settings())
-            window = read_window(state.store(), reader, entity, sync_mode, context.run.tags, digest)
-            result = reader.read(entity, window.since)
+            def reads() -> dict[str, dict[str, str]]:  # asked only by the keyed entities
+                return run_reads(context.instance, context.run_id)
+
+            window = source_window(state.store(), reader, entity, sync_mode, context.run.tags, digest, reads)
+            result = reader.read(entity, window.what)
         context.log.info(f"{entity}: {window.mode} read of {result.frame.height} row(s) — {window.why}")
         if result.rejects.height:  # the integration log is where admins trace every record that did not sync
             rows = result.rejects.select("source_key", pl.lit("skipped"), "reason").iter_rows()

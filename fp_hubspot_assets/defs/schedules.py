@@ -3,9 +3,9 @@
 - ``incremental_hubspot_sync`` (every 15 minutes) compares SAP/FocusPoint change markers (the newest
   ``UpdatedAt`` / ``UpdateDate``+``UpdateTS`` per entity: a few indexed MAX queries) and the panel with what
   the last *successful* sync started from (``state/sync_cursor.py``), and requests ``sync_hubspot`` only when
-  something changed (or rejected records wait for a retry). The run reads orders and carts changed since the
-  last successful run (``defs/incremental.py``) and the other entities in full (cross-record rules need them),
-  and writes only the records whose payload changed (hash diff). The run's final step (``integration_log``)
+  something changed (or rejected records wait for a retry). The run reads the rows changed since the last
+  successful run and the rows their mapping needs beside them (``defs/incremental.py``), and writes only the
+  records whose payload changed (hash diff). The run's final step (``integration_log``)
   stores the markers this tick read as the new cursor, so a change landing while the run works is newer
   than that cursor and triggers the next tick.
 - ``nightly_hubspot_reconcile`` (02:30 UTC) runs ``sync_hubspot`` with a full read and ``hubspot.reconcile``: every

@@ -92,10 +92,18 @@ def property_columns(records: pl.DataFrame) -> list[str]:
     return sorted(c for c in records.columns if c not in REFERENCE_COLUMNS and not c.startswith(REFERENCE_PREFIXES))
 
 
+HASH_CHUNK_ROWS = 200_000  # the joined property strings and Python digests exist for one chunk at a time
+
+
 def payload_hashes(records: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
     """A stable digest of each record's outgoing properties (blake2b; independent of polars versions)."""
     if records.is_empty():
         return pl.Series("payload_hash", [], dtype=pl.String)
+    chunks = (records.slice(start, HASH_CHUNK_ROWS) for start in range(0, records.height, HASH_CHUNK_ROWS))
+    return pl.concat([_hash_chunk(chunk, columns) for chunk in chunks])
+
+
+def _hash_chunk(records: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
     joined = records.select(
         pl.concat_str(
             [pl.lit(c + "=") + pl.col(c).cast(pl.String).fill_null("\x00") for c in columns], separator="\x1f"
@@ -111,7 +119,7 @@ def plan(records: pl.DataFrame, state: StateStore, object_type: str) -> pl.DataF
     | gave_up (rejected MAX_FAILED_ATTEMPTS times with this very content)."""
     columns = property_columns(records)
     frame = records.with_columns(payload_hashes(records, columns))
-    known = state.id_map(object_type).rename({"payload_hash": "known_hash"})
+    known = state.id_map(object_type, records["source_key"].unique().to_list()).rename({"payload_hash": "known_hash"})
     failures = state.failures(object_type).select(
         "source_key", pl.col("payload_hash").alias("failed_hash"), "attempts", "last_message"
     )
@@ -391,8 +399,8 @@ def sync_associations(
     type_id = ep.ASSOCIATION_TYPE_IDS.get((from_type, to_type), 0)
     rows = list(pairs)
     wanted = {(a, b) for a, b in rows if a and b}
-    remembered = ctx.state.known_associations(from_type, to_type)
     in_run = {a for a, _b in rows}
+    remembered = ctx.state.known_associations(from_type, to_type, sorted(a for a in in_run if a))
     _remove_stale(ctx, from_type, to_type, sorted(r for r in remembered if r[0] in in_run and r[:2] not in wanted), report)
     known = {(a, b) for a, b, _t in remembered}
     missing = sorted(wanted - known)

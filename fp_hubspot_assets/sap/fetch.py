@@ -12,8 +12,9 @@ comparison is time comparison. SAP change markers are ``UpdateDate`` (day) + ``U
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,14 @@ class Source:
             f'({alias}."UpdateDate" > :since_day OR ({alias}."UpdateDate" = :since_day '
             f'AND COALESCE({alias}."UpdateTS", 0) >= :since_ts))'
         )
+
+    def in_keys(self, column: str, name: str) -> str:
+        """``column`` is one of the keys bound as ``:name`` (``keys_param``): one parameter whatever the count."""
+        return f"{column} IN (SELECT value FROM json_each(:{name}))" if self.sqlite else f"{column} = ANY(:{name})"
+
+    def keys_param(self, keys: Iterable[object]) -> object:
+        values = sorted(keys, key=str)
+        return json.dumps(values) if self.sqlite else values
 
     def well_formed(self, column: str) -> str:
         """Excludes text that is not a timestamp from MAX() on SQLite (where 'garbage' > '2025-…')."""

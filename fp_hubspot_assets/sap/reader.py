@@ -9,14 +9,17 @@ missing key or link). A reject never stops a read; its neighbours are read as us
 business partner, ITM1 and combinations their item), and an order also counts as changed when one of its
 deliveries or invoices changed; a cart and its order count as changed together (they are one deal).
 ``max_updated_at(entity)`` gives the newest marker, for sensor cursors.
+Customers, addresses and items can also be read by key (``Keys``): the changed rows plus the rows the mapping
+needs beside them, as ``sap/dependants.py`` finds them.
 How every table maps to the frames: docs/source-model.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -58,6 +61,28 @@ def marker_horizon() -> datetime:
 ENTITIES = tuple(SCHEMAS)
 STRINGS = pl.List(pl.String)
 Frames = tuple[pl.DataFrame, pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Which rows a keyed read covers: web customers (``FP_CUSTOMER.CustomerId``, with their roles and web
+    addresses), business partners (``OCRD.CardCode``, with their contact persons and SAP addresses), further
+    contact persons (``OCPR.CntctCode``) and items (``OITM.ItemCode``, with prices and combinations)."""
+
+    web: frozenset[int] = field(default_factory=frozenset)
+    partners: frozenset[str] = field(default_factory=frozenset)
+    persons: frozenset[int] = field(default_factory=frozenset)
+    items: frozenset[str] = field(default_factory=frozenset)
+
+    def params(self, source: Source) -> dict[str, object]:
+        return {name: source.keys_param(getattr(self, name)) for name in ("web", "partners", "persons", "items")}
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("web", "partners", "persons", "items")}
+
+
+Since = datetime | Keys | None
+KEYED_ENTITIES = ("customers", "addresses", "items")
 
 
 @dataclass(frozen=True)
@@ -120,8 +145,9 @@ class SapReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, entity: str, since: datetime | None = None) -> ReadResult:
-        readers: dict[str, Callable[[datetime | None], Frames]] = {
+    def read(self, entity: str, since: Since = None) -> ReadResult:
+        """``since``: None reads everything, a moment the rows changed at or after it, ``Keys`` those rows."""
+        readers: dict[str, Callable[[Any], Frames]] = {
             "stores": self._stores,
             "customers": self._customers,
             "addresses": self._addresses,
@@ -131,14 +157,28 @@ class SapReader:
         }
         if entity not in readers:
             raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+        if isinstance(since, Keys) and entity not in KEYED_ENTITIES:
+            raise ValueError(f"{entity} are read by change marker, not by key")
         frame, rejects = readers[entity](since)
         return ReadResult(conform(frame, entity), rejects)
 
     def read_all(self, since: datetime | None = None) -> dict[str, ReadResult]:
         return {entity: self.read(entity, since) for entity in ENTITIES}
 
-    def _q(self, sql: str, since: datetime | None) -> pl.DataFrame:
-        return self.source.query(sql, self.source.since_params(since))
+    def _q(self, sql: str, since: Since) -> pl.DataFrame:
+        params = since.params(self.source) if isinstance(since, Keys) else self.source.since_params(since)
+        return self.source.query(sql, params)
+
+    def _fp_scope(self, alias: str, since: Since, key: str, keys: str) -> str:
+        """FocusPoint rows changed since ``since``, or whose ``key`` column is among ``Keys.<keys>``."""
+        if isinstance(since, Keys):
+            return self.source.in_keys(f'{alias}."{key}"', keys)
+        return self.source.fp_changed(alias, since)
+
+    def _partner_scope(self, alias: str, since: Since) -> str:
+        if isinstance(since, Keys):
+            return self.source.in_keys(f'{alias}."CardCode"', "partners")
+        return self.source.sap_changed(alias, since)
 
     # -- stores ---------------------------------------------------------------------------------------------
 
@@ -159,13 +199,13 @@ class SapReader:
 
     # -- customers ------------------------------------------------------------------------------------------
 
-    def _customers(self, since: datetime | None) -> Frames:
+    def _customers(self, since: Since) -> Frames:
         parts = [self._web_customers(since), self._partners(since), self._contact_persons(since)]
         frames = [conform(f, "customers") for f, _ in parts]
         return pl.concat(frames), pl.concat([r for _, r in parts])
 
-    def _web_customers(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self.source.fp_changed("c", since)
+    def _web_customers(self, since: Since) -> Frames:
+        t, changed = self.source.text, self._fp_scope("c", since, "CustomerId", "web")
         raw = self._q(
             f'SELECT c."CustomerId", c."StoreId", c."CardCode", p."CardName", c."Email", c."FirstName", '
             f'c."LastName", c."Phone", c."IsGuest", c."Disabled", {t("c", "CreatedAt")}, '
@@ -234,12 +274,12 @@ class SapReader:
             .alias("roles")
         )
 
-    def _partners(self, since: datetime | None) -> Frames:
+    def _partners(self, since: Since) -> Frames:
         raw = self._q(
             'SELECT p."CardCode", p."CardName", p."CmpPrivate", p."E_Mail", p."Phone1", p."validFor", '
             f'p."frozenFor", {self._partner_columns("p")} '
             'FROM "OCRD" p LEFT JOIN "OCRG" g ON g."GroupCode" = p."GroupCode" '
-            f'WHERE p."CardType" = \'C\' AND {self.source.sap_changed("p", since)} ORDER BY p."CardCode"',
+            f'WHERE p."CardType" = \'C\' AND {self._partner_scope("p", since)} ORDER BY p."CardCode"',
             since,
         )
         raw, rejects = self._sap_dates(raw, "customers", _key("BP", "CardCode"))
@@ -263,15 +303,19 @@ class SapReader:
         )
         return frame, rejects
 
-    def _contact_persons(self, since: datetime | None) -> Frames:
+    def _contact_persons(self, since: Since) -> Frames:
         """Contact persons carry their partner's markers: SAP saves them through the partner."""
+        scope = self._partner_scope("p", since)
+        if isinstance(since, Keys):
+            person = self.source.in_keys('cp."CntctCode"', "persons")
+            scope = f"({scope} OR {person})"
         raw = self._q(
             'SELECT cp."CntctCode", cp."CardCode", p."CardCode" AS "Partner", cp."Name", cp."FirstName", '
             'cp."LastName", cp."E_MailL", cp."Tel1", cp."Active", p."CardName", '
             f'{self._partner_columns("p")} '
             'FROM "OCPR" cp LEFT JOIN "OCRD" p ON p."CardCode" = cp."CardCode" '
             'LEFT JOIN "OCRG" g ON g."GroupCode" = p."GroupCode" '
-            f'WHERE (p."CardCode" IS NULL OR p."CardType" = \'C\') AND {self.source.sap_changed("p", since)} '
+            f'WHERE (p."CardCode" IS NULL OR p."CardType" = \'C\') AND {scope} '
             'ORDER BY cp."CntctCode"',
             since,
         )
@@ -300,18 +344,18 @@ class SapReader:
 
     # -- addresses ------------------------------------------------------------------------------------------
 
-    def _addresses(self, since: datetime | None) -> Frames:
+    def _addresses(self, since: Since) -> Frames:
         web, web_rejects = self._web_addresses(since)
         sap, sap_rejects = self._sap_addresses(since)
         return pl.concat([conform(web, "addresses"), conform(sap, "addresses")]), pl.concat([web_rejects, sap_rejects])
 
-    def _web_addresses(self, since: datetime | None) -> Frames:
+    def _web_addresses(self, since: Since) -> Frames:
         raw = self._q(
             'SELECT a."AddressId", a."CustomerId", a."AddressType", a."IsDefault", a."Street", a."Street2", '
             f'a."City", a."Zip", a."State", a."Country", {self.source.text("a", "UpdatedAt")}, '
             'c."CustomerId" AS "OwnerId" '
             'FROM "FP_ADDRESS" a LEFT JOIN "FP_CUSTOMER" c ON c."CustomerId" = a."CustomerId" '
-            f'WHERE {self.source.fp_changed("a", since)} ORDER BY a."AddressId"',
+            f'WHERE {self._fp_scope("a", since, "CustomerId", "web")} ORDER BY a."AddressId"',
             since,
         )
         key = pl.format("W{}:A{}", pl.col("CustomerId").cast(pl.String).fill_null("?"), pl.col("AddressId"))
@@ -343,14 +387,14 @@ class SapReader:
         )
         return frame, rejects
 
-    def _sap_addresses(self, since: datetime | None) -> Frames:
+    def _sap_addresses(self, since: Since) -> Frames:
         """CRD1 rows follow their partner's change marker (SAP saves addresses through the partner)."""
         raw = self._q(
             'SELECT r."CardCode", r."Address", r."AdresType", r."Street", r."Block", r."City", r."ZipCode", '
             f'r."State", r."Country", p."BillToDef", p."ShipToDef", '
             f'{self.source.text("p", "UpdateDate")}, p."UpdateTS" '
             'FROM "CRD1" r JOIN "OCRD" p ON p."CardCode" = r."CardCode" '
-            f'WHERE p."CardType" = \'C\' AND {self.source.sap_changed("p", since)} '
+            f'WHERE p."CardType" = \'C\' AND {self._partner_scope("p", since)} '
             'ORDER BY r."CardCode", r."AdresType", r."Address"',
             since,
         )
@@ -379,16 +423,18 @@ class SapReader:
 
     # -- items ----------------------------------------------------------------------------------------------
 
-    def _changed_items(self, column: str, since: datetime | None) -> str:
+    def _changed_items(self, column: str, since: Since) -> str:
         """Items changed themselves (OITM, which a price change saves too) or through a combination."""
         if since is None:
             return "1=1"
+        if isinstance(since, Keys):
+            return self.source.in_keys(column, "items")
         return (
             f'{column} IN (SELECT i2."ItemCode" FROM "OITM" i2 WHERE {self.source.sap_changed("i2", since)} '
             'UNION SELECT c2."ItemCode" FROM "FP_ITEM_COMBINATION" c2 WHERE c2."UpdatedAt" >= :since)'
         )
 
-    def _items(self, since: datetime | None) -> Frames:
+    def _items(self, since: Since) -> Frames:
         t = self.source.text
         item_scope = self._changed_items('i."ItemCode"', since)
         combo_scope = self._changed_items('c."ItemCode"', since)
@@ -473,7 +519,7 @@ class SapReader:
 
     # -- orders ---------------------------------------------------------------------------------------------
 
-    def _changed_orders(self, since: datetime | None) -> str:
+    def changed_orders(self, since: datetime | None) -> str:
         """An order changed itself or through one of its deliveries or invoices."""
         if since is None:
             return "1=1"
@@ -496,18 +542,18 @@ class SapReader:
             f'OR o."DocEntry" IN ({via("OINV", "INV1")}) OR {cart})'
         )
 
-    def _changed_carts(self, since: datetime | None) -> str:
-        """A cart changed itself or through its order (see ``_changed_orders``)."""
+    def changed_carts(self, since: datetime | None) -> str:
+        """A cart changed itself or through its order (see ``changed_orders``)."""
         if since is None:
             return "1=1"
-        orders = f'SELECT o."DocEntry" FROM "ORDR" o WHERE {self._changed_orders(since)}'
+        orders = f'SELECT o."DocEntry" FROM "ORDR" o WHERE {self.changed_orders(since)}'
         return (
             f'({self.source.fp_changed("c", since)} OR c."OrderDocEntry" IN ({orders}) '
             f'OR c."CartId" IN (SELECT o2."U_FP_CartId" FROM "ORDR" o2 WHERE o2."DocEntry" IN ({orders})))'
         )
 
     def _orders(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self._changed_orders(since)
+        t, changed = self.source.text, self.changed_orders(since)
         def in_scope(column: str) -> str:
             return "1=1" if since is None else f'{column} IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {changed})'
 
@@ -678,7 +724,7 @@ class SapReader:
     # -- carts ----------------------------------------------------------------------------------------------
 
     def _carts(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self._changed_carts(since)
+        t, changed = self.source.text, self.changed_carts(since)
         heads = self._q(
             'SELECT c."CartId", c."StoreId", c."CustomerId", c."Email", c."Status", c."OrderDocEntry", '
             f'{t("c", "CreatedAt")}, {t("c", "UpdatedAt")}, s."Currency" '

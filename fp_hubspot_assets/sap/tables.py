@@ -290,6 +290,13 @@ FP_CART_LINE = sa.Table(
     sa.Column("Price", sa.Float),  # unit price when the line was added
 )
 
+# Incremental reads find the customers that share an e-mail or a business partner with a changed one by index
+# (sap/dependants.py); the e-mail indexes hold the same lower(trim(...)) expression the queries use.
+sa.Index("ix_FP_CUSTOMER_CardCode", FP_CUSTOMER.c.CardCode)
+sa.Index("ix_FP_CUSTOMER_email", sa.func.lower(sa.func.trim(FP_CUSTOMER.c.Email)))
+sa.Index("ix_OCRD_email", sa.func.lower(sa.func.trim(OCRD.c.E_Mail)))
+sa.Index("ix_OCPR_email", sa.func.lower(sa.func.trim(OCPR.c.E_MailL)))
+
 SAP_TABLES = ("OCRG", "OCRD", "CRD1", "OCPR", "OITM", "ITM1", "ORDR", "RDR1", "ODLN", "DLN1", "OINV", "INV1")
 FP_TABLES = (
     "FP_STORE",

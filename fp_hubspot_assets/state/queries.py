@@ -149,6 +149,20 @@ def logged_source_problems(store: StateStore, object_type: str) -> set[tuple[str
         return {(k, a, m) for k, a, m in conn.execute(stmt)}
 
 
+def logged_duplicates_of(store: StateStore, survivors: set[str]) -> set[str]:
+    """Contacts last logged as skipped for a "duplicate email of <survivor>" (the contact mapping's reason)
+    of one of ``survivors``: one scan of the contacts' source problems."""
+    c = integration_log.c
+    prefix = "duplicate email of "
+    stmt = (
+        sa.select(c.source_key, c.message)
+        .where(c.object_type == "contacts", c.error_category == SOURCE_DATA, c.message.like(prefix + "%"))
+        .distinct()
+    )
+    with store._reading() as conn:
+        return {key for key, message in conn.execute(stmt) if message[len(prefix):] in survivors}
+
+
 def log_new_source_problems(store: StateStore, run_id: str, object_type: str, problems: Iterable[tuple[str, str, str]]) -> int:
     """Log the source-data problems ``(source_key, action, reason)`` not logged before with this content: a
     problem that stays the same is logged once, when it appears, not every run (the log stays proportional to

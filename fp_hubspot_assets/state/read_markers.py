@@ -12,10 +12,15 @@ from fp_hubspot_assets.state.schema import MAX_FAILED_ATTEMPTS
 from fp_hubspot_assets.state.store import StateStore
 from fp_hubspot_assets.state.sync_cursor import MarkerSource, stamp
 
-INCREMENTAL_ENTITIES = ("orders", "carts")
+# Stores are few and have no change marker: always read in full. Customers, addresses and items are read by key
+# (``sap/keyed_windows.py``), orders and carts by marker.
+INCREMENTAL_ENTITIES = ("orders", "carts", "customers", "addresses", "items")
 # Source entities each HubSpot object type is mapped from (only the incremental ones matter here).
 SOURCES_OF: Mapping[str, tuple[str, ...]] = {
-    t: ("orders", "carts") for t in ("deals", "line_items", "orders", "carts")
+    **{t: ("orders", "carts") for t in ("deals", "line_items", "orders", "carts")},
+    "contacts": ("customers", "addresses"),
+    "companies": ("customers", "addresses"),
+    "products": ("items",),
 }
 MARKER_PREFIX = "read_marker:"
 PANEL_PREFIX = "read_panel:"  # the panel settings' digest the last successful run mapped with
@@ -26,6 +31,7 @@ MODE = "mode"
 SINCE = "marker_since"
 UPPER = "marker_upper"
 PANEL = "panel_digest"
+DEPENDANTS = "dependants_since"  # the windows a keyed customers read found its keys with (JSON)
 FULL, INCREMENTAL = "full", "incremental"
 
 
@@ -53,7 +59,7 @@ class ReadWindow:
     def mode(self) -> str:
         return FULL if self.since is None else INCREMENTAL
 
-    def metadata(self) -> dict[str, str]:
+    def metadata(self) -> dict[str, str | int]:
         return {
             MODE: self.mode,
             SINCE: stamp(self.since) if self.since else "",
@@ -78,7 +84,7 @@ def read_window(
         return ReadWindow(entity, None, upper, why, panel)
 
     if entity not in INCREMENTAL_ENTITIES:
-        return full("always read in full (rules over all records)")
+        return full("always read in full (few rows, no change marker)")
     if sync.mode == FULL:
         return full("full run")
     last = marker(store, entity)

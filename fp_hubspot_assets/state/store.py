@@ -304,12 +304,18 @@ class StateStore:
 
     # ------------------------------------------------------------------ ID map + hashes
 
-    def id_map(self, object_type: str) -> pl.DataFrame:
-        """source_key, hubspot_id, payload_hash of every known record of ``object_type``."""
+    def id_map(self, object_type: str, keys: Sequence[str] | None = None) -> pl.DataFrame:
+        """source_key, hubspot_id, payload_hash of every known record of ``object_type`` — or of those among
+        ``keys``: a run that maps a few records reads a few rows, not the whole type (up to _IN_LOOKUP_MAX
+        keys by indexed IN lists; more by the scan, filtered)."""
         stmt = sa.select(id_map.c.source_key, id_map.c.hubspot_id, id_map.c.payload_hash).where(
             id_map.c.object_type == object_type
         )
-        return self._frame(stmt, ID_MAP_SCHEMA)
+        if keys is None or len(keys) > _IN_LOOKUP_MAX:
+            frame = self._frame(stmt, ID_MAP_SCHEMA)
+            return frame if keys is None else frame.filter(pl.col("source_key").is_in(list(keys)))
+        parts = [self._frame(stmt.where(id_map.c.source_key.in_(chunk)), ID_MAP_SCHEMA) for chunk in self._chunks(keys)]
+        return pl.concat(parts) if parts else pl.DataFrame(schema=ID_MAP_SCHEMA)
 
     def id_map_all(self) -> pl.DataFrame:
         """object_type, source_key, hubspot_id, payload_hash, synced_at of every record (UTC timestamps)."""
@@ -428,14 +434,20 @@ class StateStore:
 
     # ------------------------------------------------------------------ associations
 
-    def known_associations(self, from_type: str, to_type: str) -> set[tuple[str, str, int]]:
-        """(from_key, to_key, type_id) of every association known to exist in HubSpot."""
+    def known_associations(
+        self, from_type: str, to_type: str, from_keys: Sequence[str] | None = None
+    ) -> set[tuple[str, str, int]]:
+        """(from_key, to_key, type_id) of every association known to exist in HubSpot (only those from
+        ``from_keys`` when given: by IN lists up to _IN_LOOKUP_MAX keys)."""
         a = associations.c
         stmt = sa.select(a.from_key, a.to_key, a.type_id).where(
             a.from_type == from_type, a.to_type == to_type
         )
         with self._reading() as conn:
-            return {(f, t, int(i)) for f, t, i in conn.execute(stmt)}
+            if from_keys is None or len(from_keys) > _IN_LOOKUP_MAX:
+                wanted = None if from_keys is None else set(from_keys)
+                return {(f, t, int(i)) for f, t, i in conn.execute(stmt) if wanted is None or f in wanted}
+            return {(f, t, int(i)) for chunk in self._chunks(from_keys) for f, t, i in conn.execute(stmt.where(a.from_key.in_(chunk)))}
 
     def record_associations(self, from_type: str, to_type: str, rows: Iterable[tuple[str, str, int]]) -> None:
         """Remember associations HubSpot accepted (idempotent; refreshes synced_at)."""

@@ -231,7 +231,7 @@ def test_deals_waiting_for_a_retry_make_orders_and_carts_read_in_full(sync_env: 
         store.record_failures("deals", [("O1", "some-hash", "VALIDATION_ERROR", "closedate: invalid")])
         waiting = read_markers.read_window(store, reader, "orders", sync, {})
         assert waiting.mode == "full" and "retry" in waiting.why
-        assert read_markers.read_window(store, reader, "customers", sync, {}).why.startswith("always")
+        assert read_markers.read_window(store, reader, "stores", sync, {}).why.startswith("always")
 
 
 def test_a_panel_change_makes_the_next_run_read_in_full(sync_env: SyncEnv) -> None:
