@@ -57,8 +57,9 @@ def test_a_missing_sap_database_is_the_runs_failure_line(tmp_path: Path, sandbox
     message, line, steps = _failed_run(tmp_path, sandbox, f"sqlite:///{missing}")
     assert message.startswith('Execution of run for "sync_hubspot" failed.')
     assert line.startswith(f"SAP database not found: {missing} (FP_SAP_URL=sqlite:///{missing}) — set FP_SAP_URL")
-    # the source readers fail too (they run beside the first writer): each with the same line, no traceback
-    assert {"hubspot_properties", "sap_customers", "sap_orders"} <= set(steps)
+    # the first source readers fail too (they run beside the first writer; customers, addresses and items
+    # are read after orders and carts, as their dependants): each with the same line, no traceback
+    assert {"hubspot_properties", "web_stores", "sap_orders", "store_carts"} <= set(steps)
     assert set(steps.values()) == {line}
     assert not missing.exists(), "the check must not create the SAP file"
 
