@@ -13,7 +13,11 @@ addresses + items (by key) and stores, the mappings (``tracing.compute_payloads`
 rows changed. The HubSpot side (the hash diff and the writes) and Dagster's run start-up are not in these
 figures (bench/change_latency.py measures a whole run against the sandbox at a size that can be synced).
 
-    .venv/bin/python bench/incremental_reads.py [--customers 1000000] [--keep DIR]
+    .venv/bin/python bench/incremental_reads.py [--customers 1000000] [--keep DIR] [--store FILE]
+
+``--store FILE``: instead of generating, work on a copy of a store generated before (``fp_demo_store``'s
+``generate(url, customers, seed=11, as_of=<its time> - 2 h)``): two versions of the code measured on the same
+data, each on a fresh copy (the scenarios change the store).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -83,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--store", type=Path, help="copy this generated SAP database instead of generating one")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="fp-incremental-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -95,9 +101,13 @@ def main() -> None:
     url = f"sqlite:///{sap_db}"
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     started = time.perf_counter()
-    generate(url, args.customers, seed=11, as_of=now - timedelta(hours=2))
-    print(f"store of {args.customers:,} customers generated in {time.perf_counter() - started:.0f} s; "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    if args.store:
+        shutil.copyfile(args.store, sap_db)
+        print(f"store copied from {args.store} in {time.perf_counter() - started:.0f} s", flush=True)
+    else:
+        generate(url, args.customers, seed=11, as_of=now - timedelta(hours=2))
+        print(f"store of {args.customers:,} customers generated in {time.perf_counter() - started:.0f} s; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     with SapReader(url) as reader:
         markers = {e: reader.max_updated_at(e) for e in MARKED}
     with sqlite3.connect(sap_db) as con:

@@ -2,7 +2,9 @@
 their mapping needs beside them (docs/automation.md → Incremental and full runs).
 
 Every query here selects keys only, through an index (change markers, ``CustomerId``, ``CardCode``, the
-normalised e-mail); the rows themselves are then read by key (``SapReader.read(entity, Keys)``).
+normalised e-mail); the rows themselves are then read by key (``SapReader.read(entity, Keys)``). The orders and
+carts of the run are the keys their reads covered (``SapReader.deal_keys``: resolved from the marker and link
+indexes, no re-evaluation of a change condition).
 
 Customers (and addresses, read for the same keys):
 - web customers, business partners and their contact persons whose change markers moved; web customers and
@@ -28,6 +30,7 @@ from fp_hubspot_assets.sap.reader import Keys, SapReader
 
 EMAIL_SQL = {"FP_CUSTOMER": 'LOWER(TRIM(t."Email"))', "OCRD": 'LOWER(TRIM(t."E_Mail"))', "OCPR": 'LOWER(TRIM(t."E_MailL"))'}
 CUSTOMER, CARD, PERSON = 't."CustomerId"', 't."CardCode"', 't."CntctCode"'
+DOC, CART = 't."DocEntry"', 't."CartId"'
 # ``customer_keys``' windows: customers' and addresses' own markers, and the orders and carts this run read.
 WINDOWS = ("customers", "addresses", "orders", "carts")
 
@@ -64,14 +67,13 @@ def customer_keys(
     partners = q.since(changed_partner, since["customers"])
     partners |= q.since(changed_partner, since["addresses"])  # a SAP address (CRD1) moves its partner's marker
     web |= q.keyed(f'SELECT t."CustomerId" AS k FROM "FP_CUSTOMER" t WHERE {q.by(CARD)}', partners)
+    deals = reader.deal_keys(since["orders"], since["carts"])
     orders = s.query(
-        'SELECT o."CardCode" AS p, c."CustomerId" AS w FROM "ORDR" o LEFT JOIN "FP_CART" c ON c."CartId" = o."U_FP_CartId" '
-        f"WHERE {reader.changed_orders(since['orders'])}",
-        s.since_params(since["orders"]),
+        'SELECT t."CardCode" AS p, c."CustomerId" AS w FROM "ORDR" t LEFT JOIN "FP_CART" c ON c."CartId" = t."U_FP_CartId" '
+        f'WHERE {q.by(DOC)}',
+        {"keys": s.keys_param(deals.orders)},
     )
-    web |= _values(orders, "w") | q.since(
-        f'SELECT c."CustomerId" AS k FROM "FP_CART" c WHERE {reader.changed_carts(since["carts"])}', since["carts"]
-    )
+    web |= _values(orders, "w") | q.keyed(f'SELECT t."CustomerId" AS k FROM "FP_CART" t WHERE {q.by(CART)}', deals.carts)
     partners |= _values(orders, "p")
     partners |= q.keyed(f'SELECT t."CardCode" AS k FROM "FP_CUSTOMER" t WHERE {q.by(CUSTOMER)}', web)
     persons: set[int] = set()
@@ -126,15 +128,7 @@ def item_keys(reader: SapReader, since: datetime, deals_since: Mapping[str, date
     q, s = _Queries(reader), reader.source
     items = q.since(f'SELECT t."ItemCode" AS k FROM "OITM" t WHERE {s.sap_changed("t", since)}', since)
     items |= q.since(f'SELECT t."ItemCode" AS k FROM "FP_ITEM_COMBINATION" t WHERE {s.fp_changed("t", since)}', since)
-    orders, carts = deals_since["orders"], deals_since["carts"]
-    items |= q.since(
-        'SELECT DISTINCT l."ItemCode" AS k FROM "RDR1" l '
-        f'WHERE l."DocEntry" IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {reader.changed_orders(orders)})',
-        orders,
-    )
-    items |= q.since(
-        'SELECT DISTINCT l."ItemCode" AS k FROM "FP_CART_LINE" l '
-        f'WHERE l."CartId" IN (SELECT c."CartId" FROM "FP_CART" c WHERE {reader.changed_carts(carts)})',
-        carts,
-    )
+    deals = reader.deal_keys(deals_since["orders"], deals_since["carts"])
+    items |= q.keyed(f'SELECT DISTINCT t."ItemCode" AS k FROM "RDR1" t WHERE {q.by(DOC)}', deals.orders)
+    items |= q.keyed(f'SELECT DISTINCT t."ItemCode" AS k FROM "FP_CART_LINE" t WHERE {q.by(CART)}', deals.carts)
     return Keys(items=frozenset(items))

@@ -7,7 +7,9 @@ missing key or link). A reject never stops a read; its neighbours are read as us
 ``since`` makes a read incremental: rows whose change marker is at or after ``since`` (SAP: ``UpdateDate`` +
 ``UpdateTS``; FocusPoint: ``UpdatedAt``). Child rows without a marker follow their owner (CRD1 and OCPR their
 business partner, ITM1 and combinations their item), and an order also counts as changed when one of its
-deliveries or invoices changed; a cart and its order count as changed together (they are one deal).
+deliveries or invoices changed; a cart and its order count as changed together (they are one deal). Which
+orders and carts that is gets resolved once per read, each link from its own index (``changed_order_keys``,
+``changed_cart_keys``); the rows, lines and progress are then read by those keys.
 ``max_updated_at(entity)`` gives the newest marker, for sensor cursors.
 Customers, addresses and items can also be read by key (``Keys``): the changed rows plus the rows the mapping
 needs beside them, as ``sap/dependants.py`` finds them.
@@ -79,6 +81,15 @@ class Keys:
 
     def counts(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in ("web", "partners", "persons", "items")}
+
+
+@dataclass(frozen=True)
+class DealKeys:
+    """The orders (``ORDR.DocEntry``) and carts (``FP_CART.CartId``) incremental reads cover: each resolved
+    once from the change-marker and link indexes (``SapReader.deal_keys``), then read by key."""
+
+    orders: frozenset[int] = field(default_factory=frozenset)
+    carts: frozenset[int] = field(default_factory=frozenset)
 
 
 Since = datetime | Keys | None
@@ -519,59 +530,84 @@ class SapReader:
 
     # -- orders ---------------------------------------------------------------------------------------------
 
-    def changed_orders(self, since: datetime | None) -> str:
-        """An order changed itself or through one of its deliveries or invoices."""
-        if since is None:
-            return "1=1"
+    def changed_order_keys(self, since: datetime) -> frozenset[int]:
+        """The orders changed since ``since``: themselves, through one of their deliveries or invoices, or
+        through their cart — a cart and its order are one deal, so an order counts as changed when its cart
+        changed (either side of the link may be written late) and the deal is always mapped from both.
+        One query, each branch driven by its own marker or link index."""
         s = self.source
 
         def via(head: str, body: str) -> str:
             return (
-                f'SELECT l."BaseEntry" FROM "{body}" l JOIN "{head}" d ON d."DocEntry" = l."DocEntry" '
-                f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND {s.sap_changed("d", since)}'
+                f'SELECT l."BaseEntry" FROM "{head}" d JOIN "{body}" l ON l."DocEntry" = d."DocEntry" '
+                f'WHERE {s.sap_changed("d", since)} AND l."BaseType" = {ORDER_OBJECT_TYPE}'
             )
 
-        # A cart and its order are one deal: an order also counts as changed when its cart changed (either
-        # side of the link may be written late), so the deal is always mapped from both.
-        cart = (
-            f'o."U_FP_CartId" IN (SELECT pc."CartId" FROM "FP_CART" pc WHERE {s.fp_changed("pc", since)}) '
-            f'OR o."DocEntry" IN (SELECT pc."OrderDocEntry" FROM "FP_CART" pc WHERE {s.fp_changed("pc", since)})'
+        cart = s.fp_changed("pc", since)
+        changed = (
+            f'SELECT o2."DocEntry" FROM "ORDR" o2 WHERE {s.sap_changed("o2", since)} '
+            f'UNION {via("ODLN", "DLN1")} UNION {via("OINV", "INV1")} '
+            f'UNION SELECT o3."DocEntry" FROM "FP_CART" pc JOIN "ORDR" o3 ON o3."U_FP_CartId" = pc."CartId" WHERE {cart} '
+            f'UNION SELECT pc."OrderDocEntry" FROM "FP_CART" pc WHERE {cart}'
         )
-        return (
-            f'({s.sap_changed("o", since)} OR o."DocEntry" IN ({via("ODLN", "DLN1")}) '
-            f'OR o."DocEntry" IN ({via("OINV", "INV1")}) OR {cart})'
+        return self._int_keys(
+            f'SELECT o."DocEntry" AS k FROM "ORDR" o WHERE o."DocEntry" IN ({changed})', s.since_params(since)
         )
 
-    def changed_carts(self, since: datetime | None) -> str:
-        """A cart changed itself or through its order (see ``changed_orders``)."""
-        if since is None:
-            return "1=1"
-        orders = f'SELECT o."DocEntry" FROM "ORDR" o WHERE {self.changed_orders(since)}'
-        return (
-            f'({self.source.fp_changed("c", since)} OR c."OrderDocEntry" IN ({orders}) '
-            f'OR c."CartId" IN (SELECT o2."U_FP_CartId" FROM "ORDR" o2 WHERE o2."DocEntry" IN ({orders})))'
+    def changed_cart_keys(self, since: datetime, orders: frozenset[int] | None = None) -> frozenset[int]:
+        """The carts changed since ``since``: themselves, or through their order (``changed_order_keys``,
+        ``orders`` when already known for this ``since``)."""
+        s = self.source
+        orders = self.changed_order_keys(since) if orders is None else orders
+        ordered, its_cart = s.in_keys('c3."OrderDocEntry"', "orders"), s.in_keys('o."DocEntry"', "orders")
+        changed = (
+            f'SELECT c2."CartId" FROM "FP_CART" c2 WHERE {s.fp_changed("c2", since)} '
+            f'UNION SELECT c3."CartId" FROM "FP_CART" c3 WHERE {ordered} '
+            f'UNION SELECT o."U_FP_CartId" FROM "ORDR" o WHERE {its_cart}'
         )
+        return self._int_keys(
+            f'SELECT c."CartId" AS k FROM "FP_CART" c WHERE c."CartId" IN ({changed})',
+            s.since_params(since) | {"orders": s.keys_param(orders)},
+        )
+
+    def deal_keys(self, orders_since: datetime, carts_since: datetime) -> DealKeys:
+        """The orders and carts incremental reads with these windows cover (see ``changed_order_keys``)."""
+        orders = self.changed_order_keys(orders_since)
+        same = orders if carts_since == orders_since else None
+        return DealKeys(orders, self.changed_cart_keys(carts_since, same))
+
+    def _int_keys(self, sql: str, params: dict[str, object]) -> frozenset[int]:
+        return frozenset(int(k) for k in self.source.query(sql, params)["k"].drop_nulls().to_list())
+
+    def _scope(self, keys: frozenset[int] | None, name: str) -> tuple[Callable[[str, str], str], dict[str, object]]:
+        """((alias, column) -> its condition, the bound values): every row when ``keys`` is None, else the rows
+        whose column holds one of ``keys`` (bound as ``:name``)."""
+        if keys is None:
+            return (lambda alias, column: "1=1"), {}
+
+        def scope(alias: str, column: str) -> str:
+            return self.source.in_keys(f'{alias}."{column}"', name)
+
+        return scope, {name: self.source.keys_param(keys)}
 
     def _orders(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self.changed_orders(since)
-        def in_scope(column: str) -> str:
-            return "1=1" if since is None else f'{column} IN (SELECT o."DocEntry" FROM "ORDR" o WHERE {changed})'
-
-        line_scope = in_scope('l."DocEntry"')
-        heads = self._q(
+        t = self.source.text
+        in_scope, params = self._scope(None if since is None else self.changed_order_keys(since), "orders")
+        query = self.source.query
+        heads = query(
             'SELECT o."DocEntry", o."DocNum", o."CardCode", o."DocCur", o."DocStatus", o."CANCELED", '
             f'o."U_FP_CartId", o."U_FP_StoreId", {t("o", "DocTotal")}, '
             f'{t("o", "DocDate")}, {t("o", "UpdateDate")}, o."UpdateTS", '
             'c."CustomerId" '
             'FROM "ORDR" o LEFT JOIN "FP_CART" c ON c."CartId" = o."U_FP_CartId" '
-            f'WHERE {changed} ORDER BY o."DocEntry"',
-            since,
+            f'WHERE {in_scope("o", "DocEntry")} ORDER BY o."DocEntry"',
+            params,
         )
-        lines = self._q(
+        lines = query(
             'SELECT l."DocEntry", l."LineNum", l."ItemCode", l."U_FP_CombinationId", l."Dscription", '
             f'{t("l", "Quantity")}, {t("l", "Price")} '
-            f'FROM "RDR1" l WHERE {line_scope} ORDER BY l."DocEntry", l."LineNum"',
-            since,
+            f'FROM "RDR1" l WHERE {in_scope("l", "DocEntry")} ORDER BY l."DocEntry", l."LineNum"',
+            params,
         )
         key = _key("O", "DocEntry")
         heads, reason = parse(
@@ -583,7 +619,7 @@ class SapReader:
         heads, rejects = split_rejects(heads, reason, "orders", key)
         lines, line_rejects = self._lines(lines, "DocEntry", "orders", "O")
         heads = self._without(heads, line_rejects, "DocEntry")
-        progress = self._order_progress(in_scope('l."BaseEntry"'), since)
+        progress = self._order_progress(in_scope("l", "BaseEntry"), params)
         nested = _nest(
             lines,
             "DocEntry",
@@ -650,17 +686,18 @@ class SapReader:
         bad = line_rejects["source_key"].str.slice(1).cast(pl.Int64, strict=False)
         return heads.filter(~pl.col(owner).cast(pl.Int64).is_in(bad.implode()))
 
-    def _order_progress(self, scope: str, since: datetime | None) -> dict[str, pl.DataFrame]:
-        """Delivered quantities per order line, paid totals per order, and when each last changed."""
-        t = self.source.text
+    def _order_progress(self, scope: str, params: dict[str, object]) -> dict[str, pl.DataFrame]:
+        """Delivered quantities per order line, paid totals per order, and when each last changed (of the
+        orders ``scope`` selects by ``l."BaseEntry"``, with its bound ``params``)."""
+        t, query = self.source.text, self.source.query
 
         def docs(head: str, body: str, columns: str) -> pl.DataFrame:
-            raw = self._q(
+            raw = query(
                 f'SELECT DISTINCT l."BaseEntry", d."DocEntry" AS "Doc", {columns}, '
                 f'{t("d", "UpdateDate")}, d."UpdateTS" '
                 f'FROM "{body}" l JOIN "{head}" d ON d."DocEntry" = l."DocEntry" '
                 f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND COALESCE(d."CANCELED", \'N\') <> \'Y\' AND {scope}',
-                since,
+                params,
             )
             specs: dict[str, tuple[str, str]] = {c: ("float", c) for c in ("DocTotal", "PaidToDate") if c in raw.columns}
             raw, _ = parse(raw, {**specs, "UpdateDate": ("datetime", "UpdateDate")})
@@ -668,12 +705,12 @@ class SapReader:
 
         deliveries = docs("ODLN", "DLN1", t("d", "DocTotal"))
         invoices = docs("OINV", "INV1", f'{t("d", "DocTotal")}, {t("d", "PaidToDate")}')
-        delivered = self._q(
+        delivered = query(
             'SELECT l."BaseEntry", l."BaseLine", SUM(l."Quantity") AS "Delivered" '
             'FROM "DLN1" l JOIN "ODLN" d ON d."DocEntry" = l."DocEntry" '
             f'WHERE l."BaseType" = {ORDER_OBJECT_TYPE} AND COALESCE(d."CANCELED", \'N\') <> \'Y\' AND {scope} '
             'GROUP BY l."BaseEntry", l."BaseLine"',
-            since,
+            params,
         )
         entry = pl.col("BaseEntry").cast(pl.Int64).alias("DocEntry")
         return {
@@ -724,20 +761,20 @@ class SapReader:
     # -- carts ----------------------------------------------------------------------------------------------
 
     def _carts(self, since: datetime | None) -> Frames:
-        t, changed = self.source.text, self.changed_carts(since)
-        heads = self._q(
+        t, query = self.source.text, self.source.query
+        in_scope, params = self._scope(None if since is None else self.changed_cart_keys(since), "carts")
+        heads = query(
             'SELECT c."CartId", c."StoreId", c."CustomerId", c."Email", c."Status", c."OrderDocEntry", '
             f'{t("c", "CreatedAt")}, {t("c", "UpdatedAt")}, s."Currency" '
             'FROM "FP_CART" c LEFT JOIN "FP_STORE" s ON s."StoreId" = c."StoreId" '
-            f'WHERE {changed} ORDER BY c."CartId"',
-            since,
+            f'WHERE {in_scope("c", "CartId")} ORDER BY c."CartId"',
+            params,
         )
-        scope = "1=1" if since is None else f'l."CartId" IN (SELECT c."CartId" FROM "FP_CART" c WHERE {changed})'
-        lines = self._q(
+        lines = query(
             'SELECT l."CartId", l."LineNum", l."ItemCode", l."CombinationId", '
             f'{t("l", "Quantity")}, {t("l", "Price")} '
-            f'FROM "FP_CART_LINE" l WHERE {scope} ORDER BY l."CartId", l."LineNum"',
-            since,
+            f'FROM "FP_CART_LINE" l WHERE {in_scope("l", "CartId")} ORDER BY l."CartId", l."LineNum"',
+            params,
         )
         key = _key("C", "CartId")
         heads, reason = parse(heads, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")})

@@ -296,6 +296,9 @@ sa.Index("ix_FP_CUSTOMER_CardCode", FP_CUSTOMER.c.CardCode)
 sa.Index("ix_FP_CUSTOMER_email", sa.func.lower(sa.func.trim(FP_CUSTOMER.c.Email)))
 sa.Index("ix_OCRD_email", sa.func.lower(sa.func.trim(OCRD.c.E_Mail)))
 sa.Index("ix_OCPR_email", sa.func.lower(sa.func.trim(OCPR.c.E_MailL)))
+# A cart and its order are one deal: an incremental read follows the link both ways by index (sap/reader.py).
+sa.Index("ix_ORDR_U_FP_CartId", ORDR.c.U_FP_CartId)
+sa.Index("ix_FP_CART_OrderDocEntry", FP_CART.c.OrderDocEntry)
 
 SAP_TABLES = ("OCRG", "OCRD", "CRD1", "OCPR", "OITM", "ITM1", "ORDR", "RDR1", "ODLN", "DLN1", "OINV", "INV1")
 FP_TABLES = (

@@ -9,8 +9,9 @@ import pytest
 
 from fp_demo_store.generate import AS_OF, ORDER_CATEGORIES, STORES, Sizes, mess_plan
 from fp_demo_store.simulate import set_customer_email, set_item_price
+from fp_hubspot_assets.sap.dependants import item_keys
 from fp_hubspot_assets.sap.fetch import REJECTS
-from fp_hubspot_assets.sap.reader import ENTITIES, SapReader
+from fp_hubspot_assets.sap.reader import ENTITIES, DealKeys, SapReader
 from fp_hubspot_assets.source_model import SCHEMAS
 from fp_hubspot_assets_tests.fixtures_sap import SAP_DEMO_CUSTOMERS, sql_exec, sql_rows
 
@@ -248,3 +249,41 @@ def test_corrupt_rows_become_rejects_and_neighbours_are_still_read(sap_demo_copy
     assert "C3" in results["carts"].frame["cart_key"].to_list()
     assert results["addresses"].frame.filter(pl.col("address_key") == "W1:A1").is_empty()
     assert all(r.frame.schema == SCHEMAS[e] for e, r in results.items())
+
+
+def test_an_order_and_its_cart_count_as_changed_through_either_side_of_their_link(sap_demo_copy: str) -> None:
+    """Each link direction alone carries the change: a cart naming its order (``OrderDocEntry``) or an order
+    naming its cart (``U_FP_CartId``); a cart also changes when its order changes through an invoice."""
+    url = sap_demo_copy
+    free_orders = 'SELECT o."DocEntry" FROM "ORDR" o WHERE o."U_FP_CartId" IS NULL AND o."DocEntry" NOT IN ' \
+                  '(SELECT "OrderDocEntry" FROM "FP_CART" WHERE "OrderDocEntry" IS NOT NULL)'  # fmt: skip
+    invoiced = sql_rows(url, f'{free_orders} AND o."DocEntry" IN (SELECT "BaseEntry" FROM "INV1" WHERE "BaseType" = 17) '
+                             'ORDER BY 1 LIMIT 1')[0][0]  # fmt: skip
+    invoice = sql_rows(url, 'SELECT "DocEntry" FROM "INV1" WHERE "BaseType" = 17 AND "BaseEntry" = ?', (invoiced,))[0][0]
+    x1, x2, x3 = (r[0] for r in sql_rows(url, f'{free_orders} AND o."DocEntry" <> ? ORDER BY 1 LIMIT 3', (invoiced,)))
+    a1, a2, a3, a4 = (r[0] for r in sql_rows(
+        url, 'SELECT c."CartId" FROM "FP_CART" c WHERE c."OrderDocEntry" IS NULL AND c."CartId" NOT IN '
+             '(SELECT "U_FP_CartId" FROM "ORDR" WHERE "U_FP_CartId" IS NOT NULL) ORDER BY 1 LIMIT 4'))  # fmt: skip
+    later = LATER.strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql_exec(
+        url,
+        ('UPDATE "FP_CART" SET "OrderDocEntry" = ?, "UpdatedAt" = ? WHERE "CartId" = ?', (x1, later, a1)),  # cart → order
+        ('UPDATE "ORDR" SET "U_FP_CartId" = ? WHERE "DocEntry" = ?', (a2, x2)),  # order → cart, the cart changed
+        ('UPDATE "FP_CART" SET "UpdatedAt" = ? WHERE "CartId" = ?', (later, a2)),
+        ('UPDATE "ORDR" SET "U_FP_CartId" = ? WHERE "DocEntry" = ?', (a3, x3)),  # order → cart, the order changed
+        _stamp("ORDR", "DocEntry", x3, LATER),
+        ('UPDATE "FP_CART" SET "OrderDocEntry" = ? WHERE "CartId" = ?', (invoiced, a4)),  # cart → order, its invoice
+        _stamp("OINV", "DocEntry", invoice, LATER),
+    )
+    with SapReader(url) as reader:
+        orders = reader.read("orders", since=LATER).frame
+        carts = reader.read("carts", since=LATER).frame
+        deals = reader.deal_keys(LATER, LATER)
+        items = item_keys(reader, LATER + timedelta(days=1), {"orders": LATER, "carts": LATER}).items
+    assert sorted(orders["doc_entry"]) == sorted([x1, x2, x3, invoiced])
+    assert sorted(carts["cart_id"]) == sorted([a1, a2, a3, a4])
+    assert deals == DealKeys(frozenset([x1, x2, x3, invoiced]), frozenset([a1, a2, a3, a4]))
+    lines = sql_rows(url, 'SELECT "ItemCode" FROM "RDR1" WHERE "DocEntry" IN (?, ?, ?, ?) UNION '
+                          'SELECT "ItemCode" FROM "FP_CART_LINE" WHERE "CartId" IN (?, ?, ?, ?)',
+                     (x1, x2, x3, invoiced, a1, a2, a3, a4))  # fmt: skip
+    assert items == {code for (code,) in lines}  # the items of the deals' lines, no item changed itself
