@@ -107,7 +107,8 @@ def test_a_kill_between_the_write_phases_of_a_change_converges(tmp_path: Path, f
             contacts = env.hubspot("contacts")
             emails = {k: contacts[k]["properties"]["email"] for k in (a, b)}
             for key, other in ((a, b), (b, a)):
-                change.sql(env, 'UPDATE "FP_CUSTOMER" SET "Email" = ? WHERE "CustomerId" = ?', emails[other], int(key[1:]))
+                change.sql(env, 'UPDATE "FP_CUSTOMER" SET "Email" = ?, "UpdatedAt" = ? WHERE "CustomerId" = ?',
+                           emails[other], change.NOW, int(key[1:]))  # the store stamps what it changes
         else:
             cart_key, _lines = change.cart_deal_with_lines(env)
             doc_entry = simulate.complete_cart(ws.sap_url, int(cart_key[1:]))
