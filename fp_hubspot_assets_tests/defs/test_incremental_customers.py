@@ -14,7 +14,12 @@ import pytest
 from fp_demo_store import simulate
 from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
 from fp_hubspot_assets.sap.reader import SapReader
-from fp_hubspot_assets_tests.defs.test_incremental import markers, rows_read, run_incremental
+from fp_hubspot_assets_tests.defs.test_incremental import (
+    assert_only_a_full_read_flags,
+    markers,
+    rows_read,
+    run_incremental,
+)
 from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, hubspot_value, sql
 
 KEYED = ("sap_customers", "sap_addresses", "sap_items")
@@ -197,10 +202,7 @@ def test_only_a_full_read_flags_a_customer_deleted_in_the_source(sync_env: SyncE
     (customer,) = lone_customers(sync_env, 1)
     for table in ("FP_ADDRESS", "FP_CUSTOMER_ROLE", "FP_CUSTOMER"):
         sql(sync_env, f'DELETE FROM "{table}" WHERE "CustomerId" = ?', customer)
-    run_incremental(sync_env)
-    assert hubspot_value(sync_env.hubspot("contacts")[f"W{customer}"], "fp_deleted_in_source") == "", "not read is not deleted"
-    sync_env.run(mode="full")
-    assert hubspot_value(sync_env.hubspot("contacts")[f"W{customer}"], "fp_deleted_in_source") != ""
+    assert_only_a_full_read_flags(sync_env, "contacts", f"W{customer}")
 
 
 def test_orders_read_in_full_make_customers_and_items_read_in_full(sync_env: SyncEnv) -> None:
