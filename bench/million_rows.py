@@ -9,8 +9,9 @@ order lines, and the cart lines on top.
 
 Each phase runs in a child process so its peak RSS is its own (``os.wait4`` rusage of that child):
 - ``baseline``: polars reads every table the reader reads (``SELECT *`` through sqlite3) and hashes its rows.
-- ``ours``: ``SapReader.read_all`` + the five mapping functions + ``hubspot.sync.plan`` per object type
-  against a state store that holds the previous run's hashes (so nearly every record is "unchanged").
+- ``ours``: ``SapReader.read_all``, then per object type in the job's order its mapping function and
+  ``hubspot.sync.plan`` against a state store that holds the previous run's hashes (so nearly every record is
+  "unchanged"). As in the job, a step holds only its inputs (``tracing.iter_payloads``).
 The first ``ours`` run (``prime``) fills the state store; it is not timed against the target.
 
 Targets: ours ≤ 3 × baseline (same run), peak RSS ≤ 4 GiB.
@@ -57,18 +58,12 @@ def phase_baseline(sap_db: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
 
-def map_all(frames: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The five mapping functions, wired as the payload assets wire them (one place: tracing.compute_payloads)."""
-    from fp_hubspot_assets.tracing import compute_payloads
-
-    return compute_payloads(frames, settings)
-
-
 def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
     from fp_hubspot_assets.hubspot.sync import plan
     from fp_hubspot_assets.panel import parse_panel
     from fp_hubspot_assets.sap.reader import SapReader
     from fp_hubspot_assets.state.store import StateStore
+    from fp_hubspot_assets.tracing import iter_payloads
 
     settings = parse_panel({})  # defaults: professional tier, so products and line items are mapped too
     t0 = time.perf_counter()
@@ -76,26 +71,32 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
         frames = {entity: result.frame for entity, result in reader.read_all().items()}
     t1 = time.perf_counter()
     peaks = {"read": _peak_mib()}
-    mapped = map_all(frames, settings)
-    t2 = time.perf_counter()
-    peaks["map"] = _peak_mib()
     source_rows = {entity: frame.height for entity, frame in frames.items()}
-    # Like the job's steps, the diff holds only its inputs: the source frames are dropped once mapped, and
-    # each type's payload once planned.
-    frames.clear()
     store = StateStore(f"sqlite:///{state_db}")
     decisions: dict[str, dict[str, int]] = {}
-    for object_type in list(mapped):
-        frame = plan(mapped.pop(object_type).records, store, object_type)
+    map_s = diff_s = 0.0
+    # Like the job's steps, each mapping holds only its inputs: iter_payloads pops a source frame after its last
+    # mapping and releases a payload once no later mapping reads it; each payload is dropped once planned.
+    payloads = iter_payloads(frames, settings)
+    while True:
+        started = time.perf_counter()
+        try:
+            object_type, mapped = next(payloads)
+        except StopIteration:
+            break
+        mapped_at = time.perf_counter()
+        map_s += mapped_at - started
+        frame = plan(mapped.records, store, object_type)
+        del mapped
         decisions[object_type] = dict(frame.group_by("decision").len().iter_rows())
         if prime:
             _record_hashes(state_db, object_type, frame.select("source_key", "payload_hash"))
         del frame
-    t3 = time.perf_counter()
-    peaks["diff"] = _peak_mib()
+        diff_s += time.perf_counter() - mapped_at
+        peaks[object_type] = _peak_mib()
     store.dispose()
     return {
-        "seconds": t3 - t0, "read": t1 - t0, "map": t2 - t1, "diff": t3 - t2,
+        "seconds": time.perf_counter() - t0, "read": t1 - t0, "map": map_s, "diff": diff_s,
         "source_rows": source_rows,
         "decisions": decisions, "peak_after_mib": peaks,
     }  # fmt: skip
@@ -169,8 +170,8 @@ def main() -> None:
         pairs.append((base, ours, load))
         print(f"run {run}: baseline {base['seconds']:.1f} s ({base['rows']:,} rows, peak {base['peak_mib']:,.0f} MiB) | "
               f"ours {ours['seconds']:.1f} s = read {ours['read']:.1f} + map {ours['map']:.1f} + diff {ours['diff']:.1f} "
-              f"(peak {ours['peak_mib']:,.0f} MiB; after read/map/diff "
-              f"{'/'.join(f'{v:,.0f}' for v in ours['peak_after_mib'].values())}) | ratio {ours['seconds'] / base['seconds']:.2f} | load {load:.1f}")
+              f"(peak {ours['peak_mib']:,.0f} MiB; after "
+              f"{', '.join(f'{k} {v:,.0f}' for k, v in ours['peak_after_mib'].items())}) | ratio {ours['seconds'] / base['seconds']:.2f} | load {load:.1f}")
     last = pairs[-1][1]
     print("  records planned: " + ", ".join(
         f"{t} {sum(d.values()):,} ({d.get('unchanged', 0):,} unchanged)" for t, d in last["decisions"].items()))

@@ -22,6 +22,7 @@ from fp_hubspot_assets.mapping import (
     map_products,
 )
 from fp_hubspot_assets.source_model import empty
+from fp_hubspot_assets.tracing import compute_payloads, iter_payloads
 from fp_hubspot_assets_tests.fixtures_mapping import NOW, panel
 
 # ``both``: every object type has records (deals are the same as in the default mode)
@@ -106,3 +107,25 @@ def test_mapping_is_pure(customers, addresses, items, stores, orders, carts) -> 
         assert first[kind].issues.equals(second[kind].issues)
     after = (customers, addresses, items, stores, orders, carts)
     assert all(b.equals(a) for b, a in zip(before, after, strict=True))
+
+
+def test_iter_payloads_maps_in_the_jobs_order_and_releases_each_frame_after_its_last_use(
+    customers, addresses, items, stores, orders, carts, fixture_outputs
+) -> None:
+    """What keeps million_rows.py's peak down: one payload type at a time, each source frame popped after its
+    last mapping; compute_payloads (the tracing view) leaves the caller's frames alone."""
+    sources = {"stores": stores, "customers": customers, "addresses": addresses, "items": items, "orders": orders,
+               "carts": carts}
+    frames = dict(sources)
+    seen: list[str] = []
+    for object_type, mapped in iter_payloads(frames, SETTINGS):
+        seen.append(object_type)
+        check_contract(mapped)
+        if object_type in ("products", "companies", "contacts"):  # not clock-dependent: same as the assets' wiring
+            assert mapped.records.equals(fixture_outputs[object_type].records)
+        else:
+            assert mapped.records.height
+    assert seen == ["products", "companies", "contacts", "deals", "orders", "carts", "line_items"]
+    assert frames == {}, "every source frame is released once mapped"
+    assert set(compute_payloads(sources, SETTINGS)) == set(seen)
+    assert set(sources) == {"stores", "customers", "addresses", "items", "orders", "carts"}
