@@ -3,6 +3,7 @@ The scripts run as subprocesses side by side to keep this file well under a minu
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 
 from rate_budget import busy_spans, utilization  # noqa: E402 - bench/ is not a package
 
-# Only a guard against a hung script, never a speed check: on a loaded 2-core machine the five scripts side by
+# Only a guard against a hung script, never a speed check: on a loaded 2-core machine the scripts side by
 # side took over two minutes (speed is measured by the scripts themselves, by hand).
 TIMEOUT = 1200
 
@@ -28,6 +29,7 @@ def _commands(tmp: Path) -> dict[str, list[str]]:
                            "--samples", "1", "--interval", "1"],  # fmt: skip
         "time_model": ["time_model.py", "--check", "500", "--runs", "1"],
         "change_latency": ["change_latency.py", "--customers", "150", "--keep", str(tmp / "cl")],
+        "whole_job_memory": ["whole_job_memory.py", "--customers", "150", "--keep", str(tmp / "wj")],
     }
 
 
@@ -55,6 +57,13 @@ def test_million_rows_reports_ratio_and_memory(outputs: dict[str, subprocess.Com
     out = _ok(outputs["million_rows"])
     assert "RESULT {" in out and '"ratio"' in out and '"peak_mib"' in out
     assert "contacts" in out and "unchanged)" in out  # the diff ran against the primed state store
+
+
+def test_whole_job_memory_reports_each_steps_peak(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(outputs["whole_job_memory"])
+    assert "peak RSS of the job's process:" in out
+    assert "line_item_payloads" in out and "hubspot_line_items" in out  # every step of the job is listed
+    assert re.search(r"contact_payloads [1-9]", out), "the mapping ran on the generated store"
 
 
 def test_rate_budget_runs_both_scenarios_and_hubspot_is_exact(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
