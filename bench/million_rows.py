@@ -77,13 +77,8 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
     map_s = diff_s = 0.0
     # Like the job's steps, each mapping holds only its inputs: iter_payloads pops a source frame after its last
     # mapping and releases a payload once no later mapping reads it; each payload is dropped once planned.
-    payloads = iter_payloads(frames, settings)
-    while True:
-        started = time.perf_counter()
-        try:
-            object_type, mapped = next(payloads)
-        except StopIteration:
-            break
+    started = time.perf_counter()
+    for object_type, mapped in iter_payloads(frames, settings):
         mapped_at = time.perf_counter()
         map_s += mapped_at - started
         frame = plan(mapped.records, store, object_type)
@@ -92,8 +87,9 @@ def phase_ours(sap_db: Path, state_db: Path, prime: bool) -> dict[str, Any]:
         if prime:
             _record_hashes(state_db, object_type, frame.select("source_key", "payload_hash"))
         del frame
-        diff_s += time.perf_counter() - mapped_at
         peaks[object_type] = _peak_mib()
+        started = time.perf_counter()
+        diff_s += started - mapped_at
     store.dispose()
     return {
         "seconds": time.perf_counter() - t0, "read": t1 - t0, "map": map_s, "diff": diff_s,

@@ -31,6 +31,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 MEMORY_TARGET_MIB = 2048.0
 SAMPLE_SECONDS = 0.2
@@ -66,12 +70,12 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def step_windows(instance: object, run_id: str) -> dict[str, tuple[float, float]]:
+def step_windows(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
     """Each step's (start, end) wall time from the run's event log."""
     from dagster import DagsterEventType
 
     windows: dict[str, list[float]] = {}
-    for record in instance.all_logs(run_id):  # type: ignore[attr-defined]
+    for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None or not event.step_key:
             continue
