@@ -8,15 +8,21 @@ it never mapped. So each run writes under ``<storage>/runs/<run id>/`` and reads
 whose asset is not part of the run (a subset launched from the UI) is loaded from the run that materialized
 it last. ``prune`` (called by the run's last step) deletes the directories of finished runs that no longer
 hold any asset's latest value, so the disk holds about one run's worth.
+
+Values are pickled, but every polars frame inside one (a source frame, or the frames of a ``Mapped``) goes to an
+Arrow IPC file of its own beside the pickle and is read back memory-mapped: pickling a frame would serialize
+it into one more in-memory copy on write and on read, and at 1M customers a source frame is ~2 GiB.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import polars as pl
 from dagster import (
     AssetKey,
     ConfigurableIOManager,
@@ -28,6 +34,7 @@ from dagster import (
 )
 
 RUNS_DIR = "runs"
+FRAMES_SUFFIX = ".frames"  # <asset key>.frames/<n>.arrow: the frames inside that key's value
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
@@ -40,18 +47,15 @@ def _path(root: Path, run_id: str, key: AssetKey) -> Path:
 
 
 class RunScopedIOManager(ConfigurableIOManager):
-    """Pickles each asset value under ``<base_dir>/runs/<run id>/<asset key>`` (base_dir empty: the Dagster
-    instance's storage directory)."""
+    """Pickles each asset value under ``<base_dir>/runs/<run id>/<asset key>``, its polars frames as Arrow IPC
+    files in ``<asset key>.frames/`` (base_dir empty: the Dagster instance's storage directory)."""
 
     base_dir: str = ""
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         path = _path(_root(context.step_context.instance, self.base_dir), context.run_id, context.asset_key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as out:
-            pickle.dump(obj, out, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+        write_value(path, obj)
 
     def load_input(self, context: InputContext) -> Any:
         key, instance = context.asset_key, context.instance
@@ -62,8 +66,51 @@ class RunScopedIOManager(ConfigurableIOManager):
             path = _path(root, latest.run_id, key) if latest is not None else path
         if not path.exists():
             raise FileNotFoundError(f"no stored value of {key.to_user_string()}: materialize it (or run the whole job) first")
-        with path.open("rb") as src:
-            return pickle.load(src)
+        return read_value(path)
+
+
+class _FramePickler(pickle.Pickler):
+    """Writes each polars frame of the value to ``<frames>/<n>.arrow`` and pickles only its file name."""
+
+    def __init__(self, out: IO[bytes], frames: Path) -> None:
+        super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
+        self.frames = frames
+        self.count = 0
+
+    def persistent_id(self, obj: Any) -> str | None:
+        if not isinstance(obj, pl.DataFrame):
+            return None
+        name = f"{self.count}.arrow"
+        self.count += 1
+        self.frames.mkdir(exist_ok=True)
+        tmp = self.frames / f"{name}.tmp"
+        obj.write_ipc(tmp, compression="uncompressed")  # uncompressed: it can be read back memory-mapped
+        tmp.replace(self.frames / name)  # a new file, never rewritten in place: a mapped reader keeps its copy
+        return name
+
+
+class _FrameUnpickler(pickle.Unpickler):
+    def __init__(self, src: IO[bytes], frames: Path) -> None:
+        super().__init__(src)
+        self.frames = frames
+
+    def persistent_load(self, pid: Any) -> pl.DataFrame:
+        return pl.read_ipc(self.frames / str(pid))  # polars maps an uncompressed local file
+
+
+def write_value(path: Path, obj: Any) -> None:
+    """Store ``obj`` at ``path`` (its frames in ``path.frames/``); the pickle is replaced last, atomically."""
+    buffer = io.BytesIO()
+    _FramePickler(buffer, path.with_name(path.name + FRAMES_SUFFIX)).dump(obj)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        out.write(buffer.getbuffer())
+    tmp.replace(path)
+
+
+def read_value(path: Path) -> Any:
+    with path.open("rb") as src:
+        return _FrameUnpickler(src, path.with_name(path.name + FRAMES_SUFFIX)).load()
 
 
 def prune(instance: DagsterInstance, base_dir: str = "") -> list[str]:
@@ -73,7 +120,7 @@ def prune(instance: DagsterInstance, base_dir: str = "") -> list[str]:
         return []
     runs = {p.name: p for p in root.iterdir() if p.is_dir()}
     keys = {AssetKey(list(f.relative_to(run_dir).parts)) for run_dir in runs.values() for f in run_dir.rglob("*")
-            if f.is_file() and f.suffix != ".tmp"}  # fmt: skip
+            if f.is_file() and f.suffix != ".tmp" and not f.parent.name.endswith(FRAMES_SUFFIX)}  # fmt: skip
     keep = set()
     for key in keys:
         latest = instance.get_latest_materialization_event(key)

@@ -1,0 +1,70 @@
+"""The run-scoped IO manager's files: every frame of a value as an Arrow IPC file of its own, read back
+memory-mapped and equal; ``prune`` counts only the values, never those frame files, as asset keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetKey, DagsterInstance
+from polars.testing import assert_frame_equal
+
+from fp_hubspot_assets.defs.run_storage import FRAMES_SUFFIX, prune, read_value, write_value
+from fp_hubspot_assets.mapping.model import Mapped
+
+
+def _mapped() -> Mapped:
+    records = pl.DataFrame({"source_key": ["a", "b"], "email": ["a@x.io", ""], "lines": [[1, 2], []]})
+    issues = pl.DataFrame({"source_key": ["c"], "action": ["skipped"], "reason": ["no email"]})
+    return Mapped("contacts", records, issues, aliases=None, parents=pl.Series("parents", ["p1"]))
+
+
+def test_a_value_round_trips_with_each_frame_in_its_own_ipc_file(tmp_path: Path) -> None:
+    path = tmp_path / "contact_payloads"
+    value = _mapped()
+    write_value(path, value)
+    frames = sorted(p.name for p in (tmp_path / f"contact_payloads{FRAMES_SUFFIX}").iterdir())
+    assert frames == ["0.arrow", "1.arrow"]  # records and issues; the pickle holds only their names
+    assert path.stat().st_size < 1_000
+    loaded = read_value(path)
+    assert isinstance(loaded, Mapped) and loaded.object_type == "contacts" and loaded.aliases is None
+    assert_frame_equal(loaded.records, value.records)
+    assert_frame_equal(loaded.issues, value.issues)
+    assert loaded.parents is not None and loaded.parents.to_list() == ["p1"]
+
+
+def test_a_frame_value_and_a_plain_value_round_trip(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"k": list(range(1000)), "s": [str(i) for i in range(1000)]})
+    write_value(tmp_path / "sap_orders", frame)
+    assert_frame_equal(read_value(tmp_path / "sap_orders"), frame)
+    write_value(tmp_path / "hubspot_contacts", {"written": 3})
+    assert read_value(tmp_path / "hubspot_contacts") == {"written": 3}
+    assert not (tmp_path / f"hubspot_contacts{FRAMES_SUFFIX}").exists()
+
+
+def test_rewriting_a_value_keeps_a_frame_already_loaded_intact(tmp_path: Path) -> None:
+    # a retried step writes its key again while a reader may hold the first file mapped
+    path = tmp_path / "sap_items"
+    write_value(path, pl.DataFrame({"k": [1, 2, 3]}))
+    first = read_value(path)
+    write_value(path, pl.DataFrame({"k": [7]}))
+    assert first["k"].to_list() == [1, 2, 3]
+    assert read_value(path)["k"].to_list() == [7]
+
+
+def test_prune_removes_a_finished_runs_values_and_frames_and_never_reads_frames_as_keys(tmp_path: Path) -> None:
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "home")) as instance:
+        run_dir = tmp_path / "runs" / "gone-run"
+        run_dir.mkdir(parents=True)
+        write_value(run_dir / "contact_payloads", _mapped())
+        seen: list[AssetKey] = []
+        latest = instance.get_latest_materialization_event
+
+        def spy(key: AssetKey) -> None:
+            seen.append(key)
+            return latest(key)
+
+        instance.get_latest_materialization_event = spy  # type: ignore[method-assign]
+        assert prune(instance, str(tmp_path)) == ["gone-run"]  # unknown to the instance: nothing reads it again
+        assert seen == [AssetKey("contact_payloads")]
+        assert not run_dir.exists()
