@@ -182,7 +182,7 @@ def main() -> None:
 
     print(f"work dir {root}; load average {loadavg()}", flush=True)
     store = Store(root, args.customers)
-    with running_sandbox(root / "hubspot.db") as sandbox:
+    with running_sandbox(root / "hubspot.db", rate_limits=True, tier="professional") as sandbox:  # HubSpot's budget, enforced
         home = root / "dagster_home"
         home.mkdir(exist_ok=True)
         shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")

@@ -25,7 +25,7 @@ from fp_hubspot_assets.mapping.common import (
     not_sent,
     usable_rows,
 )
-from fp_hubspot_assets.mapping.deals import _associations, _excluded_keys, deal_sources
+from fp_hubspot_assets.mapping.deals import _associations, _excluded_keys, deal_sources, lines_total
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, Mapped
 from fp_hubspot_assets.mapping.stages import cart_stage, deal_stage_for
 from fp_hubspot_assets.panel import DealStage, PanelSettings
@@ -44,15 +44,6 @@ def _stage_label(stage: pl.Expr) -> pl.Expr:
     """"checkout_shipped" → "Shipped": the deal-stage rules' outcome as an order's stage."""
     labels = {s.value: order_stage_label(s) for s in DealStage}
     return stage.replace_strict(labels, default=None, return_dtype=pl.String)
-
-
-def _lines_total(column: str) -> pl.Expr:
-    return (
-        pl.col(column)
-        .list.eval(pl.element().struct.field("quantity") * pl.element().struct.field("price"))
-        .list.sum()
-        .round(2)
-    )
 
 
 def _store_names(stores: pl.DataFrame) -> pl.DataFrame:
@@ -114,7 +105,10 @@ def map_orders(
     if not settings.commerce.sends_orders:  # before any work: the default mode pays nothing for orders
         return not_sent("orders")
     sources, source_issues = deal_sources(orders, carts)
-    frame = sources.filter(pl.col("origin") == "order")
+    # of its lines an order needs only their total here: the joins below would copy every line
+    frame = sources.filter(pl.col("origin") == "order").with_columns(
+        lines_total(pl.col("order_lines")).alias("_subtotal")
+    ).drop("order_lines", "cart_lines")
     frame = frame.with_columns(
         pl.col("order_key").alias("source_key"),
         deal_stage_for(frame, settings.deal_stages, settings.abandoned_cart_hours, now).alias("_stage"),
@@ -126,10 +120,8 @@ def map_orders(
     bad_amount = issues_where(
         frame, invalid_total, REPAIRED, pl.format("invalid order total {}; cleared", pl.col("total").cast(pl.String))
     )
-    subtotal = _lines_total("order_lines")
     frame = frame.with_columns(
-        pl.when(invalid_total).then(None).otherwise(pl.coalesce("total", subtotal)).alias("_total"),
-        subtotal.alias("_subtotal"),
+        pl.when(invalid_total).then(None).otherwise(pl.coalesce("total", "_subtotal")).alias("_total"),
     )
     for kind in ("billing", "shipping"):
         frame = frame.join(_addresses(frame, addresses, kind), on="source_key", how="left", maintain_order="left")
@@ -192,7 +184,7 @@ def map_carts(
     the order it became."""
     if not settings.commerce.sends_orders:
         return not_sent("carts")
-    frame, cart_issues = usable_rows(carts, "cart_key", "cart")
+    frame, cart_issues = usable_rows(carts.drop("lines", strict=False), "cart_key", "cart")  # lines: line items
     sources, _ = deal_sources(orders, carts)
     frame = frame.with_columns(
         pl.col("cart_key").alias("source_key"),

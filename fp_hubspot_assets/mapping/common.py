@@ -245,14 +245,15 @@ def valid_key(expr: pl.Expr) -> pl.Expr:
 def usable_rows(frame: pl.DataFrame, key: str, entity: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows with a valid, unique ``key``. Invalid keys are skipped; of duplicated keys the most recently
     updated row is kept (ties: the first) and the others skipped."""
-    bad = frame.filter(~valid_key(pl.col(key)))
+    valid = frame.select(valid_key(pl.col(key)).alias("valid")).to_series()
+    bad = frame.filter(~valid)
     problems = [
         # the key as far as it is printable: issues must stay loggable even for hostile keys
         issues_for(
             bad.with_columns(preview(pl.col(key).fill_null(""), 255)), key, SKIPPED, f"invalid {entity} key"
         )
     ]
-    good = frame.filter(valid_key(pl.col(key)))
+    good = frame if bad.is_empty() else frame.filter(valid)  # no copy of millions of rows when all are valid
     if not good.get_column(key).is_duplicated().any():
         return good, concat_issues(problems)
     order = ["updated_at", "_row"] if "updated_at" in good.columns else ["_row"]

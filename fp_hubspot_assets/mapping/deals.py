@@ -63,7 +63,11 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
     """
     orders, order_issues = usable_rows(orders, "order_key", "order")
     carts, cart_issues = usable_rows(carts, "cart_key", "cart")
-    cart_of_order = _first_by_key(carts, "order_key", "cart_key").select(
+    # The nested lines (millions at scale) stay out of the joins below, each of which would copy them: every join
+    # is a left join on a unique key, so the order deals keep the orders' rows in order and take the lines back.
+    order_lines = orders.get_column("lines")
+    orders = orders.drop("lines")
+    cart_of_order = _first_by_key(carts.select("cart_key", "order_key"), "order_key", "cart_key").select(
         "order_key", pl.col("cart_key").alias("_cart_ref")
     )
     orders = orders.join(cart_of_order, on="order_key", how="left", maintain_order="left").with_columns(
@@ -98,8 +102,10 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
         "created_at",
         pl.lit(None, pl.String).alias("status"),
         pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
-        pl.col("lines").alias("order_lines"),
     )
+    if order_deals.height != order_lines.len():  # the joins above must keep one row per order
+        raise AssertionError("deal_sources: a join changed the orders' rows; their lines would be misplaced")
+    order_deals = order_deals.with_columns(order_lines.alias("order_lines"))
     claimed = order_deals.get_column("cart_key").drop_nulls().implode()
     cart_deals = carts.filter(~pl.col("cart_key").is_in(claimed)).select(
         pl.col("cart_key").alias("deal_key"),
@@ -123,6 +129,11 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
     )
     deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
     return deals, concat_issues([order_issues, cart_issues, split, lost_order])
+
+
+def lines_total(lines: pl.Expr) -> pl.Expr:
+    """The sum of quantity × price over a list of lines, rounded to cents (0 for an empty list, null for none)."""
+    return lines.list.eval(pl.element().struct.field("quantity") * pl.element().struct.field("price")).list.sum().round(2)
 
 
 def _contact_lookup(customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -233,6 +244,8 @@ def map_deals(
     if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
         return not_sent("deals")
     deals, source_issues = deal_sources(orders, carts)
+    # a deal needs of its lines only their total: the lines themselves would be copied by every join below
+    deals = deals.with_columns(lines_total(pl.col("order_lines")).alias("_lines_total")).drop("order_lines", "cart_lines")
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
@@ -271,14 +284,11 @@ def map_deals(
         pl.format("invalid amount {}; cleared", pl.col("total").cast(pl.String)),
     )
     # an order whose DocTotal is empty keeps an amount: the sum of its lines (never a silent clear)
-    lines_total = pl.col("order_lines").list.eval(
-        pl.element().struct.field("quantity") * pl.element().struct.field("price")
-    ).list.sum().round(2)
     no_total = issues_where(
         deals, is_order & pl.col("total").is_null(), REPAIRED,
-        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", lines_total),
+        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", pl.col("_lines_total")),
     )
-    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce("total", lines_total)).otherwise("total").alias("total"))
+    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce("total", "_lines_total")).otherwise("total").alias("total"))
     bad_date = issues_where(
         deals,
         is_order & pl.col("doc_date").is_not_null() & ~date_in_range(pl.col("doc_date")),

@@ -43,12 +43,10 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
     fields. Lines without a line number are skipped: there is no stable key for them. (Bad order/cart
     rows are reported by the deals mapping, not again here.)"""
     deals, _ = deal_sources(orders, carts)
+    # an order deal has no cart lines and a cart deal no order lines (null): no filter by origin, which would
+    # copy every line once more before the explode
     lines = pl.concat(
-        [
-            _exploded(deals.filter(pl.col("origin") == "order"), "order_lines"),
-            _exploded(deals.filter(pl.col("origin") == "cart"), "cart_lines"),
-        ],
-        how="vertical_relaxed",
+        [_exploded(deals, "order_lines"), _exploded(deals, "cart_lines")], how="vertical_relaxed"
     ).with_columns(child_key(pl.col("deal_key"), pl.col("line_num")).alias("source_key"))
     unnumbered = issues_where(
         lines.with_columns(pl.format("{}:L?", "deal_key").alias("source_key")),

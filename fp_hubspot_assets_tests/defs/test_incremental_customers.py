@@ -3,7 +3,6 @@ beside them, through the real job (demo SAP database, sandbox over HTTP, state s
 
 from __future__ import annotations
 
-import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import polars as pl
 import pytest
 
 from fp_demo_store import simulate
+from fp_hubspot_assets.defs.run_storage import read_value
 from fp_hubspot_assets.runner import RunSummary, resource_config, run_sync
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets_tests.defs.test_incremental import (
@@ -27,8 +27,8 @@ KEYED = ("sap_customers", "sap_addresses", "sap_items")
 
 def stored_frame(env: SyncEnv, summary: RunSummary, asset: str) -> pl.DataFrame:
     """The frame an asset produced in that run (the run-scoped IO manager's file)."""
-    with (Path(env.instance.storage_directory()) / "runs" / summary.run_id / asset).open("rb") as src:
-        return pickle.load(src)
+    value: pl.DataFrame = read_value(Path(env.instance.storage_directory()) / "runs" / summary.run_id / asset)
+    return value
 
 
 def lone_customers(env: SyncEnv, count: int) -> list[int]:
