@@ -151,7 +151,13 @@ def phase(name: str, store: Store, poller: Poller, instance: Any, samples: int, 
         "load_before": load_before, "load_after": loadavg(),
     }  # fmt: skip
     print(f"[{name}] latencies: " + " ".join(f"{x:.1f}" for x in latencies), flush=True)
+    print(f"[{name}] " + table_row(result), flush=True)  # at once: the shutdown below cannot lose it
     return result
+
+
+def table_row(r: dict[str, Any]) -> str:
+    return (f"| {r['phase']} | {r['samples']} | {r['median']:.1f} | {r['p95']:.1f} | {r['min']:.1f}–{r['max']:.1f} | "
+            f"{r['runs']} | {r['launch_median']:.1f} | {r['run_median']:.1f} | {r['load_before']} → {r['load_after']} |")
 
 
 FULL_SYNC_LOOP = """
@@ -230,13 +236,16 @@ def main() -> None:
                 if full is not None:
                     full.kill()
                 os.killpg(dev.pid, 15)
-                dev.wait(timeout=60)
+                try:
+                    dev.wait(timeout=60)
+                except subprocess.TimeoutExpired:  # a daemon thread that ignores SIGTERM must not cost the results
+                    os.killpg(dev.pid, 9)
+                    dev.wait()
     print()
     print("| phase | samples | median s | p95 s | min–max s | sync_carts runs | launch (median) s | run (median) s | load avg before → after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['phase']} | {r['samples']} | {r['median']:.1f} | {r['p95']:.1f} | {r['min']:.1f}–{r['max']:.1f} | "
-              f"{r['runs']} | {r['launch_median']:.1f} | {r['run_median']:.1f} | {r['load_before']} → {r['load_after']} |")
+        print(table_row(r))
     for r in results:
         ok = r["median"] <= TARGET_MEDIAN_S and r["p95"] <= TARGET_P95_S
         print(f"{r['phase']}: target median ≤ {TARGET_MEDIAN_S:.0f} s, p95 ≤ {TARGET_P95_S:.0f} s: {'met' if ok else 'MISSED'}")

@@ -242,18 +242,24 @@ def valid_key(expr: pl.Expr) -> pl.Expr:
     ).fill_null(False)
 
 
+def keep_rows(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+    """``frame.filter(condition)``, returning ``frame`` itself when every row passes: at scale (millions of line
+    items) a filter that drops nothing would still copy every column."""
+    keep = frame.select(condition.fill_null(False).alias("_keep")).to_series()
+    return frame if keep.all() else frame.filter(keep)
+
+
 def usable_rows(frame: pl.DataFrame, key: str, entity: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows with a valid, unique ``key``. Invalid keys are skipped; of duplicated keys the most recently
     updated row is kept (ties: the first) and the others skipped."""
-    valid = frame.select(valid_key(pl.col(key)).alias("valid")).to_series()
-    bad = frame.filter(~valid)
+    bad = frame.filter(~valid_key(pl.col(key)))
     problems = [
         # the key as far as it is printable: issues must stay loggable even for hostile keys
         issues_for(
             bad.with_columns(preview(pl.col(key).fill_null(""), 255)), key, SKIPPED, f"invalid {entity} key"
         )
     ]
-    good = frame if bad.is_empty() else frame.filter(valid)  # no copy of millions of rows when all are valid
+    good = keep_rows(frame, valid_key(pl.col(key)))
     if not good.get_column(key).is_duplicated().any():
         return good, concat_issues(problems)
     order = ["updated_at", "_row"] if "updated_at" in good.columns else ["_row"]

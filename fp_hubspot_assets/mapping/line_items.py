@@ -15,6 +15,7 @@ from fp_hubspot_assets.mapping.common import (
     finalize,
     issues_for,
     issues_where,
+    keep_rows,
     non_empty,
     usable_rows,
 )
@@ -54,7 +55,7 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
         SKIPPED,
         "line has no line number",
     )
-    lines, dup_issues = usable_rows(lines.filter(pl.col("line_num").is_not_null()), "source_key", "line")
+    lines, dup_issues = usable_rows(keep_rows(lines, pl.col("line_num").is_not_null()), "source_key", "line")
     return lines, concat_issues([unnumbered, dup_issues])
 
 
@@ -89,7 +90,7 @@ def map_line_items(
     parents = None
     if deals is not None:
         parents = deals.keys()
-        lines = lines.filter(pl.col("deal_key").is_in(parents.implode()))
+        lines = keep_rows(lines, pl.col("deal_key").is_in(parents.implode()))
     for sent, object_type in ((order_records, "orders"), (cart_records, "carts")):
         extra, extra_parents = _order_and_cart_lines(orders, carts, sent, object_type)
         if extra.height:
@@ -116,7 +117,7 @@ def map_line_items(
     )
     lines = lines.with_columns(reason.alias("_invalid"))
     invalid = issues_where(lines, pl.col("_invalid").is_not_null(), SKIPPED, pl.col("_invalid"))
-    lines = lines.filter(pl.col("_invalid").is_null())
+    lines = keep_rows(lines, pl.col("_invalid").is_null())
 
     item = non_empty(pl.col("item_code"))
     combination = (

@@ -15,6 +15,7 @@ from fp_hubspot_assets.mapping.common import (
     finalize,
     iso_datetime,
     join_sorted,
+    keep_rows,
     naive_utc,
     natural_order,
     normalize_email,
@@ -203,6 +204,14 @@ def test_usable_rows_skips_bad_keys_and_keeps_latest_duplicate() -> None:
     ]
     assert set(issues.get_column("action")) == {"skipped"}
     assert not any("\x00" in k for k in issues.get_column("source_key"))
+
+
+def test_keep_rows_filters_like_filter_and_does_not_copy_when_every_row_passes() -> None:
+    frame = pl.DataFrame({"k": ["a", "b", "c"], "n": [1, None, 3]})
+    assert keep_rows(frame, pl.col("k") != "z") is frame  # nothing dropped: the same frame, no copy
+    assert keep_rows(frame, pl.col("n") > 1).rows() == [("c", 3)]  # a null condition drops the row, as filter does
+    assert keep_rows(frame, pl.col("n").is_null()).rows() == [("b", None)]
+    assert keep_rows(frame.clear(), pl.col("n") > 1).is_empty()
 
 
 def _line_item_frame(**values: str | None) -> pl.DataFrame:
