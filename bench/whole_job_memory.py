@@ -1,6 +1,6 @@
 """Benchmark: the main job's peak memory with every asset in one process, and which step sets it.
 
-The Dagster job ``sync_hubspot`` runs through ``runner.run_sync`` (``execute_in_process``: one process, the steps
+The Dagster job ``sync_hubspot`` runs through ``runner.run_sync`` (one process, the steps
 one after another, each step's inputs loaded from the run-scoped IO manager) as a **dry run** in **full** read
 mode: every source row is read, mapped, hashed and planned against the state store, and nothing is written to
 HubSpot (a sandbox answers the job's read-only calls). With an empty state store that is the local side of a
@@ -12,9 +12,9 @@ A sampler thread reads this process's RSS every 0.2 s; each step's peak is the h
 start and end events in the run's event log. The process's own peak is ``ru_maxrss`` (the store is generated
 in a child process beforehand, so the generator's pages are not counted).
 
-Target (issue 16): the whole job ≤ 2 GiB peak RSS at 1M customers. Known (bench/README.md §3c): ``run_sync``
-uses ``JobDefinition.execute_in_process``, which keeps every step's output in memory until the run ends, so the
-step figures grow through the run; what the job's steps hold on their own is less.
+Target (issue 16): the whole job ≤ 2 GiB peak RSS at 1M customers. The runner frees each step's output once the
+IO manager has stored it, so a step's peak is what that step holds plus what the allocator kept from the steps
+before it (bench/README.md §3c).
 
     .venv/bin/python bench/whole_job_memory.py [--customers 1000000] [--keep DIR] [--state STATE_DB]
 """

@@ -74,6 +74,8 @@ class SandboxHandle:
         self.state_path = Path(state_path)
         self.options = dict(options)
         self.port = int(self.options.pop("port", None) or free_port())
+        # a portal of millions of records loads for minutes at start (bench/change_latency.py --store)
+        self.start_timeout = float(self.options.pop("start_timeout", None) or START_TIMEOUT)
         tokens = self.options.get("tokens") or [self.options.pop("token", None) or DEFAULT_TOKEN]
         self.options["tokens"] = tokens
         self.token: str = tokens[0]
@@ -98,7 +100,7 @@ class SandboxHandle:
         self._log: IO[bytes] | None = log
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"sandbox exited with {self._proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
@@ -109,7 +111,7 @@ class SandboxHandle:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise TimeoutError(f"sandbox did not answer within {START_TIMEOUT}s:\n{self.log_path.read_text()[-3000:]}")
+        raise TimeoutError(f"sandbox did not answer within {self.start_timeout}s:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
         """Clean shutdown (SIGTERM lets uvicorn run the lifespan flush); kill only if it hangs."""

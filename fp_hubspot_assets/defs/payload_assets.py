@@ -8,12 +8,21 @@ HubSpot.
 from datetime import UTC, datetime
 
 import polars as pl
-from dagster import Output, asset
+from dagster import AssetIn, Output, asset
 
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource
 from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.source_model import SCHEMAS
+
+# Deals and native orders/carts need of the order and cart lines only ``lines_total`` (and the cart's total): they
+# load the source frames without the nested lines, the largest part of both at scale (the IO manager reads only
+# the listed columns, Dagster's AssetIn-metadata convention). The line items step loads them whole.
+WITHOUT_LINES = {
+    asset_name: AssetIn(metadata={"columns": [c for c in SCHEMAS[entity].names() if c != "lines"]})
+    for asset_name, entity in (("sap_orders", "orders"), ("store_carts", "carts"))
+}
 
 
 def _payload_metadata(mapped: Mapped) -> Metadata:
@@ -53,7 +62,7 @@ def product_payloads(sap_items: pl.DataFrame, web_stores: pl.DataFrame, panel: P
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
        description="Orders and carts mapped to HubSpot deals (a cart and its order are one deal), "
        "stage from the panel's deal-stage mapping.")
 def deal_payloads(
@@ -71,7 +80,7 @@ def deal_payloads(
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
        description="Orders mapped to HubSpot's native order objects (commerce.objects: orders_and_carts or both): "
        "stage from the deal-stage rules, totals, addresses, contact, company and (both) deal.")
 def order_payloads(
@@ -93,7 +102,7 @@ def order_payloads(
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
        description="Web carts mapped to HubSpot's native cart objects (commerce.objects: orders_and_carts or both): "
        "open / abandoned / ordered, linked to the order they became.")
 def cart_payloads(

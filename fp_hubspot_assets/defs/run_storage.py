@@ -66,7 +66,9 @@ class RunScopedIOManager(ConfigurableIOManager):
             path = _path(root, latest.run_id, key) if latest is not None else path
         if not path.exists():
             raise FileNotFoundError(f"no stored value of {key.to_user_string()}: materialize it (or run the whole job) first")
-        return read_value(path)
+        # Dagster's convention for column projection: AssetIn(metadata={"columns": [...]}) on a frame input
+        columns = (context.definition_metadata or {}).get("columns")
+        return read_value(path, columns, key.to_user_string())
 
 
 class _FramePickler(pickle.Pickler):
@@ -90,12 +92,19 @@ class _FramePickler(pickle.Pickler):
 
 
 class _FrameUnpickler(pickle.Unpickler):
-    def __init__(self, src: IO[bytes], frames: Path) -> None:
+    def __init__(self, src: IO[bytes], frames: Path, columns: list[str] | None, what: str) -> None:
         super().__init__(src)
-        self.frames = frames
+        self.frames, self.columns, self.what = frames, columns, what
 
     def persistent_load(self, pid: Any) -> pl.DataFrame:
-        return pl.read_ipc(self.frames / str(pid))  # polars maps an uncompressed local file
+        path = self.frames / str(pid)
+        if self.columns is None:
+            return pl.read_ipc(path)
+        missing = [c for c in self.columns if c not in pl.read_ipc_schema(path)]
+        if missing:
+            raise ValueError(f"the stored value of {self.what} has no column(s) {missing} (it predates them): "
+                             f"materialize {self.what} again (or run the whole job)")
+        return pl.read_ipc(path, columns=self.columns)  # only these columns' buffers are read
 
 
 def write_value(path: Path, obj: Any) -> None:
@@ -108,9 +117,10 @@ def write_value(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def read_value(path: Path) -> Any:
+def read_value(path: Path, columns: list[str] | None = None, what: str = "") -> Any:
+    """The value stored at ``path``; ``columns``: read only these columns of its frame(s)."""
     with path.open("rb") as src:
-        return _FrameUnpickler(src, path.with_name(path.name + FRAMES_SUFFIX)).load()
+        return _FrameUnpickler(src, path.with_name(path.name + FRAMES_SUFFIX), columns, what or path.name).load()
 
 
 def prune(instance: DagsterInstance, base_dir: str = "") -> list[str]:

@@ -25,7 +25,7 @@ from fp_hubspot_assets.mapping.common import (
     not_sent,
     usable_rows,
 )
-from fp_hubspot_assets.mapping.deals import _associations, _excluded_keys, deal_sources, lines_total
+from fp_hubspot_assets.mapping.deals import _associations, _excluded_keys, deal_sources
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, Mapped
 from fp_hubspot_assets.mapping.stages import cart_stage, deal_stage_for
 from fp_hubspot_assets.panel import DealStage, PanelSettings
@@ -104,11 +104,9 @@ def map_orders(
     ``deals`` is given (``both`` mode) — deal association keys."""
     if not settings.commerce.sends_orders:  # before any work: the default mode pays nothing for orders
         return not_sent("orders")
-    sources, source_issues = deal_sources(orders, carts)
-    # of its lines an order needs only their total here: the joins below would copy every line
-    frame = sources.filter(pl.col("origin") == "order").with_columns(
-        lines_total(pl.col("order_lines")).alias("_subtotal")
-    ).drop("order_lines", "cart_lines")
+    # of its lines an order needs only their total here (``lines_total``): the joins below would copy every line
+    sources, source_issues = deal_sources(orders.drop("lines", strict=False), carts.drop("lines", strict=False))
+    frame = sources.filter(pl.col("origin") == "order").with_columns(pl.col("lines_total").round(2).alias("_subtotal"))
     frame = frame.with_columns(
         pl.col("order_key").alias("source_key"),
         deal_stage_for(frame, settings.deal_stages, settings.abandoned_cart_hours, now).alias("_stage"),
@@ -184,8 +182,9 @@ def map_carts(
     the order it became."""
     if not settings.commerce.sends_orders:
         return not_sent("carts")
-    frame, cart_issues = usable_rows(carts.drop("lines", strict=False), "cart_key", "cart")  # lines: line items
-    sources, _ = deal_sources(orders, carts)
+    carts = carts.drop("lines", strict=False)  # lines are the line items' business
+    frame, cart_issues = usable_rows(carts, "cart_key", "cart")
+    sources, _ = deal_sources(orders.drop("lines", strict=False), carts)
     frame = frame.with_columns(
         pl.col("cart_key").alias("source_key"),
         non_empty(pl.col("customer_key")).alias("web_customer_key"),

@@ -44,6 +44,7 @@ _ORDER_FIELDS = (
     "shipment_status",
     "payment_status",
     "updated_at",
+    "lines_total",
 )
 
 
@@ -65,8 +66,9 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
     carts, cart_issues = usable_rows(carts, "cart_key", "cart")
     # The nested lines (millions at scale) stay out of the joins below, each of which would copy them: every join
     # is a left join on a unique key, so the order deals keep the orders' rows in order and take the lines back.
-    order_lines = orders.get_column("lines")
-    orders = orders.drop("lines")
+    # Frames loaded without their lines (the deals step needs only ``lines_total``) yield deals without them.
+    order_lines = orders.get_column("lines") if "lines" in orders.columns else None
+    orders = orders.drop("lines", strict=False)
     cart_of_order = _first_by_key(carts.select("cart_key", "order_key"), "order_key", "cart_key").select(
         "order_key", pl.col("cart_key").alias("_cart_ref")
     )
@@ -103,9 +105,10 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
         pl.lit(None, pl.String).alias("status"),
         pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
     )
-    if order_deals.height != order_lines.len():  # the joins above must keep one row per order
-        raise AssertionError("deal_sources: a join changed the orders' rows; their lines would be misplaced")
-    order_deals = order_deals.with_columns(order_lines.alias("order_lines"))
+    if order_lines is not None:
+        if order_deals.height != order_lines.len():  # the joins above must keep one row per order
+            raise AssertionError("deal_sources: a join changed the orders' rows; their lines would be misplaced")
+        order_deals = order_deals.with_columns(order_lines.alias("order_lines"))
     claimed = order_deals.get_column("cart_key").drop_nulls().implode()
     cart_deals = carts.filter(~pl.col("cart_key").is_in(claimed)).select(
         pl.col("cart_key").alias("deal_key"),
@@ -119,7 +122,7 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
         "created_at",
         "updated_at",
         non_empty(pl.col("customer_key")).alias("web_customer_key"),
-        pl.col("lines").alias("cart_lines"),
+        *([pl.col("lines").alias("cart_lines")] if "lines" in carts.columns else []),
     )
     lost_order = issues_where(
         cart_deals.with_columns(pl.col("deal_key").alias("source_key")),
@@ -129,11 +132,6 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
     )
     deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
     return deals, concat_issues([order_issues, cart_issues, split, lost_order])
-
-
-def lines_total(lines: pl.Expr) -> pl.Expr:
-    """The sum of quantity × price over a list of lines, rounded to cents (0 for an empty list, null for none)."""
-    return lines.list.eval(pl.element().struct.field("quantity") * pl.element().struct.field("price")).list.sum().round(2)
 
 
 def _contact_lookup(customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -243,9 +241,8 @@ def map_deals(
     plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
     if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
         return not_sent("deals")
-    deals, source_issues = deal_sources(orders, carts)
-    # a deal needs of its lines only their total: the lines themselves would be copied by every join below
-    deals = deals.with_columns(lines_total(pl.col("order_lines")).alias("_lines_total")).drop("order_lines", "cart_lines")
+    # a deal needs of its lines only their total (``lines_total``): the lines would be copied by every join below
+    deals, source_issues = deal_sources(orders.drop("lines", strict=False), carts.drop("lines", strict=False))
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
@@ -286,9 +283,9 @@ def map_deals(
     # an order whose DocTotal is empty keeps an amount: the sum of its lines (never a silent clear)
     no_total = issues_where(
         deals, is_order & pl.col("total").is_null(), REPAIRED,
-        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", pl.col("_lines_total")),
+        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", pl.col("lines_total").round(2)),
     )
-    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce("total", "_lines_total")).otherwise("total").alias("total"))
+    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce(pl.col("total"), pl.col("lines_total").round(2))).otherwise("total").alias("total"))
     bad_date = issues_where(
         deals,
         is_order & pl.col("doc_date").is_not_null() & ~date_in_range(pl.col("doc_date")),

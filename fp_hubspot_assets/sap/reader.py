@@ -132,12 +132,15 @@ def _first_reason(frame: pl.DataFrame, structural: pl.Expr, parsed: pl.Series) -
     return frame.select(pl.coalesce(structural, pl.lit(parsed)).alias("reason")).to_series()
 
 
-def _nest(lines: pl.DataFrame, owner: str, struct: pl.Struct, fields: dict[str, pl.Expr]) -> pl.DataFrame:
-    """Lines -> one row per owner with the lines as a list of ``struct`` (ordered by line number)."""
+def _nest(
+    lines: pl.DataFrame, owner: str, struct: pl.Struct, fields: dict[str, pl.Expr], *extra: pl.Expr
+) -> pl.DataFrame:
+    """Lines -> one row per owner with the lines as a list of ``struct`` (ordered by line number), plus the
+    ``extra`` aggregations."""
     return (
         lines.sort(owner, "LineNum")
         .group_by(owner, maintain_order=True)
-        .agg(pl.struct([expr.alias(name) for name, expr in fields.items()]).cast(struct).alias("lines"))
+        .agg(pl.struct([expr.alias(name) for name, expr in fields.items()]).cast(struct).alias("lines"), *extra)
     )
 
 
@@ -632,6 +635,7 @@ class SapReader:
                 "quantity": pl.col("Quantity"),
                 "price": pl.col("Price"),
             },
+            (pl.col("Quantity") * pl.col("Price")).sum().alias("lines_total"),
         )
         shipped = self._shipment(lines, progress["delivered"])
         orders = (
@@ -666,6 +670,7 @@ class SapReader:
             pl.max_horizontal(
                 sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")), pl.col("delivered_at"), pl.col("invoiced_at")
             ).alias("updated_at"),
+            pl.col("lines_total").fill_null(0.0),
             pl.col("lines").fill_null(pl.lit([], dtype=pl.List(ORDER_LINE))),
         )
         return frame, pl.concat([rejects, line_rejects.unique(subset="source_key", keep="first", maintain_order=True)])
@@ -747,13 +752,10 @@ class SapReader:
         """Paid-to-date of the order's invoices (INV1 based on the order) against the order total (an empty
         DocTotal: against the sum of its lines, so a missing total never reads as partly paid)."""
         paid = pl.col("paid").fill_null(0.0)
-        lines_total = pl.col("lines").list.eval(
-            pl.element().struct.field("quantity") * pl.element().struct.field("price")
-        ).list.sum()
         return (
             pl.when(paid <= 0)
             .then(pl.lit("unpaid"))
-            .when(paid >= pl.coalesce(pl.col("DocTotal"), lines_total) - PAID_TOLERANCE)
+            .when(paid >= pl.coalesce(pl.col("DocTotal"), pl.col("lines_total").fill_null(0.0)) - PAID_TOLERANCE)
             .then(pl.lit("paid"))
             .otherwise(pl.lit("partially_paid"))
         )

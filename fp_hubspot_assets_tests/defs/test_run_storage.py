@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from dagster import AssetKey, DagsterInstance
 from polars.testing import assert_frame_equal
 
@@ -40,6 +41,27 @@ def test_a_frame_value_and_a_plain_value_round_trip(tmp_path: Path) -> None:
     write_value(tmp_path / "hubspot_contacts", {"written": 3})
     assert read_value(tmp_path / "hubspot_contacts") == {"written": 3}
     assert not (tmp_path / f"hubspot_contacts{FRAMES_SUFFIX}").exists()
+
+
+def test_an_input_can_read_only_some_columns_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"order_key": ["O1"], "lines_total": [9.5], "lines": [[{"q": 1}]]})
+    write_value(tmp_path / "sap_orders", frame)
+    loaded = read_value(tmp_path / "sap_orders", ["order_key", "lines_total"])
+    assert loaded.columns == ["order_key", "lines_total"] and loaded.rows() == [("O1", 9.5)]
+    with pytest.raises(ValueError, match=r"sap_orders has no column\(s\) \['cart_key'\].*materialize sap_orders"):
+        read_value(tmp_path / "sap_orders", ["order_key", "cart_key"], "sap_orders")
+
+
+def test_the_deals_step_loads_orders_and_carts_without_their_lines() -> None:
+    from fp_hubspot_assets.definitions import defs
+
+    for name in ("deal_payloads", "order_payloads", "cart_payloads"):
+        ins = defs.resolve_assets_def(name).node_def.input_defs
+        columns = {i.name: i.metadata.get("columns") for i in ins}
+        assert "lines" not in columns["sap_orders"] and "lines_total" in columns["sap_orders"]
+        assert "lines" not in columns["store_carts"] and "total" in columns["store_carts"]
+    line_items = {i.name: i.metadata.get("columns") for i in defs.resolve_assets_def("line_item_payloads").node_def.input_defs}
+    assert line_items["sap_orders"] is None  # the line items need the lines
 
 
 def test_rewriting_a_value_keeps_a_frame_already_loaded_intact(tmp_path: Path) -> None:

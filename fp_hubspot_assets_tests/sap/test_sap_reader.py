@@ -12,7 +12,7 @@ from fp_demo_store.simulate import set_customer_email, set_item_price
 from fp_hubspot_assets.sap.dependants import item_keys
 from fp_hubspot_assets.sap.fetch import REJECTS
 from fp_hubspot_assets.sap.reader import ENTITIES, DealKeys, SapReader
-from fp_hubspot_assets.source_model import SCHEMAS
+from fp_hubspot_assets.source_model import SCHEMAS, lines_total
 from fp_hubspot_assets_tests.fixtures_sap import SAP_DEMO_CUSTOMERS, sql_exec, sql_rows
 
 PLAN = mess_plan(SAP_DEMO_CUSTOMERS)
@@ -136,6 +136,10 @@ def test_order_statuses_follow_documents(sap_reader: SapReader) -> None:
         pl.col("lines").list.eval((pl.element().struct.field("quantity") * pl.element().struct.field("price")).round(2)).list.sum()
     ).to_series()
     assert (line_sum - frame["total"]).abs().max() < 0.01
+    # lines_total is read with the lines (the deals step loads the orders without them)
+    from_lines = frame.select(lines_total(pl.col("lines"))).to_series()
+    assert (frame["lines_total"] - from_lines).abs().max() < 1e-6
+    assert frame["lines_total"].null_count() == 0
 
 
 def test_carts_link_to_the_orders_they_became(sap_reader: SapReader) -> None:
