@@ -23,6 +23,8 @@ WITHOUT_LINES = {
     asset_name: AssetIn(metadata={"columns": [c for c in SCHEMAS[entity].names() if c != "lines"]})
     for asset_name, entity in (("sap_orders", "orders"), ("store_carts", "carts"))
 }
+# The line items need of the deals (and native orders and carts) sent only which keys they are.
+KEYS_ONLY = {name: AssetIn(metadata={"columns": ["source_key"]}) for name in ("deal_payloads", "order_payloads", "cart_payloads")}
 
 
 def _payload_metadata(mapped: Mapped) -> Metadata:
@@ -122,7 +124,7 @@ def cart_payloads(
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=KEYS_ONLY,
        description="Order lines (and open cart lines) mapped to HubSpot line items of their deal, order or cart.")
 def line_item_payloads(
     sap_orders: pl.DataFrame,

@@ -64,25 +64,26 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
     """
     orders, order_issues = usable_rows(orders, "order_key", "order")
     carts, cart_issues = usable_rows(carts, "cart_key", "cart")
-    # The nested lines (millions at scale) stay out of the joins below, each of which would copy them: every join
-    # is a left join on a unique key, so the order deals keep the orders' rows in order and take the lines back.
-    # Frames loaded without their lines (the deals step needs only ``lines_total``) yield deals without them.
-    order_lines = orders.get_column("lines") if "lines" in orders.columns else None
-    orders = orders.drop("lines", strict=False)
+    # Which cart each order claims is decided on a narrow frame of keys, aligned row for row with ``orders`` (every
+    # join is a left join on a unique key): the wide order rows and their nested lines (millions at scale) are
+    # never copied by a join, only put beside the keys. Frames loaded without their lines (the deals step needs
+    # only ``lines_total``) yield deals without them.
     cart_of_order = _first_by_key(carts.select("cart_key", "order_key"), "order_key", "cart_key").select(
         "order_key", pl.col("cart_key").alias("_cart_ref")
     )
-    orders = orders.join(cart_of_order, on="order_key", how="left", maintain_order="left").with_columns(
-        pl.coalesce(pl.when(valid_key(pl.col("cart_key"))).then(pl.col("cart_key")), "_cart_ref").alias(
-            "_cart"
+    links = (
+        orders.select("order_key", "cart_key", "store_id", "web_customer_key")
+        .join(cart_of_order, on="order_key", how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce(pl.when(valid_key(pl.col("cart_key"))).then(pl.col("cart_key")), "_cart_ref").alias("_cart")
         )
     )
-    claims = _first_by_key(orders, "_cart", "order_key").select("order_key", pl.lit(True).alias("_claims"))
-    orders = orders.join(claims, on="order_key", how="left", maintain_order="left").with_columns(
+    claims = _first_by_key(links, "_cart", "order_key").select("order_key", pl.lit(True).alias("_claims"))
+    links = links.join(claims, on="order_key", how="left", maintain_order="left").with_columns(
         pl.col("_claims").fill_null(False)
     )
     split = issues_where(
-        orders.with_columns(pl.col("order_key").alias("source_key")),
+        links.with_columns(pl.col("order_key").alias("source_key")),
         pl.col("_cart").is_not_null() & ~pl.col("_claims"),
         REPAIRED,
         pl.format("cart {} already became another order; this order is a deal of its own", pl.col("_cart")),
@@ -94,10 +95,12 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
         pl.col("cart_id"),
         pl.col("created_at"),
     )
-    order_deals = orders.join(cart_info, on="_cart", how="left", maintain_order="left").select(
+    links = links.join(cart_info, on="_cart", how="left", maintain_order="left")
+    if links.height != orders.height:  # the joins above must keep one row per order
+        raise AssertionError("deal_sources: a join changed the orders' rows; their fields would be misplaced")
+    keyed = links.select(
         pl.when(pl.col("_claims")).then(pl.col("_cart")).otherwise(pl.col("order_key")).alias("deal_key"),
         pl.lit("order").alias("origin"),
-        *[c for c in _ORDER_FIELDS if c != "store_id"],
         pl.coalesce("store_id", "_cart_store").alias("store_id"),
         pl.when(pl.col("_claims")).then(pl.col("_cart")).alias("cart_key"),
         "cart_id",
@@ -105,10 +108,11 @@ def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFram
         pl.lit(None, pl.String).alias("status"),
         pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
     )
-    if order_lines is not None:
-        if order_deals.height != order_lines.len():  # the joins above must keep one row per order
-            raise AssertionError("deal_sources: a join changed the orders' rows; their lines would be misplaced")
-        order_deals = order_deals.with_columns(order_lines.alias("order_lines"))
+    fields = orders.select(
+        *[c for c in _ORDER_FIELDS if c != "store_id"],
+        *([pl.col("lines").alias("order_lines")] if "lines" in orders.columns else []),
+    )
+    order_deals = pl.concat([keyed, fields], how="horizontal")  # side by side: no copy
     claimed = order_deals.get_column("cart_key").drop_nulls().implode()
     cart_deals = carts.filter(~pl.col("cart_key").is_in(claimed)).select(
         pl.col("cart_key").alias("deal_key"),

@@ -30,8 +30,9 @@ _LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quant
 
 def _exploded(deals: pl.DataFrame, lines_column: str, keep: tuple[str, ...] = ()) -> pl.DataFrame:
     """One row per line of ``lines_column`` (order or cart lines), with its deal key (and the ``keep`` columns)."""
-    lines = deals.select("deal_key", *keep, pl.col(lines_column).alias("_line")).explode("_line")
-    lines = lines.filter(pl.col("_line").is_not_null()).unnest("_line")
+    # a deal without such lines (null: an order deal's cart lines) yields no row rather than a null one to filter out
+    lines = deals.select("deal_key", *keep, pl.col(lines_column).alias("_line")).explode("_line", keep_nulls=False)
+    lines = keep_rows(lines, pl.col("_line").is_not_null()).unnest("_line")  # a null inside a list: none at scale
     return lines.select(
         "deal_key",
         *keep,

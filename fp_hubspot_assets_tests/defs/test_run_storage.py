@@ -62,6 +62,14 @@ def test_the_deals_step_loads_orders_and_carts_without_their_lines() -> None:
         assert "lines" not in columns["store_carts"] and "total" in columns["store_carts"]
     line_items = {i.name: i.metadata.get("columns") for i in defs.resolve_assets_def("line_item_payloads").node_def.input_defs}
     assert line_items["sap_orders"] is None  # the line items need the lines
+    assert line_items["deal_payloads"] == ["source_key"]  # and of the deals only their keys
+
+
+def test_a_payload_read_for_its_keys_keeps_only_them(tmp_path: Path) -> None:
+    write_value(tmp_path / "deal_payloads", _mapped())
+    keys = read_value(tmp_path / "deal_payloads", ["source_key"])
+    assert isinstance(keys, Mapped) and keys.keys().to_list() == ["a", "b"] and keys.records.columns == ["source_key"]
+    assert keys.issues["source_key"].to_list() == ["c"]
 
 
 def test_rewriting_a_value_keeps_a_frame_already_loaded_intact(tmp_path: Path) -> None:
