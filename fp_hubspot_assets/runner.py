@@ -119,7 +119,7 @@ def execute_without_output_capture(
     §3c). Our callers read only the event log, so the run is executed exactly as ``execute_in_process`` does
     (the same ephemeral in-process job, tags and run record) with the capture off, and each step's output is
     freed once the IO manager has stored it — as in the runs the daemon launches. Dagster offers no public
-    switch for it; ``runner/test_runner_memory.py`` fails if a Dagster upgrade changes these internals."""
+    switch for it; ``fp_hubspot_assets_tests/defs/test_runner_memory.py`` fails if a Dagster upgrade changes these internals."""
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
 

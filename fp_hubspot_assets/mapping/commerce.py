@@ -105,7 +105,7 @@ def map_orders(
     if not settings.commerce.sends_orders:  # before any work: the default mode pays nothing for orders
         return not_sent("orders")
     # of its lines an order needs only their total here (``lines_total``): the joins below would copy every line
-    sources, source_issues = deal_sources(orders.drop("lines", strict=False), carts.drop("lines", strict=False))
+    sources, source_issues = deal_sources(orders, carts, with_lines=False)
     frame = sources.filter(pl.col("origin") == "order").with_columns(pl.col("lines_total").round(2).alias("_subtotal"))
     frame = frame.with_columns(
         pl.col("order_key").alias("source_key"),
@@ -184,7 +184,7 @@ def map_carts(
         return not_sent("carts")
     carts = carts.drop("lines", strict=False)  # lines are the line items' business
     frame, cart_issues = usable_rows(carts, "cart_key", "cart")
-    sources, _ = deal_sources(orders.drop("lines", strict=False), carts)
+    sources, _ = deal_sources(orders, carts, with_lines=False)
     frame = frame.with_columns(
         pl.col("cart_key").alias("source_key"),
         non_empty(pl.col("customer_key")).alias("web_customer_key"),

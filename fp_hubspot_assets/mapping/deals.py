@@ -53,15 +53,21 @@ def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
     return frame.filter(pl.col(group).is_not_null()).sort(natural_order(key)).unique(group, keep="first")
 
 
-def deal_sources(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def deal_sources(
+    orders: pl.DataFrame, carts: pl.DataFrame, *, with_lines: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (null for cart
     deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
-    ``updated_at``, ``web_customer_key``, and the lines (``order_lines`` / ``cart_lines``). Shared by deals and line items so both agree on deal keys.
+    ``updated_at``, ``web_customer_key``, and the lines (``order_lines`` / ``cart_lines``; not with
+    ``with_lines=False``, for callers that need only ``lines_total``, nor when the frames were loaded without
+    them). Shared by deals and line items so both agree on deal keys.
 
     An order claims its cart (``orders.cart_key``, else a cart whose ``order_key`` names it); if several
     orders claim one cart the lowest order key keeps it and the others are deals of their own (repaired).
     Carts that no order claimed are cart deals.
     """
+    if not with_lines:
+        orders, carts = orders.drop("lines", strict=False), carts.drop("lines", strict=False)
     orders, order_issues = usable_rows(orders, "order_key", "order")
     carts, cart_issues = usable_rows(carts, "cart_key", "cart")
     # Which cart each order claims is decided on a narrow frame of keys, aligned row for row with ``orders`` (every
@@ -246,7 +252,7 @@ def map_deals(
     if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
         return not_sent("deals")
     # a deal needs of its lines only their total (``lines_total``): the lines would be copied by every join below
-    deals, source_issues = deal_sources(orders.drop("lines", strict=False), carts.drop("lines", strict=False))
+    deals, source_issues = deal_sources(orders, carts, with_lines=False)
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
@@ -285,11 +291,12 @@ def map_deals(
         pl.format("invalid amount {}; cleared", pl.col("total").cast(pl.String)),
     )
     # an order whose DocTotal is empty keeps an amount: the sum of its lines (never a silent clear)
+    lines_sum = pl.col("lines_total").round(2)
     no_total = issues_where(
         deals, is_order & pl.col("total").is_null(), REPAIRED,
-        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", pl.col("lines_total").round(2)),
+        pl.format("SAP order total (DocTotal) is empty; amount is the sum of its lines ({})", lines_sum),
     )
-    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce(pl.col("total"), pl.col("lines_total").round(2))).otherwise("total").alias("total"))
+    deals = deals.with_columns(pl.when(is_order).then(pl.coalesce(pl.col("total"), lines_sum)).otherwise("total").alias("total"))
     bad_date = issues_where(
         deals,
         is_order & pl.col("doc_date").is_not_null() & ~date_in_range(pl.col("doc_date")),
