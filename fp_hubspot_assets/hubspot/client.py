@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any
@@ -353,17 +353,22 @@ class HubSpotClient:
 
     # ------------------------------------------------------------------ objects
     def batch_upsert(
-        self, object_type: str, id_property: str, records: Sequence[tuple[str, dict[str, str]]]
+        self,
+        object_type: str,
+        id_property: str,
+        records: Sequence[tuple[str, dict[str, str]]],
+        may_exist: Callable[[Sequence[str]], Collection[str]] | None = None,
     ) -> BatchOutcome:
         """Upsert ≤100 records by our unique property; a rejected record never blocks the others.
 
         Where HubSpot refuses unique-value properties (unconfirmed for products and line items), the id
-        property is a plain one and upsert answers "non-unique": the client then finds each key's record by
-        search (an earlier run's create, even one whose answer a crash lost), updates those by id and creates
-        the rest — the same result, one search request more per batch."""
+        property is a plain one and upsert answers "non-unique": the client then finds by search the keys
+        that may already have a record (an earlier run's create, even one whose answer a crash lost), updates
+        those by id and creates the rest. ``may_exist(keys)`` names those keys (the caller knows what it
+        created and what a killed run sent); without it every key is searched, one search request per batch."""
         _check_batch(ep.OBJECTS_BATCH_UPSERT, records)
         if (self.base_url, object_type, id_property) in _NON_UNIQUE:
-            return self._upsert_by_search(object_type, id_property, records)
+            return self._upsert_by_search(object_type, id_property, records, may_exist)
         body = BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
                 SimplePublicObjectBatchInputUpsert(id_property=id_property, id=key, properties=props)
@@ -383,16 +388,26 @@ class HubSpotClient:
 
         try:
             return self._batch_write(records, run, id_property,
-                                     lambda sub: self.batch_upsert(object_type, id_property, sub))
+                                     lambda sub: self.batch_upsert(object_type, id_property, sub, may_exist))
         except _NoUniqueProperty:
             log.info("%s.%s is not a unique property in HubSpot: creating and mapping by id", object_type, id_property)
-            return self._upsert_by_search(object_type, id_property, records)
+            return self._upsert_by_search(object_type, id_property, records, may_exist)
 
     def _upsert_by_search(
-        self, object_type: str, id_property: str, records: Sequence[tuple[str, dict[str, str]]]
+        self,
+        object_type: str,
+        id_property: str,
+        records: Sequence[tuple[str, dict[str, str]]],
+        may_exist: Callable[[Sequence[str]], Collection[str]] | None,
     ) -> BatchOutcome:
+        keys = [key for key, _ in records]
+        if may_exist is None:
+            unsure = keys
+        else:
+            maybe = set(may_exist(keys))
+            unsure = [key for key in keys if key in maybe]
         found: dict[str, str] = {}
-        for record in self.search_by(object_type, id_property, [key for key, _ in records], []):
+        for record in self.search_by(object_type, id_property, unsure, []) if unsure else []:
             key = (record.properties or {}).get(id_property)
             if key and (key not in found or int(record.id) < int(found[key])):
                 found[key] = str(record.id)  # the oldest, should a key ever exist twice
@@ -445,6 +460,15 @@ class HubSpotClient:
         page = self.request(ep.OBJECTS_SEARCH, {"objectType": object_type}, body=body,
                             model=("objects", "CollectionResponseWithTotalSimplePublicObjectForwardPaging"))
         return list(page.results or [])
+
+    def count_having(self, object_type: str, prop: str) -> int:
+        """How many live records of ``object_type`` have ``prop`` set (one search request; search lags
+        behind writes by seconds, so a record created moments ago may not be counted yet)."""
+        body = {"filterGroups": [{"filters": [{"propertyName": prop, "operator": "HAS_PROPERTY"}]}],
+                "properties": [prop], "limit": 1}
+        page = self.request(ep.OBJECTS_SEARCH, {"objectType": object_type}, body=body,
+                            model=("objects", "CollectionResponseWithTotalSimplePublicObjectForwardPaging"))
+        return int(page.total or 0)
 
     def _batch_write(
         self,

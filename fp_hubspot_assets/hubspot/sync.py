@@ -22,9 +22,12 @@ from typing import TypeVar
 
 import polars as pl
 
+from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot import identity
 from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient, HubSpotError
+from fp_hubspot_assets.hubspot.create_guard import CreateGuard
+from fp_hubspot_assets.hubspot.properties import NO_UNIQUE_FALLBACK
 from fp_hubspot_assets.mapping.model import EXCLUDED
 from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
 from fp_hubspot_assets.state.schema import LOG_ACTIONS, MAX_FAILED_ATTEMPTS
@@ -170,12 +173,16 @@ def sync_records(
     done = 0
     client = ctx.client
     claims: list[identity.Claim] = []
+    guard = _create_guard(ctx, client, object_type, id_property, todo)
+    if guard is not None:
+        batches = (guard.noted(batch) for batch in batches)
 
     def finish(batch: Sequence[tuple[str, dict[str, str]]], outcome: BatchOutcome) -> None:
         nonlocal done
         if SPECS[object_type].adopt_on_conflict:
             identity.sort_conflicts(client, ctx.state, object_type, batch, outcome, claims)
-        _record(ctx, object_type, outcome, hashes, report)
+        failpoints.reached(f"sync.unrecorded.{object_type}")  # HubSpot has answered, the store does not know
+        _record(ctx, object_type, outcome, hashes, report, guard, [key for key, _ in batch])
         done += 1
         if done % ctx.progress_every == 0 or done == total:
             ctx.progress(f"{object_type}: {done}/{total} batches, {sum(report.counts.values())} records processed")
@@ -183,7 +190,7 @@ def sync_records(
     _run_batches(
         ctx.max_workers,
         batches,
-        lambda batch: client.batch_upsert(object_type, id_property, batch),
+        lambda batch: client.batch_upsert(object_type, id_property, batch, guard.may_exist if guard else None),
         finish,
     )
     if claims:
@@ -201,6 +208,16 @@ def sync_records(
     report.requests, report.write_requests = _requests(ctx)[0] - requests_before[0], _requests(ctx)[1] - requests_before[1]
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _create_guard(
+    ctx: SyncContext, client: HubSpotClient, object_type: str, id_property: str, todo: pl.DataFrame
+) -> CreateGuard | None:
+    """Where the account may refuse a unique id property, the guard decides which keys need a search."""
+    if object_type not in NO_UNIQUE_FALLBACK or todo.is_empty():
+        return None
+    known = todo.filter(pl.col("hubspot_id").is_not_null())["source_key"]
+    return CreateGuard(client, ctx.state, object_type, id_property, known, ctx.run_id, ctx.progress)
 
 
 def _outgoing(planned: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
@@ -367,7 +384,15 @@ def _run_batches(
             raise
 
 
-def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: dict[str, str], report: SyncReport) -> None:
+def _record(
+    ctx: SyncContext,
+    object_type: str,
+    outcome: BatchOutcome,
+    hashes: dict[str, str],
+    report: SyncReport,
+    guard: CreateGuard | None = None,
+    sent: Sequence[str] = (),
+) -> None:
     rows = [(key, hs_id, hashes[key]) for key, (hs_id, _new) in outcome.ok.items()]
     log_rows: list[LogRow] = []
     for key, (hs_id, new) in outcome.ok.items():
@@ -387,6 +412,8 @@ def _record(ctx: SyncContext, object_type: str, outcome: BatchOutcome, hashes: d
         ctx.state.clear_failures(object_type, outcome.ok.keys())
         ctx.state.record_failures(object_type, failures)
         ctx.state.log(ctx.run_id, log_rows)
+        if guard is not None:
+            guard.answered(sent)  # with the answer recorded, never before: a kill between would lose it
 
 
 def sync_associations(

@@ -126,6 +126,17 @@ integration_log = sa.Table(
     comment="one row per record per run: the panel's Integration Log Tracing",
 )
 
+sent_creates = sa.Table(
+    "fp_sent_creates",
+    metadata,
+    sa.Column("object_type", sa.String, primary_key=True),
+    sa.Column("source_key", sa.String, primary_key=True),
+    sa.Column("run_id", sa.String, nullable=True),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    comment="keys sent to HubSpot in a create batch whose answer is not recorded yet: what a killed run may "
+    "have created (searched before creating them again where no unique property guards the type)",
+)
+
 # A record HubSpot keeps rejecting with unchanged content is retried this many runs, then left alone
 # (logged as skipped) until its data changes.
 MAX_FAILED_ATTEMPTS = 3

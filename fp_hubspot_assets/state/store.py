@@ -48,6 +48,7 @@ from fp_hubspot_assets.state.schema import (
     integration_log,
     metadata,
     oauth_tokens,
+    sent_creates,
     setup_state,
     utcnow,
 )
@@ -581,6 +582,41 @@ class StateStore:
             f.object_type == object_type
         )
         return self._frame(stmt, FAILURES_SCHEMA)
+
+    # ------------------------------------------------------------------ sent creates
+
+    def note_sent_creates(self, object_type: str, source_keys: Iterable[str], run_id: str | None) -> None:
+        """Record, before a batch goes out, the keys it may create: a kill before its answer is recorded
+        leaves them here for the next run to look up in HubSpot instead of creating them again."""
+        now = utcnow()
+        params = [
+            {"object_type": object_type, "source_key": k, "run_id": run_id, "sent_at": now}
+            for k in sorted(set(source_keys))
+        ]
+        if params:
+            self._write(lambda conn: self._upsert_rows(conn, sent_creates, params))
+
+    def clear_sent_creates(self, object_type: str, source_keys: Iterable[str]) -> None:
+        """Forget sent keys whose answer (created, updated or rejected) is now recorded."""
+        keys = sorted(set(source_keys))
+        if keys:
+            self._write(
+                lambda conn: self._delete_in(
+                    conn, sent_creates, sent_creates.c.source_key, keys, sent_creates.c.object_type == object_type
+                )
+            )
+
+    def unanswered_creates(self, object_type: str) -> set[str]:
+        """Keys of ``object_type`` sent in a create batch whose answer no run recorded."""
+        stmt = sa.select(sent_creates.c.source_key).where(sent_creates.c.object_type == object_type)
+        with self._reading() as conn:
+            return set(conn.execute(stmt).scalars())
+
+    def count_ids(self, object_type: str) -> int:
+        """How many records of ``object_type`` the ID map knows."""
+        stmt = sa.select(sa.func.count()).select_from(id_map).where(id_map.c.object_type == object_type)
+        with self._reading() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     # ------------------------------------------------------------------ cursors / setup / baseline
 

@@ -20,8 +20,10 @@ from dagster._core.utils import make_new_run_id
 from fp_demo_store import simulate
 from fp_demo_store.generate import generate
 from fp_hubspot_assets.failpoints import FAILPOINT_ENV
+from fp_hubspot_assets.mapping import ID_PROPERTY
 from fp_hubspot_assets.runner import HOST_TAG, release_dead_runs
-from hubspot_sandbox.testing import running_sandbox
+from fp_hubspot_assets.state.store import StateStore
+from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "crash_safety.py"
 
@@ -58,6 +60,40 @@ def test_killed_syncs_converge_without_unique_properties_on_products_and_line_it
     assert report.kills == 3
     assert report.discrepancies.total == 0, report.lines()
     assert report.rerun_writes == 0
+
+
+def test_a_create_whose_answer_a_kill_lost_is_looked_up_not_created_again(tmp_path: Path) -> None:
+    """No unique property on line items: SIGKILL after HubSpot answered a create batch and before the state
+    store recorded it. The batch's keys stay noted as sent; the next run searches those (and only those), finds
+    the records the killed run created and creates nothing twice."""
+    bench = _bench()
+    generate(f"sqlite:///{tmp_path / 'sap.db'}", 120, seed=7)
+    with running_sandbox(tmp_path / "hubspot.db", no_unique_on="products,line_items") as sandbox:
+        ws = bench.Workspace(tmp_path, sandbox)
+        ws.prepare()
+        killed = subprocess.run(bench._sync_command(), env={**ws.env, FAILPOINT_ENV: "sync.unrecorded.line_items"},
+                                cwd=ws.root, capture_output=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        state = StateStore(ws.state_url)
+        unanswered = state.unanswered_creates("line_items")
+        created = {o["properties"].get(ID_PROPERTY["line_items"]) for o in sandbox.objects("line_items")}
+        lost = unanswered & created  # in HubSpot, unknown to the state store
+        assert lost and not lost & set(state.id_map("line_items")["source_key"])
+        searches_before = _searches(sandbox)
+        with ws.instance() as instance:
+            release_dead_runs(instance)
+        bench.run_to_completion(ws)
+        assert bench.verify(ws).total == 0  # no duplicate, none missing
+        assert state.unanswered_creates("line_items") == set()
+        # one count per guarded type, plus one search per batch holding a noted key (≤ 4 batches in flight)
+        assert 2 < _searches(sandbox) - searches_before <= 2 + 4
+        before = bench._write_requests(sandbox)
+        bench.run_to_completion(ws)
+        assert bench._write_requests(sandbox) == before
+
+
+def _searches(sandbox: SandboxHandle) -> int:
+    return sum(n for route, by in sandbox.stats()["requests"].items() if route.endswith("/search") for n in by.values())
 
 
 def _started_run(instance: DagsterInstance, pid: int, host: str | None = None) -> str:

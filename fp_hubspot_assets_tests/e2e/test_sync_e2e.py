@@ -72,16 +72,38 @@ def test_without_unique_properties_on_products_and_line_items_the_sync_stays_exa
         first = env.run()
         assert first.writes > 0
         assert_hubspot_matches(env)
-        routes = _routes(env)
-        assert "POST /crm/objects/2026-03/{objectType}/search" in routes
-        assert "POST /crm/objects/2026-03/{objectType}/batch/create" in routes
+        assert "POST /crm/objects/2026-03/{objectType}/batch/create" in _routes(env)
+        # nothing was sent before, so nothing is searched but HubSpot's count, once per type (7 batches)
+        assert _searches(env) == 2
         assert env.run().writes == 0
         simulate.set_item_price(env.sap_url, next(k for k in sorted(env.hubspot("products")) if "#" not in k)[1:], 77.5)
         again = env.run()
         assert again.count("products", "updated") >= 1 and again.count("products", "created") == 0
+        assert _searches(env) == 2 + 2  # the count, then the known key's record (it may have been re-created)
         assert_hubspot_matches(env)
     finally:
         env_iter.close()
+
+
+def test_without_unique_properties_a_replaced_state_store_creates_no_duplicates(tmp_path: Path) -> None:
+    """Products and line items have no unique property, and the state store is replaced by an empty one: HubSpot
+    counts more records with our id than the store knows, so every key is searched and found, none re-created."""
+    env_iter = make_sync_env(tmp_path, no_unique_on="products,line_items")
+    env = next(env_iter)
+    try:
+        env.run()
+        counts = {t: len(env.sandbox.objects(t)) for t in ("products", "line_items")}
+        env.state_url = f"sqlite:///{tmp_path / 'replaced-state.db'}"
+        again = env.run()
+        assert again.count("products", "created") == again.count("line_items", "created") == 0
+        assert {t: len(env.sandbox.objects(t)) for t in counts} == counts
+        assert_hubspot_matches(env)
+    finally:
+        env_iter.close()
+
+
+def _searches(env: SyncEnv) -> int:
+    return sum(env.sandbox.stats()["requests"].get("POST /crm/objects/2026-03/{objectType}/search", {}).values())
 
 
 def test_legacy_api_version_still_syncs_exactly(sync_env: SyncEnv) -> None:

@@ -294,6 +294,21 @@ def test_failures_count_attempts_per_payload(store: StateStore) -> None:
     assert store.failures("contacts")["source_key"].to_list() == ["W2"]
 
 
+def test_sent_creates_are_kept_until_their_answer_is_recorded(store: StateStore) -> None:
+    store.note_sent_creates("line_items", ["L2", "L1", "L1"], "run-1")
+    store.note_sent_creates("line_items", ["L3"], "run-1")
+    store.note_sent_creates("products", ["P1"], "run-1")
+    assert store.unanswered_creates("line_items") == {"L1", "L2", "L3"}
+    store.note_sent_creates("line_items", ["L1"], "run-2")  # sent again by a later run: one row
+    with store.transaction():
+        store.record_synced("line_items", [("L1", "101", "h1")], "run-2")
+        store.clear_sent_creates("line_items", ["L1", "L2"])
+    assert store.unanswered_creates("line_items") == {"L3"}
+    assert store.unanswered_creates("products") == {"P1"}
+    assert store.unanswered_creates("deals") == set()
+    assert (store.count_ids("line_items"), store.count_ids("products")) == (1, 0)
+
+
 # ---------------------------------------------------------------------------- cursors, setup, baseline
 
 
