@@ -93,11 +93,17 @@ class BatchOutcome:
     ok: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (hubspot id, created?)
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (category, message)
     adopted: set[str] = field(default_factory=set)  # keys whose existing HubSpot record we took over
+    answer_lost: set[str] = field(default_factory=set)  # failed keys a create may have made (see batch_create)
 
     def merge(self, other: BatchOutcome) -> None:
         self.ok.update(other.ok)
         self.failed.update(other.failed)
         self.adopted.update(other.adopted)
+        self.answer_lost.update(other.answer_lost)
+
+
+ANSWER_LOST = "ANSWER_LOST"  # error category of a create whose answer never came (it may have landed)
+_ANSWER_LOST = object()  # what a create's request returns instead of retrying
 
 
 @dataclass(frozen=True)
@@ -441,13 +447,18 @@ class HubSpotClient:
 
     def batch_create(self, object_type: str, records: Sequence[tuple[str, dict[str, str]]]) -> BatchOutcome:
         """Create ≤100 records (for object types without a unique property of ours): results come back in
-        input order, keyed by our source key."""
+        input order, keyed by our source key.
+
+        A create is never retried blind: after a failure that may have reached HubSpot (5xx, timeout, dropped
+        connection) a second attempt could make every record twice, and search lags too far behind writes to
+        check at once. The batch's keys fail with ANSWER_LOST instead (``answer_lost``); the caller keeps them
+        noted as sent, so the next run looks them up before creating them."""
         _check_batch(ep.OBJECTS_BATCH_CREATE, records)
         body = {"inputs": [{"properties": props, "associations": []} for _key, props in records]}
         return self._batch_write(
             records,
             lambda: self.request(ep.OBJECTS_BATCH_CREATE, {"objectType": object_type}, body=body,
-                                 model=("objects", "BatchResponseSimplePublicObject")),
+                                 model=("objects", "BatchResponseSimplePublicObject"), landed=lambda: _ANSWER_LOST),
             None,
             lambda sub: self.batch_create(object_type, sub),
         )
@@ -494,6 +505,12 @@ class HubSpotClient:
                 outcome.merge(split(part))
             return outcome
         keys = [key for key, _ in records]
+        if response is _ANSWER_LOST:
+            message = ("HubSpot's answer to this create was lost (5xx, timeout or dropped connection) and it may have "
+                       "been created: the next run looks it up by our key before creating it")
+            outcome.failed.update((key, (ANSWER_LOST, message)) for key in keys)
+            outcome.answer_lost.update(keys)
+            return outcome
         key_set = set(keys)
         results = response.results or []
         creates = id_property is None and key_by_hubspot_id is None  # batch create: every result is new

@@ -413,7 +413,8 @@ def _record(
         ctx.state.record_failures(object_type, failures)
         ctx.state.log(ctx.run_id, log_rows)
         if guard is not None:
-            guard.answered(sent)  # with the answer recorded, never before: a kill between would lose it
+            # with the answer recorded, never before (a kill between would lose it); a lost answer stays noted
+            guard.answered([key for key in sent if key not in outcome.answer_lost])
 
 
 def sync_associations(

@@ -1,8 +1,8 @@
 """The one module that owns every table of the state store (SQLAlchemy 2 Core, SQLite or PostgreSQL).
 
 The state store is a *cache* of HubSpot's truth plus our own bookkeeping (docs/identity.md): losing it
-never creates duplicates in HubSpot, because every write is an upsert on a unique property we own; it only
-costs a re-read. Nothing outside this module declares a table; other modules use
+never creates duplicates in HubSpot, because every write is an upsert on a unique property we own (or, where
+an account refuses one, a create guarded by hubspot/create_guard.py); it only costs a re-read. Nothing outside this module declares a table; other modules use
 ``StateStore`` (store.py) and, for ad-hoc reads, the ``Table`` objects below.
 
 Table names carry an ``fp_`` prefix so the store can share a PostgreSQL database (e.g. Dagster's own

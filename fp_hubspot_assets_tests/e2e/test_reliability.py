@@ -16,11 +16,11 @@ from dagster import DagsterInstance
 from fp_demo_store.generate import generate
 from fp_hubspot_assets.hubspot import client as client_module
 from fp_hubspot_assets.hubspot import endpoints as ep
-from fp_hubspot_assets.hubspot.client import HubSpotClient, HubSpotError
+from fp_hubspot_assets.hubspot.client import ANSWER_LOST, HubSpotClient, HubSpotError
 from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import DailyLimitReached, RateBudget
 from fp_hubspot_assets.mapping import custom_properties
-from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches
+from fp_hubspot_assets_tests.fixtures_sync import SyncEnv, assert_hubspot_matches, make_sync_env
 from hubspot_sandbox.testing import SandboxHandle, running_sandbox
 
 WINDOW = 1.0
@@ -252,6 +252,28 @@ def test_a_create_whose_answer_was_lost_is_not_sent_twice(tmp_path: Path) -> Non
         assert labels.count("Once") == 1
         names = [p.name for p in client.list_properties("contacts")]
         assert len(names) == len(set(names))
+
+
+def test_a_batch_create_whose_answer_was_lost_is_looked_up_next_run_not_created_twice(tmp_path: Path) -> None:
+    """Without a unique property (line items, products) a create cannot be retried blind: a dropped answer fails
+    its batch as ANSWER_LOST, the keys stay noted as sent, and a later run finds what did land — HubSpot ends
+    with exactly the source, every record once."""
+    env_iter = make_sync_env(tmp_path, no_unique_on="products,line_items", faults="drop=0.3", fault_seed=3)
+    env = next(env_iter)
+    try:
+        lost = 0
+        for _ in range(6):
+            summary = env.run()
+            lost += sum(1 for row in env.state().log_frame(summary.run_id).iter_rows(named=True)
+                        if row["error_category"] == ANSWER_LOST)
+            if summary.writes == 0:
+                break
+        assert summary.writes == 0, "the sync did not converge"
+        assert_hubspot_matches(env)  # every record exactly once
+        assert lost > 0 and env.sandbox.stats()["faults"].get("drop", 0) > 0
+        assert not env.state().unanswered_creates("line_items") and not env.state().unanswered_creates("products")
+    finally:
+        env_iter.close()
 
 
 # ---------------------------------------------------------------- the daily limit ends a run cleanly
