@@ -122,7 +122,8 @@ def _definition(spec: PropertySpec, unique: bool) -> PropertyCreate:
 
 def _fallback_note(object_type: str, name: str) -> str:
     return (f"{object_type}.{name} is not unique in this HubSpot account (it refuses hasUniqueValue there): "
-            "records are created and mapped by HubSpot id, found again by searching our key")
+            "records are created and mapped by HubSpot id; a create a killed run may have made is found by searching "
+            "our key")
 
 
 def _find_or_create(
