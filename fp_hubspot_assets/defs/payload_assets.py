@@ -14,6 +14,7 @@ from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource
 from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.mapping.line_items import ORDER_COLUMNS as LINE_ITEM_ORDER_COLUMNS
 from fp_hubspot_assets.source_model import SCHEMAS
 
 # Deals and native orders/carts need of the order and cart lines only ``lines_total`` (and the cart's total): they
@@ -23,8 +24,12 @@ WITHOUT_LINES = {
     asset_name: AssetIn(metadata={"columns": [c for c in SCHEMAS[entity].names() if c != "lines"]})
     for asset_name, entity in (("sap_orders", "orders"), ("store_carts", "carts"))
 }
-# The line items need of the deals (and native orders and carts) sent only which keys they are.
-KEYS_ONLY = {name: AssetIn(metadata={"columns": ["source_key"]}) for name in ("deal_payloads", "order_payloads", "cart_payloads")}
+# The line items need of the deals (and native orders and carts) sent only which keys they are, and of the orders
+# only what decides their deal and the lines.
+LINE_ITEM_INS = {
+    **{name: AssetIn(metadata={"columns": ["source_key"]}) for name in ("deal_payloads", "order_payloads", "cart_payloads")},
+    "sap_orders": AssetIn(metadata={"columns": list(LINE_ITEM_ORDER_COLUMNS)}),
+}
 
 
 def _payload_metadata(mapped: Mapped) -> Metadata:
@@ -124,7 +129,7 @@ def cart_payloads(
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=KEYS_ONLY,
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=LINE_ITEM_INS,
        description="Order lines (and open cart lines) mapped to HubSpot line items of their deal, order or cart.")
 def line_item_payloads(
     sap_orders: pl.DataFrame,

@@ -56,8 +56,8 @@ def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
 def deal_sources(
     orders: pl.DataFrame, carts: pl.DataFrame, *, with_lines: bool = True
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (null for cart
-    deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
+    """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (those ``orders`` has;
+    null for cart deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
     ``updated_at``, ``web_customer_key``, and the lines (``order_lines`` / ``cart_lines``; not with
     ``with_lines=False``, for callers that need only ``lines_total``, nor when the frames were loaded without
     them). Shared by deals and line items so both agree on deal keys.
@@ -114,8 +114,8 @@ def deal_sources(
         pl.lit(None, pl.String).alias("status"),
         pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
     )
-    fields = orders.select(
-        *[c for c in _ORDER_FIELDS if c != "store_id"],
+    fields = orders.select(  # those the frame was loaded with (the line items load only what decides the deal)
+        *[c for c in _ORDER_FIELDS if c != "store_id" and c in orders.columns],
         *([pl.col("lines").alias("order_lines")] if "lines" in orders.columns else []),
     )
     order_deals = pl.concat([keyed, fields], how="horizontal")  # side by side: no copy
