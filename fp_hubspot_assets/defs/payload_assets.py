@@ -14,6 +14,7 @@ from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource
 from fp_hubspot_assets.mapping import Mapped
+from fp_hubspot_assets.mapping import deals as deals_mapping
 from fp_hubspot_assets.mapping.line_items import ORDER_COLUMNS as LINE_ITEM_ORDER_COLUMNS
 from fp_hubspot_assets.source_model import SCHEMAS
 
@@ -23,6 +24,14 @@ from fp_hubspot_assets.source_model import SCHEMAS
 WITHOUT_LINES = {
     asset_name: AssetIn(metadata={"columns": [c for c in SCHEMAS[entity].names() if c != "lines"]})
     for asset_name, entity in (("sap_orders", "orders"), ("store_carts", "carts"))
+}
+# The deals need of the customers only what links a deal to its contact and company, and of the contact and company
+# payloads which keys are sent, rejected, excluded or merged.
+DEAL_INS = {
+    **WITHOUT_LINES,
+    "sap_customers": AssetIn(metadata={"columns": list(deals_mapping.CUSTOMER_COLUMNS)}),
+    **{name: AssetIn(metadata={"columns": list(deals_mapping.PAYLOAD_COLUMNS)})
+       for name in ("contact_payloads", "company_payloads")},
 }
 # The line items need of the deals (and native orders and carts) sent only which keys they are, and of the orders
 # only what decides their deal and the lines.
@@ -69,7 +78,7 @@ def product_payloads(sap_items: pl.DataFrame, web_stores: pl.DataFrame, panel: P
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=DEAL_INS,
        description="Orders and carts mapped to HubSpot deals (a cart and its order are one deal), "
        "stage from the panel's deal-stage mapping.")
 def deal_payloads(

@@ -13,7 +13,8 @@ Values are pickled, but every polars frame inside one (a source frame, or the fr
 zstd-compressed Arrow IPC file of its own beside the pickle: pickling a frame would first serialize it into one
 more in-memory copy (at 1M customers the orders frame is ~600 MiB). An input may list the columns it needs
 (``AssetIn(metadata={"columns": [...]})``, Dagster's convention): only those are read, from every frame of the
-value (the deals step reads the orders without their nested lines, the line items the deals' keys only).
+value that has them (the deals step reads the orders without their nested lines and of the contacts only their
+keys, actions and aliases; the line items the deals' keys only).
 """
 
 from __future__ import annotations
@@ -97,19 +98,31 @@ class _FramePickler(pickle.Pickler):
 
 
 class _FrameUnpickler(pickle.Unpickler):
+    """Reads each frame's file back; with ``columns`` only those of them the frame has (a ``Mapped``'s records,
+    issues and aliases have different columns, and its aliases may be absent). A value that is a frame itself (a
+    source frame) must have every listed column: one stored before the column existed is an error."""
+
     def __init__(self, src: IO[bytes], frames: Path, columns: list[str] | None, what: str) -> None:
         super().__init__(src)
         self.frames, self.columns, self.what = frames, columns, what
+        self.found: set[str] = set()
 
     def persistent_load(self, pid: Any) -> pl.DataFrame:
         path = self.frames / str(pid)
         if self.columns is None:
             return pl.read_ipc(path)
-        missing = [c for c in self.columns if c not in pl.read_ipc_schema(path)]
-        if missing:
+        schema = pl.read_ipc_schema(path)
+        wanted = [c for c in self.columns if c in schema]
+        self.found.update(wanted)
+        return pl.read_ipc(path, columns=wanted)  # only these columns' buffers are read
+
+    def load(self) -> Any:
+        value = super().load()
+        missing = [c for c in self.columns or [] if c not in self.found]
+        if missing and isinstance(value, pl.DataFrame):
             raise ValueError(f"the stored value of {self.what} has no column(s) {missing} (it predates them): "
                              f"materialize {self.what} again (or run the whole job)")
-        return pl.read_ipc(path, columns=self.columns)  # only these columns' buffers are read
+        return value
 
 
 def write_value(path: Path, obj: Any) -> None:

@@ -242,10 +242,10 @@ def valid_key(expr: pl.Expr) -> pl.Expr:
     ).fill_null(False)
 
 
-def keep_rows(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+def keep_rows(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> pl.DataFrame:
     """``frame.filter(condition)``, returning ``frame`` itself when every row passes: at scale (millions of line
     items) a filter that drops nothing would still copy every column."""
-    keep = frame.select(condition.fill_null(False).alias("_keep")).to_series()
+    keep = condition if isinstance(condition, pl.Series) else frame.select(condition.fill_null(False)).to_series()
     return frame if keep.all() else frame.filter(keep)
 
 
@@ -297,7 +297,10 @@ def issues_for(frame: pl.DataFrame, key: str, action: str, reason: str | pl.Expr
 
 def issues_where(frame: pl.DataFrame, condition: pl.Expr, action: str, reason: str | pl.Expr) -> pl.DataFrame:
     """One issue per row of ``frame`` (keyed by ``source_key``) where ``condition`` holds."""
-    return issues_for(frame.filter(condition.fill_null(False)), "source_key", action, reason)
+    # the filter gathers only the columns the issue reads, not every column of a wide frame (deals: millions of rows)
+    reads = {"source_key", *condition.meta.root_names(), *(reason.meta.root_names() if isinstance(reason, pl.Expr) else ())}
+    narrow = frame.select([c for c in frame.columns if c in reads])
+    return issues_for(narrow.filter(condition.fill_null(False)), "source_key", action, reason)
 
 
 def concat_issues(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
