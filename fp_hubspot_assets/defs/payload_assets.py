@@ -13,6 +13,7 @@ from dagster import AssetIn, Output, asset
 from fp_hubspot_assets import mapping
 from fp_hubspot_assets.defs.metadata import OWNERS, Metadata, table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource
+from fp_hubspot_assets.defs.run_storage import Stored
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.mapping import deals as deals_mapping
 from fp_hubspot_assets.mapping.line_items import ORDER_COLUMNS as LINE_ITEM_ORDER_COLUMNS
@@ -96,45 +97,63 @@ def deal_payloads(
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
+def _deferred(*names: str) -> dict[str, AssetIn]:
+    """Inputs loaded only if the step needs them (``Stored.load``), the source frames without their lines."""
+    projected = {name: dict(asset_in.metadata or {}) for name, asset_in in WITHOUT_LINES.items()}
+    return {name: AssetIn(metadata={**projected.get(name, {}), "deferred": True}) for name in names}
+
+
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       ins=_deferred("sap_orders", "store_carts", "sap_customers", "sap_addresses", "web_stores", "contact_payloads",
+                     "company_payloads", "deal_payloads"),
        description="Orders mapped to HubSpot's native order objects (commerce.objects: orders_and_carts or both): "
        "stage from the deal-stage rules, totals, addresses, contact, company and (both) deal.")
 def order_payloads(
-    sap_orders: pl.DataFrame,
-    store_carts: pl.DataFrame,
-    sap_customers: pl.DataFrame,
-    sap_addresses: pl.DataFrame,
-    web_stores: pl.DataFrame,
-    contact_payloads: Mapped,
-    company_payloads: Mapped,
-    deal_payloads: Mapped,
+    sap_orders: Stored,
+    store_carts: Stored,
+    sap_customers: Stored,
+    sap_addresses: Stored,
+    web_stores: Stored,
+    contact_payloads: Stored,
+    company_payloads: Stored,
+    deal_payloads: Stored,
     panel: PanelResource,
 ) -> Output[Mapped]:
     settings = panel.settings()
-    mapped = mapping.map_orders(
-        sap_orders, store_carts, sap_customers, sap_addresses, web_stores, contact_payloads, company_payloads, settings,
-        datetime.now(UTC).replace(tzinfo=None), deal_payloads if settings.commerce.sends_deals else None,
-    )
+    if not settings.commerce.sends_orders:  # what map_orders would return, without loading its inputs
+        mapped = mapping.not_sent("orders")
+    else:
+        mapped = mapping.map_orders(
+            sap_orders.load(), store_carts.load(), sap_customers.load(), sap_addresses.load(), web_stores.load(),
+            contact_payloads.load(), company_payloads.load(), settings, datetime.now(UTC).replace(tzinfo=None),
+            deal_payloads.load() if settings.commerce.sends_deals else None,
+        )
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 
-@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1", ins=WITHOUT_LINES,
+@asset(group_name="mapping", kinds={"polars"}, owners=OWNERS, code_version="1",
+       ins=_deferred("sap_orders", "store_carts", "sap_customers", "web_stores", "contact_payloads", "company_payloads",
+                     "order_payloads"),
        description="Web carts mapped to HubSpot's native cart objects (commerce.objects: orders_and_carts or both): "
        "open / abandoned / ordered, linked to the order they became.")
 def cart_payloads(
-    sap_orders: pl.DataFrame,
-    store_carts: pl.DataFrame,
-    sap_customers: pl.DataFrame,
-    web_stores: pl.DataFrame,
-    contact_payloads: Mapped,
-    company_payloads: Mapped,
-    order_payloads: Mapped,
+    sap_orders: Stored,
+    store_carts: Stored,
+    sap_customers: Stored,
+    web_stores: Stored,
+    contact_payloads: Stored,
+    company_payloads: Stored,
+    order_payloads: Stored,
     panel: PanelResource,
 ) -> Output[Mapped]:
-    mapped = mapping.map_carts(
-        sap_orders, store_carts, sap_customers, web_stores, contact_payloads, company_payloads, order_payloads,
-        panel.settings(), datetime.now(UTC).replace(tzinfo=None),
-    )
+    settings = panel.settings()
+    if not settings.commerce.sends_orders:  # what map_carts would return, without loading its inputs
+        mapped = mapping.not_sent("carts")
+    else:
+        mapped = mapping.map_carts(
+            sap_orders.load(), store_carts.load(), sap_customers.load(), web_stores.load(), contact_payloads.load(),
+            company_payloads.load(), order_payloads.load(), settings, datetime.now(UTC).replace(tzinfo=None),
+        )
     return Output(mapped, metadata=_payload_metadata(mapped))
 
 

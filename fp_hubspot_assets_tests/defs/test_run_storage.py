@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from polars.testing import assert_frame_equal
 
-from fp_hubspot_assets.defs.run_storage import FRAMES_SUFFIX, prune, read_value, write_value
+from fp_hubspot_assets.defs.run_storage import FRAMES_SUFFIX, Stored, prune, read_value, write_value
 from fp_hubspot_assets.mapping.model import Mapped
 
 
@@ -80,6 +80,21 @@ def test_a_payload_read_for_some_columns_gets_those_each_frame_has(tmp_path: Pat
     read = read_value(tmp_path / "contact_payloads", ["source_key", "action", "survivor_key"])
     assert read.records.columns == ["source_key"] and read.issues.columns == ["source_key", "action"]
     assert read.aliases is None
+
+
+def test_native_orders_and_carts_defer_loading_their_inputs() -> None:
+    from fp_hubspot_assets.definitions import defs
+
+    for name in ("order_payloads", "cart_payloads"):
+        ins = {i.name: i.metadata for i in defs.resolve_assets_def(name).node_def.input_defs}
+        assert all(metadata.get("deferred") for metadata in ins.values())
+        assert "lines" not in ins["sap_orders"]["columns"]
+
+
+def test_a_deferred_input_loads_when_asked(tmp_path: Path) -> None:
+    write_value(tmp_path / "deal_payloads", _mapped())
+    stored = Stored(tmp_path / "deal_payloads", ["source_key"], "deal_payloads")
+    assert stored.load().keys().to_list() == ["a", "b"]
 
 
 def test_rewriting_a_value_keeps_a_frame_already_loaded_intact(tmp_path: Path) -> None:
