@@ -10,7 +10,8 @@ from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
 
 
 def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    values = frame.filter(pl.col(column).is_not_null() & (pl.col(column) != ""))
+    # the two columns first: the filter copies every column it keeps (4.1M line items at 1M customers)
+    values = frame.select(*dict.fromkeys([column, "source_key"])).filter(pl.col(column).is_not_null() & (pl.col(column) != ""))
     return values.group_by(column).agg(pl.len().alias("copies"), pl.col("source_key").head(5).alias("keys")).filter(
         pl.col("copies") > 1
     )

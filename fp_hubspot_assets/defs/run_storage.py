@@ -9,11 +9,12 @@ whose asset is not part of the run (a subset launched from the UI) is loaded fro
 it last. ``prune`` (called by the run's last step) deletes the directories of finished runs that no longer
 hold any asset's latest value, so the disk holds about one run's worth.
 
-Values are pickled, but every polars frame inside one (a source frame, or the frames of a ``Mapped``) goes to an
-Arrow IPC file of its own beside the pickle: pickling a frame would first serialize it into one more in-memory
-copy (at 1M customers the orders frame is ~600 MiB). An input may list the columns it needs
+Values are pickled, but every polars frame inside one (a source frame, or the frames of a ``Mapped``) goes to a
+zstd-compressed Arrow IPC file of its own beside the pickle: pickling a frame would first serialize it into one
+more in-memory copy (at 1M customers the orders frame is ~600 MiB). An input may list the columns it needs
 (``AssetIn(metadata={"columns": [...]})``, Dagster's convention): only those are read, from every frame of the
-value (the deals step reads the orders without their nested lines, the line items the deals' keys only).
+value that has them (the deals step reads the orders without their nested lines and of the contacts only their
+keys, actions and aliases; the line items the deals' keys only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import io
 import pickle
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,9 +70,25 @@ class RunScopedIOManager(ConfigurableIOManager):
             path = _path(root, latest.run_id, key) if latest is not None else path
         if not path.exists():
             raise FileNotFoundError(f"no stored value of {key.to_user_string()}: materialize it (or run the whole job) first")
+        metadata = context.definition_metadata or {}
         # Dagster's convention for column projection: AssetIn(metadata={"columns": [...]}) on a frame input
-        columns = (context.definition_metadata or {}).get("columns")
+        columns = metadata.get("columns")
+        if metadata.get("deferred"):
+            return Stored(path, columns, key.to_user_string())
         return read_value(path, columns, key.to_user_string())
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An input not loaded yet (``AssetIn(metadata={"deferred": True})``), for a step that may not need it: native
+    orders load theirs only when ``commerce.objects`` sends orders (at 1M customers they are 1.5 GiB)."""
+
+    path: Path
+    columns: list[str] | None
+    what: str
+
+    def load(self) -> Any:
+        return read_value(self.path, self.columns, self.what)
 
 
 class _FramePickler(pickle.Pickler):
@@ -88,25 +106,40 @@ class _FramePickler(pickle.Pickler):
         self.count += 1
         self.frames.mkdir(exist_ok=True)
         tmp = self.frames / f"{name}.tmp"
-        obj.write_ipc(tmp, compression="uncompressed")  # read back without a decompression pass
+        # compressed: polars memory-maps an uncompressed file and the mapped pages count in the process's RSS beside
+        # the frame read from them (at 1M customers the orders' 588-MiB file); a compressed one is decompressed
+        # straight into the frame's buffers, and zstd reads about as fast (bench/README.md §3c)
+        obj.write_ipc(tmp, compression="zstd")
         tmp.replace(self.frames / name)  # a new file, never rewritten in place: a reader of the old one is unaffected
         return name
 
 
 class _FrameUnpickler(pickle.Unpickler):
+    """Reads each frame's file back; with ``columns`` only those of them the frame has (a ``Mapped``'s records,
+    issues and aliases have different columns, and its aliases may be absent). A value that is a frame itself (a
+    source frame) must have every listed column: one stored before the column existed is an error."""
+
     def __init__(self, src: IO[bytes], frames: Path, columns: list[str] | None, what: str) -> None:
         super().__init__(src)
         self.frames, self.columns, self.what = frames, columns, what
+        self.found: set[str] = set()
 
     def persistent_load(self, pid: Any) -> pl.DataFrame:
         path = self.frames / str(pid)
         if self.columns is None:
             return pl.read_ipc(path)
-        missing = [c for c in self.columns if c not in pl.read_ipc_schema(path)]
-        if missing:
+        schema = pl.read_ipc_schema(path)
+        wanted = [c for c in self.columns if c in schema]
+        self.found.update(wanted)
+        return pl.read_ipc(path, columns=wanted)  # only these columns' buffers are read
+
+    def load(self) -> Any:
+        value = super().load()
+        missing = [c for c in self.columns or [] if c not in self.found]
+        if missing and isinstance(value, pl.DataFrame):
             raise ValueError(f"the stored value of {self.what} has no column(s) {missing} (it predates them): "
                              f"materialize {self.what} again (or run the whole job)")
-        return pl.read_ipc(path, columns=self.columns)  # only these columns' buffers are read
+        return value
 
 
 def write_value(path: Path, obj: Any) -> None:

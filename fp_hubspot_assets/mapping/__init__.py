@@ -5,6 +5,7 @@ engine relies on is ``Mapped`` plus the ``ID_PROPERTY`` / ``PROPERTIES`` / ``REF
 """
 
 from fp_hubspot_assets.mapping.commerce import map_carts, map_orders
+from fp_hubspot_assets.mapping.common import not_sent
 from fp_hubspot_assets.mapping.companies import map_companies
 from fp_hubspot_assets.mapping.contacts import map_contacts
 from fp_hubspot_assets.mapping.deals import deal_sources, map_deals
@@ -52,5 +53,6 @@ __all__ = [
     "map_line_items",
     "map_orders",
     "map_products",
+    "not_sent",
     "unmapped_statuses",
 ]

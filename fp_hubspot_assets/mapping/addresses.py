@@ -25,17 +25,19 @@ def pick_address(
     """``owners`` (``source_key``, ``owner_key``, ``level``) → one row per source_key that has a usable
     address: ``source_key`` + ``ADDRESS_FIELDS`` (cleaned, null when blank). Addresses with no street,
     city, zip, state or country are ignored: sending them would clear good data."""
-    cleaned = addresses.select(
+    # the choice is made on the keys and ranks of the usable addresses; only the chosen rows' fields are cleaned
+    # (at 1M customers: 1.8M addresses, and every cleaned field a new column)
+    usable = pl.any_horizontal(non_empty(pl.col(f)).is_not_null() for f in ("street", "city", "zip", "state", "country"))
+    keyed = addresses.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_address"),
         "owner_key",
         "address_key",
         "updated_at",
         pl.col("address_type").str.strip_chars().str.to_lowercase().alias("address_type"),
         pl.col("is_default").fill_null(False).alias("is_default"),
-        *[non_empty(pl.col(f)).alias(f) for f in ADDRESS_FIELDS],
-    ).filter(
-        pl.any_horizontal(pl.col(f).is_not_null() for f in ("street", "city", "zip", "state", "country"))
-    )
-    candidates = owners.join(cleaned, on="owner_key", how="inner").with_row_index("_row")
+        usable.alias("_usable"),
+    ).filter(pl.col("_usable"))
+    candidates = owners.join(keyed, on="owner_key", how="inner").with_row_index("_row")
     kind_rank = (
         pl.when(pl.col("address_type") == address_source)
         .then(0)
@@ -51,6 +53,7 @@ def pick_address(
         .sort_by([rank, "updated_at", "address_key"], descending=[False, True, False], nulls_last=True)
         .first()
     )
-    return candidates.filter(pl.col("_row").is_in(best_rows.get_column("_row").implode())).select(
-        "source_key", *ADDRESS_FIELDS
-    )
+    chosen = candidates.filter(pl.col("_row").is_in(best_rows.get_column("_row").implode()))
+    fields = addresses.select(ADDRESS_FIELDS)[chosen.get_column("_address")]
+    return pl.concat([chosen.select("source_key"), fields.select(non_empty(pl.col(f)).alias(f) for f in ADDRESS_FIELDS)],
+                     how="horizontal")  # fmt: skip

@@ -6,7 +6,7 @@ Everything here returns polars expressions or frames; nothing loops over rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -242,10 +242,10 @@ def valid_key(expr: pl.Expr) -> pl.Expr:
     ).fill_null(False)
 
 
-def keep_rows(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+def keep_rows(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> pl.DataFrame:
     """``frame.filter(condition)``, returning ``frame`` itself when every row passes: at scale (millions of line
     items) a filter that drops nothing would still copy every column."""
-    keep = frame.select(condition.fill_null(False).alias("_keep")).to_series()
+    keep = condition if isinstance(condition, pl.Series) else frame.select(condition.fill_null(False)).to_series()
     return frame if keep.all() else frame.filter(keep)
 
 
@@ -297,7 +297,10 @@ def issues_for(frame: pl.DataFrame, key: str, action: str, reason: str | pl.Expr
 
 def issues_where(frame: pl.DataFrame, condition: pl.Expr, action: str, reason: str | pl.Expr) -> pl.DataFrame:
     """One issue per row of ``frame`` (keyed by ``source_key``) where ``condition`` holds."""
-    return issues_for(frame.filter(condition.fill_null(False)), "source_key", action, reason)
+    # the filter gathers only the columns the issue reads, not every column of a wide frame (deals: millions of rows)
+    reads = {"source_key", *condition.meta.root_names(), *(reason.meta.root_names() if isinstance(reason, pl.Expr) else ())}
+    narrow = frame.select([c for c in frame.columns if c in reads])
+    return issues_for(narrow.filter(condition.fill_null(False)), "source_key", action, reason)
 
 
 def concat_issues(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
@@ -334,13 +337,56 @@ def finalize(
     ``HUBSPOT_MAX_CHARS`` characters; each removal/truncation is a "repaired" issue. The id property is
     set to ``source_key`` (keys were validated on the way in, so it is never altered).
     """
+    records, repairs = _hardened(object_type, frame)
+    _check_keys(object_type, records)
+    return Mapped(
+        object_type=object_type,
+        records=records,
+        issues=concat_issues([*issues, *repairs.values()]),
+        aliases=aliases,
+    )
+
+
+def finalize_parts(object_type: str, parts: Iterable[tuple[pl.DataFrame, Sequence[pl.DataFrame]]]) -> Mapped:
+    """``finalize`` of a frame mapped part by part, each part a (frame, issue frames) pair whose rows never depend
+    on another part's (a deal's line items): only one part's intermediate columns exist at a time. The result is
+    ``finalize`` of the whole: records in part order, issues kind by kind (the n-th issue frame of every part,
+    then each repair), so every part must list the same kinds of issues."""
+    records: list[pl.DataFrame] = []
+    kinds: list[list[pl.DataFrame]] = []
+    repairs: dict[str, list[pl.DataFrame]] = {}
+    for frame, issues in parts:
+        part, fixed = _hardened(object_type, frame)
+        records.append(part)
+        kinds.append(list(issues))
+        for flag, found in fixed.items():
+            repairs.setdefault(flag, []).append(found)
+    whole = pl.concat(records) if records else empty_records(object_type)
+    _check_keys(object_type, whole)
+    by_kind = [frame for kind in zip(*kinds, strict=True) for frame in kind]
+    ordered = [frame for flag in _flag_columns(object_type) for frame in repairs.get(flag, [])]
+    return Mapped(object_type=object_type, records=whole, issues=concat_issues([*by_kind, *ordered]))
+
+
+def _payload_properties(object_type: str) -> list[str]:
+    return [p for p in PROPERTIES[object_type] if p != ID_PROPERTY[object_type]]
+
+
+def _flag_columns(object_type: str) -> list[str]:
+    """The hardening pass's flags, in the order its repairs are reported."""
+    payload = _payload_properties(object_type)
+    return [*[f"_nul_{p}" for p in payload], *[f"_long_{p}" for p in payload]]
+
+
+def _hardened(object_type: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+    """(the records of ``frame``, per raised flag its repaired issues); see ``finalize``."""
     props = PROPERTIES[object_type]
     refs = REFERENCES[object_type]
     id_prop = ID_PROPERTY[object_type]
     missing = [c for c in ["source_key", *props, *refs] if c != id_prop and c not in frame.columns]
     if missing:
         raise ValueError(f"{object_type}: mapper did not produce column(s) {missing}")
-    payload = [p for p in props if p != id_prop]
+    payload = _payload_properties(object_type)
     base = frame.select(
         pl.col("source_key").cast(pl.String),
         *[pl.col(p).cast(pl.String) for p in payload],
@@ -353,9 +399,9 @@ def finalize(
             for p in payload
         ],
     )
-    flag_cols = [c for c in flags.columns if c.startswith(("_nul_", "_long_"))]
+    flag_cols = _flag_columns(object_type)
     raised = flags.select([pl.col(c).any() for c in flag_cols]).row(0, named=True) if flag_cols else {}
-    repairs = []
+    repairs = {}
     for col, hit in raised.items():
         if hit:
             prop = col.removeprefix("_nul_").removeprefix("_long_")
@@ -364,7 +410,7 @@ def finalize(
                 if col.startswith("_nul_")
                 else f"{prop} truncated to {HUBSPOT_MAX_CHARS} characters"
             )
-            repairs.append(issues_where(flags, pl.col(col), REPAIRED, reason))
+            repairs[col] = issues_where(flags, pl.col(col), REPAIRED, reason)
     records = base.select(
         "source_key",
         *[
@@ -375,14 +421,12 @@ def finalize(
         ],
         *refs,
     )
+    return records, repairs
+
+
+def _check_keys(object_type: str, records: pl.DataFrame) -> None:
     if records.get_column("source_key").is_duplicated().any() or records.get_column("source_key").has_nulls():
         raise ValueError(f"{object_type}: mapper produced null or duplicate source keys")
-    return Mapped(
-        object_type=object_type,
-        records=records,
-        issues=concat_issues([*issues, *repairs]),
-        aliases=aliases,
-    )
 
 
 def not_sent(object_type: str) -> Mapped:

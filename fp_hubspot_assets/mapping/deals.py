@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
+import polars.selectors as cs
 
 from fp_hubspot_assets.mapping.common import (
     bad_number,
@@ -20,6 +21,7 @@ from fp_hubspot_assets.mapping.common import (
     finalize,
     iso_datetime,
     issues_where,
+    keep_rows,
     natural_order,
     non_empty,
     not_sent,
@@ -48,6 +50,12 @@ _ORDER_FIELDS = (
 )
 
 
+# What the deals read of the customers (``_contact_lookup``) and of the contact and company payloads: the keys
+# sent, the issues' keys and actions (rejected or excluded), the aliases (merged). Their steps load only these.
+CUSTOMER_COLUMNS = ("customer_key", "kind", "card_code", "is_company", "active")
+PAYLOAD_COLUMNS = ("source_key", "action", "survivor_key")
+
+
 def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
     """For each ``group`` value, the row with the lowest ``key`` (ids in numeric order)."""
     return frame.filter(pl.col(group).is_not_null()).sort(natural_order(key)).unique(group, keep="first")
@@ -56,8 +64,8 @@ def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
 def deal_sources(
     orders: pl.DataFrame, carts: pl.DataFrame, *, with_lines: bool = True
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (null for cart
-    deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
+    """One row per deal: ``deal_key``, ``origin`` ("order" | "cart"), the order's fields (those ``orders`` has;
+    null for cart deals), the cart fields ``cart_key``, ``cart_id``, ``status`` (null for order deals), ``created_at``,
     ``updated_at``, ``web_customer_key``, and the lines (``order_lines`` / ``cart_lines``; not with
     ``with_lines=False``, for callers that need only ``lines_total``, nor when the frames were loaded without
     them). Shared by deals and line items so both agree on deal keys.
@@ -114,8 +122,8 @@ def deal_sources(
         pl.lit(None, pl.String).alias("status"),
         pl.coalesce(non_empty(pl.col("web_customer_key")), "_cart_customer").alias("web_customer_key"),
     )
-    fields = orders.select(
-        *[c for c in _ORDER_FIELDS if c != "store_id"],
+    fields = orders.select(  # those the frame was loaded with (the line items load only what decides the deal)
+        *[c for c in _ORDER_FIELDS if c != "store_id" and c in orders.columns],
         *([pl.col("lines").alias("order_lines")] if "lines" in orders.columns else []),
     )
     order_deals = pl.concat([keyed, fields], how="horizontal")  # side by side: no copy
@@ -141,6 +149,11 @@ def deal_sources(
         "cart is ordered but its order is not in the source; staged as an unmapped order",
     )
     deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
+    if "order_lines" not in deals.columns and "cart_lines" not in deals.columns:
+        # The columns come from several joins and frames, chunked differently, and polars copies every column of
+        # such a frame into one chunk for each whole-frame operation (a select, a filter, a join): copied once
+        # here instead. (With the nested lines, the line items take the columns one by one.)
+        deals = deals.rechunk()
     return deals, concat_issues([order_issues, cart_issues, split, lost_order])
 
 
@@ -200,8 +213,11 @@ def _associations(
 ) -> pl.DataFrame:
     people, partners = _contact_lookup(customers)
     aliases = contacts.aliases if contacts.aliases is not None else empty_aliases()
+    # The lookups join a narrow frame of the two customer keys, whose new columns are then put beside ``deals``
+    # (every join is a left join on a unique key): a join of the wide deal rows would copy every column of them.
+    keys = deals.select("web_customer_key", "card_code")
     frame = (
-        deals.join(
+        keys.join(
             people.with_columns(pl.lit(True).alias("_web_known")),
             on="web_customer_key",
             how="left",
@@ -224,7 +240,7 @@ def _associations(
     )
     # A contact or company rejected for a bad value is still the deal's: its association stays as HubSpot
     # has it (rejected is not removed); an excluded one is not (the deal is then excluded too).
-    return frame.with_columns(
+    found = frame.with_columns(
         pl.when(pl.col("_contact").is_in(_kept_keys(contacts)))
         .then(pl.col("_contact"))
         .alias("assoc_contacts"),
@@ -235,7 +251,10 @@ def _associations(
         .otherwise(pl.col("_bp"))
         .pipe(lambda company: pl.when(company.is_in(_kept_keys(companies))).then(company))
         .alias("assoc_companies"),
-    )
+    ).drop(keys.columns)
+    if found.height != deals.height:
+        raise AssertionError("_associations: a join changed the deals' rows; their lookups would be misplaced")
+    return pl.concat([deals, found.rechunk()], how="horizontal")  # side by side: no copy of the deal rows
 
 
 def map_deals(
@@ -280,7 +299,9 @@ def map_deals(
         EXCLUDED,
         pl.format("customer {} is excluded by the role filter (deals.of_excluded_customers: skip)", pl.col("_contact")),
     )
-    deals = deals.filter(~excluded_customer.fill_null(False))
+    kept = deals.select(~excluded_customer.fill_null(False)).to_series()
+    # without the lookups' helper columns (``_…``, read above): the filter copies every column it keeps
+    deals = keep_rows(deals.drop(cs.starts_with("_")), kept)
     # A negative total comes from lines with invalid quantities or prices (rejected, so HubSpot keeps them):
     # sending it would contradict the deal's line items.
     invalid_total = bad_number(pl.col("total")) | (pl.col("total").cast(pl.Float64) < 0)

@@ -4,15 +4,18 @@ different deals."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
+
 import polars as pl
 
 from fp_hubspot_assets.mapping.commerce import commerce_lines
 from fp_hubspot_assets.mapping.common import (
     bad_number,
-    concat_issues,
     decimal_string,
+    empty_issues,
     empty_records,
-    finalize,
+    finalize_parts,
     issues_for,
     issues_where,
     keep_rows,
@@ -25,6 +28,10 @@ from fp_hubspot_assets.mapping.products import tier_exclusion_reason
 from fp_hubspot_assets.objects import child_key
 from fp_hubspot_assets.panel import PanelSettings
 
+# The order columns the line items need: those that decide each order's deal (``deal_sources``) and the lines.
+ORDER_COLUMNS = ("order_key", "cart_key", "store_id", "web_customer_key", "updated_at", "lines")
+# Deals whose lines are exploded and mapped at once: at 1M customers 1.9M deals have 4.7M lines.
+SLICE_DEALS = 200_000
 _LINE_FIELDS = ("line_num", "item_code", "combination_id", "description", "quantity", "price")
 
 
@@ -40,11 +47,11 @@ def _exploded(deals: pl.DataFrame, lines_column: str, keep: tuple[str, ...] = ()
     )
 
 
-def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every line of every deal: ``source_key`` (``<deal_key>:L<line_num>``), ``deal_key`` and the line
-    fields. Lines without a line number are skipped: there is no stable key for them. (Bad order/cart
-    rows are reported by the deals mapping, not again here.)"""
-    deals, _ = deal_sources(orders, carts)
+def deal_lines(deals: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Every line of ``deals`` (``deal_sources`` rows): ``source_key`` (``<deal_key>:L<line_num>``), ``deal_key``
+    and the line fields; and the issues of [unnumbered lines, duplicate lines]. Lines without a line number are
+    skipped: there is no stable key for them. (Bad order/cart rows are reported by the deals mapping, not again
+    here.)"""
     # an order deal has no cart lines and a cart deal no order lines (null): no filter by origin, which would
     # copy every line once more before the explode
     lines = pl.concat(
@@ -57,7 +64,23 @@ def deal_lines(orders: pl.DataFrame, carts: pl.DataFrame) -> tuple[pl.DataFrame,
         "line has no line number",
     )
     lines, dup_issues = usable_rows(keep_rows(lines, pl.col("line_num").is_not_null()), "source_key", "line")
-    return lines, concat_issues([unnumbered, dup_issues])
+    return lines, [unnumbered, dup_issues]
+
+
+def _deal_line_slices(
+    orders: pl.DataFrame, carts: pl.DataFrame, parents: pl.Series | None, slice_deals: int
+) -> Iterator[tuple[pl.DataFrame, list[pl.DataFrame]]]:
+    """``deal_lines`` slice by slice of deals, each slice's lines kept to the deals in ``parents`` (when given): a
+    deal's lines never depend on another deal's, and only one slice's exploded lines exist at a time."""
+    deals, _ = deal_sources(orders, carts)
+    # Columns taken one by one, each slice put together from their slices: the deals' columns are chunked
+    # differently (they come from several joins and frames), and an operation on the whole frame would first copy
+    # every column into one chunk. The other columns are freed before the slices.
+    columns = [deals.get_column(name) for name in ("deal_key", "order_lines", "cart_lines")]
+    del deals
+    for start in range(0, max(columns[0].len(), 1), slice_deals):
+        lines, issues = deal_lines(pl.DataFrame([column.slice(start, slice_deals) for column in columns]))
+        yield lines if parents is None else keep_rows(lines, pl.col("deal_key").is_in(parents.implode())), issues
 
 
 def _order_and_cart_lines(orders: pl.DataFrame, carts: pl.DataFrame, sent: Mapped | None, object_type: str) -> tuple[pl.DataFrame, pl.Series]:
@@ -73,40 +96,12 @@ def _order_and_cart_lines(orders: pl.DataFrame, carts: pl.DataFrame, sent: Mappe
     return lines.unique("source_key", keep="first", maintain_order=True), rows["parent_key"]
 
 
-def map_line_items(
-    orders: pl.DataFrame,
-    carts: pl.DataFrame,
-    products: Mapped,
-    settings: PanelSettings,
-    deals: Mapped | None = None,
-    order_records: Mapped | None = None,
-    cart_records: Mapped | None = None,
-) -> Mapped:
-    """Deal, order and cart lines → line items: name, quantity, price (decimal strings), ``product_key`` (the
-    combination's product when combinations are synced and the line has one, else the item's; null when
-    that product is not sent) and one of ``assoc_deals`` / ``assoc_orders`` / ``assoc_carts``. With ``deals``
-    only lines of deals in ``deals.records`` are sent; likewise for ``order_records`` / ``cart_records``
-    (``commerce.objects``), whose lines are keyed ``order/<key>:L<n>`` / ``cart/<key>:L<n>``."""
-    lines, issues = deal_lines(orders, carts)
-    parents = None
-    if deals is not None:
-        parents = deals.keys()
-        lines = keep_rows(lines, pl.col("deal_key").is_in(parents.implode()))
-    for sent, object_type in ((order_records, "orders"), (cart_records, "carts")):
-        extra, extra_parents = _order_and_cart_lines(orders, carts, sent, object_type)
-        if extra.height:
-            lines = pl.concat([lines, extra], how="diagonal_relaxed")
-        if parents is not None and extra_parents.len():
-            parents = pl.concat([parents, extra_parents.alias(parents.name)])
+def _line_records(lines: pl.DataFrame, product_names: pl.DataFrame, settings: PanelSettings) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Lines → line item rows (before ``finalize``) and the issues of [invalid lines, lines without product,
+    lines without price]."""
     for column in ("assoc_orders", "assoc_carts"):
         if column not in lines.columns:
             lines = lines.with_columns(pl.lit(None, pl.String).alias(column))
-    if not settings.tier.sends_products:
-        excluded = issues_for(
-            lines, "source_key", EXCLUDED, tier_exclusion_reason(settings.tier, "line items")
-        )
-        return Mapped("line_items", empty_records("line_items"), concat_issues([issues, excluded]))  # no parents: archive none
-
     quantity, price = pl.col("quantity").cast(pl.Float64), pl.col("price").cast(pl.Float64)
     reason = (
         pl.when(quantity.is_null())
@@ -128,9 +123,6 @@ def map_line_items(
         pl.when(combination.is_not_null())
         .then(pl.format("I{}#{}", item, combination))
         .otherwise(pl.format("I{}", item))
-    )
-    product_names = products.records.select(
-        pl.col("source_key").alias("_wanted"), pl.col("name").alias("_product_name")
     )
     lines = lines.with_columns(wanted.alias("_wanted")).join(
         product_names, on="_wanted", how="left", maintain_order="left"
@@ -158,5 +150,54 @@ def map_line_items(
         .then(pl.col("deal_key"))
         .alias("assoc_deals"),
     )
-    mapped = finalize("line_items", records, [issues, invalid, no_product, no_price])
+    return records, [invalid, no_product, no_price]
+
+
+def _mapped_parts(
+    lines: Iterable[tuple[pl.DataFrame, list[pl.DataFrame]]], product_names: pl.DataFrame, settings: PanelSettings
+) -> Iterator[tuple[pl.DataFrame, list[pl.DataFrame]]]:
+    for part, issues in lines:
+        records, more = _line_records(part, product_names, settings)
+        yield records, [*issues, *more]
+
+
+def map_line_items(
+    orders: pl.DataFrame,
+    carts: pl.DataFrame,
+    products: Mapped,
+    settings: PanelSettings,
+    deals: Mapped | None = None,
+    order_records: Mapped | None = None,
+    cart_records: Mapped | None = None,
+    *,
+    slice_deals: int = SLICE_DEALS,
+) -> Mapped:
+    """Deal, order and cart lines → line items: name, quantity, price (decimal strings), ``product_key`` (the
+    combination's product when combinations are synced and the line has one, else the item's; null when
+    that product is not sent) and one of ``assoc_deals`` / ``assoc_orders`` / ``assoc_carts``. With ``deals``
+    only lines of deals in ``deals.records`` are sent; likewise for ``order_records`` / ``cart_records``
+    (``commerce.objects``), whose lines are keyed ``order/<key>:L<n>`` / ``cart/<key>:L<n>``.
+
+    The deals' lines are mapped ``slice_deals`` deals at a time (the result does not depend on it): at scale
+    the exploded lines of every deal at once were the largest frame of the job (bench/README.md §3c)."""
+    parents = deals.keys() if deals is not None else None
+    parts: list[Iterable[tuple[pl.DataFrame, list[pl.DataFrame]]]] = [
+        _deal_line_slices(orders, carts, parents, slice_deals)
+    ]
+    for sent, object_type in ((order_records, "orders"), (cart_records, "carts")):
+        extra, extra_parents = _order_and_cart_lines(orders, carts, sent, object_type)
+        if extra.height:  # no unnumbered or duplicate lines here: those are left out above
+            parts.append([(extra, [empty_issues(), empty_issues()])])
+        if parents is not None and extra_parents.len():
+            parents = pl.concat([parents, extra_parents.alias(parents.name)])
+    lines = itertools.chain.from_iterable(parts)
+    if not settings.tier.sends_products:
+        reason = tier_exclusion_reason(settings.tier, "line items")
+        excluded = ((empty_records("line_items"), [*issues, issues_for(part, "source_key", EXCLUDED, reason)])
+                    for part, issues in lines)  # fmt: skip
+        return finalize_parts("line_items", excluded)  # no parents: archive none
+    product_names = products.records.select(
+        pl.col("source_key").alias("_wanted"), pl.col("name").alias("_product_name")
+    )
+    mapped = finalize_parts("line_items", _mapped_parts(lines, product_names, settings))
     return Mapped(mapped.object_type, mapped.records, mapped.issues, parents=parents)

@@ -1,5 +1,5 @@
-"""The run-scoped IO manager's files: every frame of a value as an Arrow IPC file of its own, read back
-memory-mapped and equal; ``prune`` counts only the values, never those frame files, as asset keys."""
+"""The run-scoped IO manager's files: every frame of a value as a compressed Arrow IPC file of its own, read
+back equal; ``prune`` counts only the values, never those frame files, as asset keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from polars.testing import assert_frame_equal
 
-from fp_hubspot_assets.defs.run_storage import FRAMES_SUFFIX, prune, read_value, write_value
+from fp_hubspot_assets.defs.run_storage import FRAMES_SUFFIX, Stored, prune, read_value, write_value
 from fp_hubspot_assets.mapping.model import Mapped
 
 
@@ -61,8 +61,11 @@ def test_the_deals_step_loads_orders_and_carts_without_their_lines() -> None:
         assert "lines" not in columns["sap_orders"] and "lines_total" in columns["sap_orders"]
         assert "lines" not in columns["store_carts"] and "total" in columns["store_carts"]
     line_items = {i.name: i.metadata.get("columns") for i in defs.resolve_assets_def("line_item_payloads").node_def.input_defs}
-    assert line_items["sap_orders"] is None  # the line items need the lines
+    assert "lines" in line_items["sap_orders"] and "total" not in line_items["sap_orders"]  # the lines and the keys
+    assert line_items["store_carts"] is None
     assert line_items["deal_payloads"] == ["source_key"]  # and of the deals only their keys
+    deals = {i.name: i.metadata.get("columns") for i in defs.resolve_assets_def("deal_payloads").node_def.input_defs}
+    assert deals["contact_payloads"] == ["source_key", "action", "survivor_key"] and "email" not in deals["sap_customers"]
 
 
 def test_a_payload_read_for_its_keys_keeps_only_them(tmp_path: Path) -> None:
@@ -70,6 +73,28 @@ def test_a_payload_read_for_its_keys_keeps_only_them(tmp_path: Path) -> None:
     keys = read_value(tmp_path / "deal_payloads", ["source_key"])
     assert isinstance(keys, Mapped) and keys.keys().to_list() == ["a", "b"] and keys.records.columns == ["source_key"]
     assert keys.issues["source_key"].to_list() == ["c"]
+
+
+def test_a_payload_read_for_some_columns_gets_those_each_frame_has(tmp_path: Path) -> None:
+    write_value(tmp_path / "contact_payloads", _mapped())  # no aliases: their survivor_key is in no frame
+    read = read_value(tmp_path / "contact_payloads", ["source_key", "action", "survivor_key"])
+    assert read.records.columns == ["source_key"] and read.issues.columns == ["source_key", "action"]
+    assert read.aliases is None
+
+
+def test_native_orders_and_carts_defer_loading_their_inputs() -> None:
+    from fp_hubspot_assets.definitions import defs
+
+    for name in ("order_payloads", "cart_payloads"):
+        ins = {i.name: i.metadata for i in defs.resolve_assets_def(name).node_def.input_defs}
+        assert all(metadata.get("deferred") for metadata in ins.values())
+        assert "lines" not in ins["sap_orders"]["columns"]
+
+
+def test_a_deferred_input_loads_when_asked(tmp_path: Path) -> None:
+    write_value(tmp_path / "deal_payloads", _mapped())
+    stored = Stored(tmp_path / "deal_payloads", ["source_key"], "deal_payloads")
+    assert stored.load().keys().to_list() == ["a", "b"]
 
 
 def test_rewriting_a_value_keeps_a_frame_already_loaded_intact(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import math
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from fp_hubspot_assets.mapping import map_line_items, map_products
 from fp_hubspot_assets.mapping.common import concat_issues
@@ -135,3 +136,38 @@ def sent_deals(*keys: str) -> Mapped:
 def test_only_lines_of_sent_deals_when_deals_are_given() -> None:
     assert line_items(deals=sent_deals()).records.is_empty()
     assert sorted(by_key(line_items(deals=sent_deals("C2", "O3")))) == ["C2:L0", "O3:L0"]
+
+
+def sent(object_type: str, *keys: str) -> Mapped:
+    return Mapped(object_type, sent_deals(*keys).records, concat_issues([]))
+
+
+ISSUE_LINES = [
+    {"line_num": None, "item_code": "A1", "quantity": 1.0, "price": 1.0},
+    {"line_num": 3, "item_code": "A1", "quantity": 1.0, "price": 1.0},
+    {"line_num": 3, "item_code": "A1", "quantity": 2.0, "price": 1.0},
+    {"line_num": 4, "item_code": "A1", "quantity": -1.0, "price": 1.0},
+    {"line_num": 5, "item_code": "X9", "description": "a\x00b", "quantity": 1.0, "price": None},
+]
+
+
+@pytest.mark.parametrize("settings", [DEFAULT, panel(commerce={"objects": "both"}), panel(tier="starter")],
+                         ids=["deals", "both", "no products"])  # fmt: skip
+@pytest.mark.parametrize("deals", [None, ("C1", "C2", "O2", "O3")], ids=["every deal", "some deals"])
+def test_mapping_in_slices_of_deals_gives_the_whole_mapping(settings: PanelSettings, deals: tuple[str, ...] | None) -> None:
+    # issues of every kind in two deals' lines, so slices of one deal each report them in several parts
+    orders = frame("orders", edited(edited(ORDER_ROWS, "order_key", "O2", lines=ISSUE_LINES), "order_key", "O3",
+                                    lines=ISSUE_LINES[1:]))  # fmt: skip
+    carts = frame("carts", rows(CART_ROWS))
+    products = map_products(frame("items", rows(ITEM_ROWS)), frame("stores", rows(STORE_ROWS)), settings)
+    sends = {"deals": sent_deals(*deals) if deals else None, "order_records": sent("orders", "O2", "O3"),
+             "cart_records": sent("carts", "C2")}  # fmt: skip
+    whole = map_line_items(orders, carts, products, settings, **sends)
+    assert whole.issues.height  # the comparison below covers the issues' order too
+    for slice_deals in (1, 2):
+        sliced = map_line_items(orders, carts, products, settings, **sends, slice_deals=slice_deals)
+        assert_frame_equal(sliced.records, whole.records)
+        assert_frame_equal(sliced.issues, whole.issues)
+        assert (sliced.parents is None) == (whole.parents is None)
+        if whole.parents is not None:
+            assert_series_equal(sliced.parents, whole.parents)
