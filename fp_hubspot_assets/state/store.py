@@ -305,16 +305,21 @@ class StateStore:
 
     # ------------------------------------------------------------------ ID map + hashes
 
-    def id_map(self, object_type: str, keys: Sequence[str] | None = None) -> pl.DataFrame:
+    def id_map(self, object_type: str, keys: Sequence[str] | pl.Series | None = None) -> pl.DataFrame:
         """source_key, hubspot_id, payload_hash of every known record of ``object_type`` — or of those among
         ``keys``: a run that maps a few records reads a few rows, not the whole type (up to _IN_LOOKUP_MAX
-        keys by indexed IN lists; more by the scan, filtered)."""
+        keys by indexed IN lists; more by the scan, filtered — a Series of millions of keys is never turned
+        into Python strings)."""
         stmt = sa.select(id_map.c.source_key, id_map.c.hubspot_id, id_map.c.payload_hash).where(
             id_map.c.object_type == object_type
         )
         if keys is None or len(keys) > _IN_LOOKUP_MAX:
             frame = self._frame(stmt, ID_MAP_SCHEMA)
-            return frame if keys is None else frame.filter(pl.col("source_key").is_in(list(keys)))
+            if keys is None:
+                return frame
+            return frame.filter(pl.col("source_key").is_in(keys if isinstance(keys, pl.Series) else list(keys)))
+        if isinstance(keys, pl.Series):
+            keys = keys.to_list()
         parts = [self._frame(stmt.where(id_map.c.source_key.in_(chunk)), ID_MAP_SCHEMA) for chunk in self._chunks(keys)]
         return pl.concat(parts) if parts else pl.DataFrame(schema=ID_MAP_SCHEMA)
 
