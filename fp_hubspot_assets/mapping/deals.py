@@ -152,12 +152,10 @@ def deal_sources(
         REPAIRED,
         "cart is ordered but its order is not in the source; staged as an unmapped order",
     )
+    # The columns come from several joins and frames, chunked differently, and polars copies every column of such
+    # a frame into one chunk for a whole-frame operation (a select, a filter, a join): the deals and line items
+    # work on slices of it, each copied on its own (a slice is a view).
     deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
-    if "order_lines" not in deals.columns and "cart_lines" not in deals.columns:
-        # The columns come from several joins and frames, chunked differently, and polars copies every column of
-        # such a frame into one chunk for each whole-frame operation (a select, a filter, a join): copied once
-        # here instead. (With the nested lines, the line items take the columns one by one.)
-        deals = deals.rechunk()
     return deals, concat_issues([order_issues, cart_issues, split, lost_order])
 
 
@@ -207,7 +205,8 @@ def _excluded_keys(mapped: Mapped) -> pl.Series:
 def late_links(deals: pl.DataFrame) -> pl.DataFrame:
     """``source_key`` → ``survivor_key`` for every order that is part of a cart's deal: if the order was
     synced before its cart link arrived, its deal ``O…`` must merge into the cart's deal ``C…``."""
-    return deals.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
+    links = pl.DataFrame([deals.get_column(name) for name in ("origin", "deal_key", "order_key")])  # not every column
+    return links.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
         pl.col("order_key").alias("source_key"), pl.col("deal_key").alias("survivor_key")
     )
 
