@@ -37,7 +37,7 @@ simulate: install
 	$(BIN)/fp-demo simulate --url $(FP_SAP_URL) --every $(SIMULATE_EVERY) --rounds $(SIMULATE_ROUNDS)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 # ruff on everything; mypy on the product package (config: pyproject.toml [tool.mypy])
 lint: install

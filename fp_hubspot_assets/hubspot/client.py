@@ -54,6 +54,8 @@ NON_UNIQUE = re.compile(r"non-unique", re.IGNORECASE)
 # (base url, object type, id property) whose id property HubSpot does not hold unique: kept for the process
 # so each run's clients skip the refused upsert.
 _NON_UNIQUE: set[tuple[str, str, str]] = set()
+# ... and those whose upsert HubSpot has accepted: unique there, so a repeated create cannot duplicate.
+_UNIQUE: set[tuple[str, str, str]] = set()
 
 
 class _NoUniqueProperty(Exception):
@@ -396,8 +398,10 @@ class HubSpotClient:
 
         def run() -> Any:
             try:
-                return self.request(ep.OBJECTS_BATCH_UPSERT, {"objectType": object_type}, body=body,
-                                    model=("objects", "BatchResponseSimplePublicUpsertObject"))
+                response = self.request(ep.OBJECTS_BATCH_UPSERT, {"objectType": object_type}, body=body,
+                                        model=("objects", "BatchResponseSimplePublicUpsertObject"))
+                _UNIQUE.add((self.base_url, object_type, id_property))
+                return response
             except HubSpotError as exc:
                 if exc.status == 400 and NON_UNIQUE.search(exc.message):
                     _NON_UNIQUE.add((self.base_url, object_type, id_property))
@@ -410,6 +414,10 @@ class HubSpotClient:
         except _NoUniqueProperty:
             log.info("%s.%s is not a unique property in HubSpot: creating and mapping by id", object_type, id_property)
             return self._upsert_by_search(object_type, id_property, records, may_exist)
+
+    def upserts_by(self, object_type: str, id_property: str) -> bool:
+        """Whether HubSpot has accepted an upsert of ``object_type`` by ``id_property`` (so it holds it unique)."""
+        return (self.base_url, object_type, id_property) in _UNIQUE
 
     def _upsert_by_search(
         self,

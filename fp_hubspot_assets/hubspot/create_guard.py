@@ -48,8 +48,11 @@ class CreateGuard:
         self._lock = threading.Lock()
 
     def noted(self, batch: Batch) -> Batch:
-        """The batch, its keys noted as sent: called on the sync's thread just before it goes to a sender."""
-        self.state.note_sent_creates(self.object_type, [key for key, _ in batch], self.run_id)
+        """The batch, its keys noted as sent: called on the sync's thread just before it goes to a sender. Not
+        once HubSpot has accepted an upsert by our id property: it is unique there, and an upsert repeated after
+        a lost answer finds the record it made."""
+        if not self.client.upserts_by(self.object_type, self.id_property):
+            self.state.note_sent_creates(self.object_type, [key for key, _ in batch], self.run_id)
         return batch
 
     def answered(self, keys: Sequence[str]) -> None:

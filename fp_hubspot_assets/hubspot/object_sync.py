@@ -101,7 +101,7 @@ def sync_object_type(
     for ref in spec.references:
         if ref.column in records.columns:
             before = report.associations_created
-            sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column).iter_rows(), report)
+            sync_associations(ctx, object_type, ref.to_type, records.select("source_key", ref.column), report)
             associated[ref.to_type] = report.associations_created - before
     if children:
         removals.archive_removed_children(ctx, object_type, records, mapped.parents, present, report)

@@ -25,11 +25,12 @@ class DeletionGuardError(RuntimeError):
     """A run would remove more of one object type than the panel's ``deletes_max_share`` allows."""
 
 
-def _children(ctx: SyncContext, parents: Sequence[str]) -> pl.DataFrame:
+def _children(ctx: SyncContext, parents: Sequence[str] | pl.Series) -> pl.DataFrame:
     """The synced line items (source_key, hubspot_id) of these deals: keys ``<deal key>:L<line>``."""
-    known = ctx.state.id_map(LINE_ITEMS)
+    known = ctx.state.id_map(LINE_ITEMS).drop("payload_hash")
     deal = parent_of(pl.col("source_key"))
-    return known.filter(deal.is_in(pl.Series(list(parents), dtype=pl.String).implode())).select("source_key", "hubspot_id")
+    wanted = parents if isinstance(parents, pl.Series) else pl.Series(list(parents), dtype=pl.String)
+    return known.filter(deal.is_in(wanted.implode()))
 
 
 def _archive(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str]], why: str, report: SyncReport) -> None:
@@ -108,7 +109,7 @@ def archive_removed_children(
     HubSpot keeps it as it was."""
     if parents is None or parents.is_empty():
         return
-    gone = _children(ctx, parents.to_list()).filter(~pl.col("source_key").is_in(present.implode()))
+    gone = _children(ctx, parents).filter(~pl.col("source_key").is_in(present.implode()))
     if gone.is_empty():
         return
     if ctx.dry_run or ctx.client is None:

@@ -156,16 +156,20 @@ def sync_records(
     planned = plan(records, ctx.state, object_type)
     if ctx.reconcile and ctx.client is not None:
         planned = reconcile_plan(ctx, object_type, id_property, planned, property_columns(records), report)
-    report.counts["unchanged"] = int((planned["decision"] == "unchanged").sum())  # counted, not copied
-    gave_up = planned.filter(pl.col("decision") == "gave_up")
-    for key, hs_id, message in gave_up.select("source_key", "hubspot_id", "last_message").iter_rows():
+    # ``planned``'s columns are chunked differently (records beside join results), and polars would copy every
+    # column of it into one chunk for a select or filter of the whole frame: the decisions are read as Series.
+    decision = planned.get_column("decision")
+    report.counts["unchanged"] = int((decision == "unchanged").sum())  # counted, not copied
+    gave_up = _columns(planned, "source_key", "hubspot_id", "last_message").filter(decision == "gave_up")
+    for key, hs_id, message in gave_up.iter_rows():
         report.touch(key, hs_id, "skipped", f"rejected {MAX_FAILED_ATTEMPTS} times, retried when its data changes: {message}")
     report.counts["skipped"] += gave_up.height
-    todo = keep_rows(planned, pl.col("decision") == "write")  # a first sync writes every row: no copy
+    todo = keep_rows(planned, decision == "write")  # a first sync writes every row: no copy
+    del decision
     columns = property_columns(records)
     if ctx.dry_run:
         differs = _differences(ctx, object_type, todo, columns)
-        for key, hs_id, known_hash in todo.select("source_key", "hubspot_id", "known_hash").iter_rows():
+        for key, hs_id, known_hash in _columns(todo, "source_key", "hubspot_id", "known_hash").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
             report.touch(key, hs_id, action, differs.get(key) or _would_write_why(hs_id, known_hash))
@@ -229,6 +233,12 @@ def _create_guard(
     return CreateGuard(client, ctx.state, object_type, id_property, known, ctx.run_id, ctx.progress)
 
 
+def _columns(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
+    """These columns of ``frame`` as a frame of their own, each as it is chunked (``frame.select`` would first
+    put every column of a differently chunked frame into one chunk)."""
+    return pl.DataFrame([frame.get_column(name) for name in names])
+
+
 def _outgoing(planned: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """The properties to send, as strings ("" clears). A record flagged as deleted in the source that is
     back gets its flag cleared (the flag is not part of the payload, see mapping.DELETED_FLAG)."""
@@ -251,10 +261,11 @@ def _payloads(frame: pl.DataFrame) -> list[tuple[str, dict[str, str]]]:
 def _differences(ctx: SyncContext, object_type: str, todo: pl.DataFrame, columns: Sequence[str]) -> dict[str, str]:
     """For a dry run's first few updates: which properties differ from what HubSpot holds now, read back in
     one request ("price: '10' → '12'"). Empty when there is no reader or HubSpot cannot be read."""
-    rows = todo.filter(pl.col("hubspot_id").is_not_null()).head(DRY_RUN_DIFFS)
-    if ctx.reader is None or rows.is_empty():
+    first = todo.get_column("hubspot_id").is_not_null().arg_true().head(DRY_RUN_DIFFS)
+    if ctx.reader is None or first.is_empty():
         return {}
-    ours = {hs_id: (key, values) for key, hs_id, *values in rows.select("source_key", "hubspot_id", *columns).iter_rows()}
+    rows = pl.DataFrame([column.gather(first) for column in _columns(todo, "source_key", "hubspot_id", *columns)])
+    ours = {hs_id: (key, values) for key, hs_id, *values in rows.iter_rows()}
     try:
         theirs = ctx.reader.batch_read(object_type, list(ours), columns)
     except HubSpotError as exc:
@@ -427,48 +438,62 @@ def _record(
 
 
 def sync_associations(
-    ctx: SyncContext, from_type: str, to_type: str, pairs: Iterable[tuple[str, str]], report: SyncReport
+    ctx: SyncContext, from_type: str, to_type: str, pairs: pl.DataFrame, report: SyncReport
 ) -> None:
     """Make HubSpot's associations follow the source for the records of this run: remove the ones we wrote
     earlier that the source no longer has (a deal moved to another customer, a contact to another
-    company), then create the missing ones, 100 per batch. Pairs whose ends are not in HubSpot (yet) wait
-    for a later run; associations made by hand in HubSpot are not in the state store and never touched."""
+    company), then create the missing ones, 100 per batch. ``pairs`` holds (from key, to key) in its first
+    two columns, one row per record of the run: the from keys are the records' unique source keys (to key
+    null or empty: no association wanted). Pairs whose ends are not in HubSpot (yet) wait for a later run;
+    associations made by hand in HubSpot are not in the state store and never touched. The diff is done on
+    frames: 4M line items' deal links stay a few hundred MiB."""
     type_id = ep.ASSOCIATION_TYPE_IDS.get((from_type, to_type), 0)
-    rows = list(pairs)
-    wanted = {(a, b) for a, b in rows if a and b}
-    in_run = {a for a, _b in rows}
-    remembered = ctx.state.known_associations(from_type, to_type, sorted(a for a in in_run if a))
-    _remove_stale(ctx, from_type, to_type, sorted(r for r in remembered if r[0] in in_run and r[:2] not in wanted), report)
-    known = {(a, b) for a, b, _t in remembered}
-    missing = sorted(wanted - known)
-    if not missing:
+    # one row per record: the from keys are unique, and so are the pairs (no hashing of millions of rows here)
+    in_run = pairs.get_column(pairs.columns[0]).cast(pl.String).alias("from_key")
+    to_keys = pairs.get_column(pairs.columns[1]).cast(pl.String).alias("to_key")
+    wanted = pl.DataFrame([in_run, to_keys]).filter(pl.col("to_key").is_not_null() & (pl.col("to_key") != ""))
+    del to_keys
+    remembered = ctx.state.association_frame(from_type, to_type, in_run)
+    stale = remembered.join(wanted, on=["from_key", "to_key"], how="anti")
+    _remove_stale(ctx, from_type, to_type, sorted(stale.iter_rows()), report)
+    missing = wanted.join(remembered, on=["from_key", "to_key"], how="anti") if remembered.height else wanted
+    del in_run, wanted, remembered, stale
+    if missing.is_empty():
         return
-    from_ids = ctx.state.hubspot_ids(from_type, {a for a, _ in missing})
-    to_ids = ctx.state.hubspot_ids(to_type, {b for _, b in missing})
-    ready = [(a, b) for a, b in missing if a in from_ids and b in to_ids]
+    ready = (
+        missing.join(_ids(ctx, from_type, missing["from_key"].unique(), "from_id"), on="from_key")
+        .join(_ids(ctx, to_type, missing["to_key"].unique(), "to_id"), on="to_key")
+        .sort("from_key", "to_key")
+    )
     if ctx.dry_run:
-        report.counts[f"would_associate_{to_type}"] += len(ready)
+        report.counts[f"would_associate_{to_type}"] += ready.height
         return
     assert ctx.client is not None
     client = ctx.client
 
-    def finish(chunk: Sequence[tuple[str, str]], failed: list[tuple[int, str, str]]) -> None:
+    def finish(chunk: Sequence[tuple[str, str, str, str]], failed: list[tuple[int, str, str]]) -> None:
         bad = {idx for idx, _c, _m in failed}
-        ok = [(a, b, type_id) for j, (a, b) in enumerate(chunk) if j not in bad]
+        ok = [(a, b, type_id) for j, (a, b, _fi, _ti) in enumerate(chunk) if j not in bad]
         ctx.state.record_associations(from_type, to_type, ok)
         report.associations_created += len(ok)
         for idx, category, message in failed:
-            a, b = chunk[idx]
-            ctx.state.log(ctx.run_id, [LogRow(from_type, a, "failed", from_ids[a], category, f"association to {to_type} {b}: {message}")])
+            a, b, from_id, _to_id = chunk[idx]
+            ctx.state.log(ctx.run_id, [LogRow(from_type, a, "failed", from_id, category, f"association to {to_type} {b}: {message}")])
             report.counts["association_failed"] += 1
 
     # Association batches spend the same rate budget as records: several in flight, like record batches.
+    # Each batch becomes Python tuples only when it is sent.
     _run_batches(
         ctx.max_workers,
-        (ready[i : i + BATCH_SIZE] for i in range(0, len(ready), BATCH_SIZE)),
-        lambda chunk: client.associate_default(from_type, to_type, [(from_ids[a], to_ids[b]) for a, b in chunk]),
+        (ready.slice(i, BATCH_SIZE).rows() for i in range(0, ready.height, BATCH_SIZE)),
+        lambda chunk: client.associate_default(from_type, to_type, [(fi, ti) for _a, _b, fi, ti in chunk]),
         finish,
     )
+
+
+def _ids(ctx: SyncContext, object_type: str, keys: pl.Series, name: str) -> pl.DataFrame:
+    """source key -> HubSpot id of the mapped ``keys``, named for a join."""
+    return ctx.state.id_map(object_type, keys).select(pl.col("source_key").alias(keys.name), pl.col("hubspot_id").alias(name))
 
 
 def _remove_stale(

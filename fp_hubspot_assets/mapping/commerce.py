@@ -25,7 +25,7 @@ from fp_hubspot_assets.mapping.common import (
     not_sent,
     usable_rows,
 )
-from fp_hubspot_assets.mapping.deals import _associations, _excluded_keys, deal_sources
+from fp_hubspot_assets.mapping.deals import DealLookups, _excluded_keys, deal_sources, with_associations
 from fp_hubspot_assets.mapping.model import EXCLUDED, REPAIRED, Mapped
 from fp_hubspot_assets.mapping.stages import cart_stage, deal_stage_for
 from fp_hubspot_assets.panel import DealStage, PanelSettings
@@ -112,7 +112,7 @@ def map_orders(
         deal_stage_for(frame, settings.deal_stages, settings.abandoned_cart_hours, now).alias("_stage"),
         pl.col("card_code").alias("_card"),
     )
-    frame = _associations(frame, customers, contacts, companies)
+    frame = with_associations(frame, DealLookups.of(customers, contacts, companies))
     frame, excluded = _without_excluded_customers(frame, contacts, settings)
     invalid_total = (bad_number(pl.col("total")) | (pl.col("total").cast(pl.Float64) < 0)).fill_null(False)
     bad_amount = issues_where(
@@ -190,7 +190,7 @@ def map_carts(
         non_empty(pl.col("customer_key")).alias("web_customer_key"),
         pl.lit(None, pl.String).alias("card_code"),
     )
-    frame = _associations(frame, customers, contacts, companies)
+    frame = with_associations(frame, DealLookups.of(customers, contacts, companies))
     frame, excluded = _without_excluded_customers(frame, contacts, settings)
     frame = frame.join(_cart_orders(sources, order_records), on="source_key", how="left", maintain_order="left")
     status = pl.col("status").str.strip_chars().str.to_lowercase()

@@ -15,6 +15,7 @@ from fp_hubspot_assets.mapping.common import (
     issues_for,
     issues_where,
     join_sorted,
+    keep_rows,
     natural_order,
     non_empty,
     normalize_email,
@@ -101,7 +102,7 @@ def _merge_duplicate_emails(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     issues = issues_for(
         aliases, "source_key", SKIPPED, pl.format("duplicate email of {}", pl.col("survivor_key"))
     )
-    kept = frame.join(aliases, on="source_key", how="anti", maintain_order="left")
+    kept = keep_rows(frame, ~pl.col("source_key").is_in(aliases["source_key"].implode()))  # no join of the wide rows
     return kept, aliases, issues
 
 

@@ -7,6 +7,7 @@ a web cart, else the order's (``O<entry>``). The link is read both ways (``order
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -18,7 +19,8 @@ from fp_hubspot_assets.mapping.common import (
     date_in_range,
     decimal_string,
     empty_aliases,
-    finalize,
+    empty_issues,
+    finalize_parts,
     iso_datetime,
     issues_where,
     keep_rows,
@@ -54,6 +56,8 @@ _ORDER_FIELDS = (
 # sent, the issues' keys and actions (rejected or excluded), the aliases (merged). Their steps load only these.
 CUSTOMER_COLUMNS = ("customer_key", "kind", "card_code", "is_company", "active")
 PAYLOAD_COLUMNS = ("source_key", "action", "survivor_key")
+# Deals mapped at once (deals and line items): at 1M customers there are 1.9M deals with 4.7M lines.
+SLICE_DEALS = 200_000
 
 
 def _first_by_key(frame: pl.DataFrame, group: str, key: str) -> pl.DataFrame:
@@ -148,12 +152,10 @@ def deal_sources(
         REPAIRED,
         "cart is ordered but its order is not in the source; staged as an unmapped order",
     )
+    # The columns come from several joins and frames, chunked differently, and polars copies every column of such
+    # a frame into one chunk for a whole-frame operation (a select, a filter, a join): the deals and line items
+    # work on slices of it, each copied on its own (a slice is a view).
     deals = pl.concat([order_deals, cart_deals], how="diagonal_relaxed")
-    if "order_lines" not in deals.columns and "cart_lines" not in deals.columns:
-        # The columns come from several joins and frames, chunked differently, and polars copies every column of
-        # such a frame into one chunk for each whole-frame operation (a select, a filter, a join): copied once
-        # here instead. (With the nested lines, the line items take the columns one by one.)
-        deals = deals.rechunk()
     return deals, concat_issues([order_issues, cart_issues, split, lost_order])
 
 
@@ -203,16 +205,33 @@ def _excluded_keys(mapped: Mapped) -> pl.Series:
 def late_links(deals: pl.DataFrame) -> pl.DataFrame:
     """``source_key`` → ``survivor_key`` for every order that is part of a cart's deal: if the order was
     synced before its cart link arrived, its deal ``O…`` must merge into the cart's deal ``C…``."""
-    return deals.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
+    links = pl.DataFrame([deals.get_column(name) for name in ("origin", "deal_key", "order_key")])  # not every column
+    return links.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
         pl.col("order_key").alias("source_key"), pl.col("deal_key").alias("survivor_key")
     )
 
 
-def _associations(
-    deals: pl.DataFrame, customers: pl.DataFrame, contacts: Mapped, companies: Mapped
-) -> pl.DataFrame:
-    people, partners = _contact_lookup(customers)
-    aliases = contacts.aliases if contacts.aliases is not None else empty_aliases()
+@dataclass(frozen=True)
+class DealLookups:
+    """What every slice of deals looks up, computed once: the customers' partners and SAP contacts, the merged
+    contacts' survivors, the contact and company keys a deal may name, the excluded contacts."""
+
+    people: pl.DataFrame
+    partners: pl.DataFrame
+    aliases: pl.DataFrame
+    kept_contacts: pl.Series
+    kept_companies: pl.Series
+    excluded_contacts: pl.Series
+
+    @classmethod
+    def of(cls, customers: pl.DataFrame, contacts: Mapped, companies: Mapped) -> DealLookups:
+        people, partners = _contact_lookup(customers)
+        aliases = contacts.aliases if contacts.aliases is not None else empty_aliases()
+        return cls(people, partners, aliases, _kept_keys(contacts), _kept_keys(companies), _excluded_keys(contacts))
+
+
+def with_associations(deals: pl.DataFrame, lookups: DealLookups) -> pl.DataFrame:
+    people, partners, aliases = lookups.people, lookups.partners, lookups.aliases
     # The lookups join a narrow frame of the two customer keys, whose new columns are then put beside ``deals``
     # (every join is a left join on a unique key): a join of the wide deal rows would copy every column of them.
     keys = deals.select("web_customer_key", "card_code")
@@ -241,7 +260,7 @@ def _associations(
     # A contact or company rejected for a bad value is still the deal's: its association stays as HubSpot
     # has it (rejected is not removed); an excluded one is not (the deal is then excluded too).
     found = frame.with_columns(
-        pl.when(pl.col("_contact").is_in(_kept_keys(contacts)))
+        pl.when(pl.col("_contact").is_in(lookups.kept_contacts))
         .then(pl.col("_contact"))
         .alias("assoc_contacts"),
         # A web customer's deal belongs to the customer's own company, never to the collective partner account
@@ -249,7 +268,7 @@ def _associations(
         pl.when(pl.col("_web_known"))
         .then(pl.format("BP{}", non_empty(pl.col("_web_card"))))
         .otherwise(pl.col("_bp"))
-        .pipe(lambda company: pl.when(company.is_in(_kept_keys(companies))).then(company))
+        .pipe(lambda company: pl.when(company.is_in(lookups.kept_companies)).then(company))
         .alias("assoc_companies"),
     ).drop(keys.columns)
     if found.height != deals.height:
@@ -265,18 +284,40 @@ def map_deals(
     companies: Mapped,
     settings: PanelSettings,
     now: datetime,
+    *,
+    slice_deals: int = SLICE_DEALS,
 ) -> Mapped:
     """Orders and carts → deals: dealname, amount, deal_currency_code, closedate, fp_* statuses, fp_store,
-    plus ``dealstage`` (a DealStage value) and the contact/company association keys."""
+    plus ``dealstage`` (a DealStage value) and the contact/company association keys.
+
+    After ``deal_sources`` every rule reads one deal's row only, so the deals are mapped ``slice_deals`` at a
+    time (the result does not depend on it): at scale the lookups' and filters' copies of 1.9M wide rows were
+    the step's peak (bench/README.md §3c)."""
     if not settings.commerce.sends_deals:  # commerce.objects: orders_and_carts
         return not_sent("deals")
     # a deal needs of its lines only their total (``lines_total``): the lines would be copied by every join below
     deals, source_issues = deal_sources(orders, carts, with_lines=False)
+    lookups = DealLookups.of(customers, contacts, companies)
+    parts = (
+        _mapped_slice(deals.slice(start, slice_deals), lookups, settings, now, source_issues if start == 0 else empty_issues())
+        for start in range(0, max(deals.height, 1), slice_deals)
+    )
+    mapped = finalize_parts("deals", parts)
+    # the merges of the deals sent (an excluded deal is not sent, so nothing merges into it)
+    aliases = late_links(deals).filter(pl.col("survivor_key").is_in(mapped.keys().implode()))
+    return Mapped(mapped.object_type, mapped.records, mapped.issues, aliases=aliases)
+
+
+def _mapped_slice(
+    deals: pl.DataFrame, lookups: DealLookups, settings: PanelSettings, now: datetime, source_issues: pl.DataFrame
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """One slice of ``deal_sources``' deals → deal rows (before ``finalize``) and the issues of [the sources
+    (given), excluded customers, unknown customers, bad amounts, missing totals, bad dates, odd statuses]."""
     deals = deals.with_columns(
         deal_stage_for(deals, settings.deal_stages, settings.abandoned_cart_hours, now).alias("dealstage"),
         pl.col("deal_key").alias("source_key"),
     )
-    deals = _associations(deals, customers, contacts, companies)
+    deals = with_associations(deals, lookups)
     is_order = pl.col("origin") == "order"
     unknown = issues_where(
         deals,
@@ -289,7 +330,7 @@ def map_deals(
         ),
     )
     excluded_customer = (
-        pl.col("_contact").is_in(_excluded_keys(contacts).implode())
+        pl.col("_contact").is_in(lookups.excluded_contacts.implode())
         if settings.deals.of_excluded_customers == "skip"
         else pl.lit(False)
     )
@@ -353,6 +394,4 @@ def map_deals(
         pl.col("payment_status").alias("fp_payment_status"),
         pl.col("store_id").alias("fp_store"),
     )
-    return finalize(
-        "deals", records, [source_issues, excluded, unknown, bad_amount, no_total, bad_date, odd_status], late_links(deals)
-    )
+    return records, [source_issues, excluded, unknown, bad_amount, no_total, bad_date, odd_status]

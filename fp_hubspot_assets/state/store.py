@@ -103,6 +103,7 @@ class TokenRecord:
 # Column name -> polars dtype of a frame read from the store.
 FrameSchema = Mapping[str, "PolarsDataType"]
 ID_MAP_SCHEMA: FrameSchema = {"source_key": pl.String, "hubspot_id": pl.String, "payload_hash": pl.String}
+ASSOCIATION_SCHEMA: FrameSchema = {"from_key": pl.String, "to_key": pl.String, "type_id": pl.Int64}
 ID_MAP_ALL_SCHEMA: FrameSchema = {"object_type": pl.String, **ID_MAP_SCHEMA, "synced_at": UTC_DATETIME}
 LOG_SCHEMA: FrameSchema = {
     "id": pl.Int64,
@@ -307,21 +308,31 @@ class StateStore:
 
     def id_map(self, object_type: str, keys: Sequence[str] | pl.Series | None = None) -> pl.DataFrame:
         """source_key, hubspot_id, payload_hash of every known record of ``object_type`` — or of those among
-        ``keys``: a run that maps a few records reads a few rows, not the whole type (up to _IN_LOOKUP_MAX
-        keys by indexed IN lists; more by the scan, filtered — a Series of millions of keys is never turned
-        into Python strings)."""
+        ``keys``: a run that maps a few records reads a few rows, not the whole type."""
         stmt = sa.select(id_map.c.source_key, id_map.c.hubspot_id, id_map.c.payload_hash).where(
             id_map.c.object_type == object_type
         )
+        return self._frame_of(stmt, id_map.c.source_key, keys, ID_MAP_SCHEMA)
+
+    def _frame_of(
+        self,
+        stmt: sa.Select[Any],
+        column: sa.ColumnElement[Any],
+        keys: Sequence[str] | pl.Series | None,
+        schema: FrameSchema,
+    ) -> pl.DataFrame:
+        """``stmt``'s rows as a frame — only those whose ``column`` is among ``keys`` when given: up to
+        _IN_LOOKUP_MAX keys by indexed IN lists; more by one scan, filtered (a Series of millions of keys is
+        never turned into Python strings)."""
         if keys is None or len(keys) > _IN_LOOKUP_MAX:
-            frame = self._frame(stmt, ID_MAP_SCHEMA)
+            frame = self._frame(stmt, schema)
             if keys is None:
                 return frame
-            return frame.filter(pl.col("source_key").is_in(keys if isinstance(keys, pl.Series) else list(keys)))
+            return frame.filter(pl.col(column.name).is_in(keys if isinstance(keys, pl.Series) else list(keys)))
         if isinstance(keys, pl.Series):
             keys = keys.to_list()
-        parts = [self._frame(stmt.where(id_map.c.source_key.in_(chunk)), ID_MAP_SCHEMA) for chunk in self._chunks(keys)]
-        return pl.concat(parts) if parts else pl.DataFrame(schema=ID_MAP_SCHEMA)
+        parts = [self._frame(stmt.where(column.in_(chunk)), schema) for chunk in self._chunks(keys)]
+        return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
     def id_map_all(self) -> pl.DataFrame:
         """object_type, source_key, hubspot_id, payload_hash, synced_at of every record (UTC timestamps)."""
@@ -444,16 +455,17 @@ class StateStore:
         self, from_type: str, to_type: str, from_keys: Sequence[str] | None = None
     ) -> set[tuple[str, str, int]]:
         """(from_key, to_key, type_id) of every association known to exist in HubSpot (only those from
-        ``from_keys`` when given: by IN lists up to _IN_LOOKUP_MAX keys)."""
+        ``from_keys`` when given)."""
+        return set(self.association_frame(from_type, to_type, from_keys).iter_rows())
+
+    def association_frame(
+        self, from_type: str, to_type: str, from_keys: Sequence[str] | pl.Series | None = None
+    ) -> pl.DataFrame:
+        """from_key, to_key, type_id of the associations known to exist in HubSpot, as a frame (millions of
+        line items' deal links cost a few bytes each here, ~100 as Python tuples)."""
         a = associations.c
-        stmt = sa.select(a.from_key, a.to_key, a.type_id).where(
-            a.from_type == from_type, a.to_type == to_type
-        )
-        with self._reading() as conn:
-            if from_keys is None or len(from_keys) > _IN_LOOKUP_MAX:
-                wanted = None if from_keys is None else set(from_keys)
-                return {(f, t, int(i)) for f, t, i in conn.execute(stmt) if wanted is None or f in wanted}
-            return {(f, t, int(i)) for chunk in self._chunks(from_keys) for f, t, i in conn.execute(stmt.where(a.from_key.in_(chunk)))}
+        stmt = sa.select(a.from_key, a.to_key, a.type_id).where(a.from_type == from_type, a.to_type == to_type)
+        return self._frame_of(stmt, a.from_key, from_keys, ASSOCIATION_SCHEMA)
 
     def record_associations(self, from_type: str, to_type: str, rows: Iterable[tuple[str, str, int]]) -> None:
         """Remember associations HubSpot accepted (idempotent; refreshes synced_at)."""

@@ -90,3 +90,24 @@ def test_payload_hash_is_stable_and_sensitive() -> None:
     nulls = frame.with_columns(pl.lit(None, dtype=pl.String).alias("firstname"))
     empty = frame.with_columns(pl.lit("").alias("firstname"))
     assert payload_hashes(nulls, ["firstname"])[0] != payload_hashes(empty, ["firstname"])[0]
+
+
+def test_creates_are_noted_as_sent_only_until_hubspot_accepts_an_upsert_by_our_id(
+    sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # products may lack a unique id property (then a create whose answer is lost must be looked up next run, so
+    # each batch is noted before it goes out); once HubSpot has accepted an upsert by the id it is unique there
+    client = HubSpotClient(sandbox.base_url, sandbox.token, RateBudget(1000, None))
+    ensure_properties(client, {"products": custom_properties("products")}, SetupReport())
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    noted: list[list[str]] = []
+    note = store.note_sent_creates
+    monkeypatch.setattr(store, "note_sent_creates", lambda t, keys, run: (noted.append(list(keys)), note(t, keys, run))[1])
+    keys = [f"P{i}" for i in range(250)]
+    records = pl.DataFrame({"source_key": keys, "fp_product_id": keys, "name": [f"Item {i}" for i in range(250)]})
+    assert not client.upserts_by("products", "fp_product_id")
+    report = sync_records(SyncContext(client, store, "run-1", max_workers=1), "products", "fp_product_id", records)
+    assert report.counts["created"] == 250 and len(sandbox.objects("products")) == 250
+    assert client.upserts_by("products", "fp_product_id")
+    assert noted == [keys[:100]]  # the first batch only: the two after it went out once the id was known unique
+    assert store.unanswered_creates("products") == set()

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from fp_hubspot_assets.mapping import Mapped, map_companies, map_contacts, map_deals
 from fp_hubspot_assets.panel import PanelSettings
@@ -279,3 +280,27 @@ def test_web_order_booked_to_a_collective_partner_is_not_that_partners_deal() ->
     assert deal["assoc_companies"] is None
     linked = by_key(deals(order_rows=edited(ORDER_ROWS, "order_key", "O1", card_code="C300")))["C1"]
     assert linked["assoc_companies"] == "BPC100"  # W3 belongs to C100, whatever partner the order names
+
+
+@pytest.mark.parametrize("settings", [ALL, panel(customers={"roles": ["Registered"]})], ids=["all", "guests excluded"])
+def test_mapping_in_slices_of_deals_gives_the_whole_mapping(settings: PanelSettings) -> None:
+    # issues of several kinds in several deals (a split cart claim, a bad amount, a bad date, an unknown customer,
+    # a NUL byte, excluded customers), so slices of one deal each report them in several parts
+    second = {**rows(ORDER_ROWS)[0], "order_key": "O5", "doc_entry": 5, "doc_num": 1005, "currency": "e\x00ur"}
+    orders = edited(edited(rows(ORDER_ROWS) + [second], "order_key", "O2", total=math.nan), "order_key", "O3",
+                    doc_date=datetime(1900, 1, 1))  # fmt: skip
+    customers = frame("customers", rows(CUSTOMER_ROWS))
+    addresses = frame("addresses", rows(ADDRESS_ROWS))
+    args = (frame("orders", orders), frame("carts", rows(CART_ROWS)), customers,
+            map_contacts(customers, addresses, settings), map_companies(customers, addresses, settings), settings, NOW)  # fmt: skip
+    whole = map_deals(*args)
+    assert {a for a in whole.issues["action"]} >= {"repaired"} and whole.issues.height >= 5
+    assert whole.aliases is not None
+    # with every customer sent an ordered cart merges its order's deal; with guests excluded that cart is not sent
+    assert whole.aliases.height if settings is ALL else "excluded" in whole.issues["action"]
+    for slice_deals in (1, 2, 4):
+        sliced = map_deals(*args, slice_deals=slice_deals)
+        assert_frame_equal(sliced.records, whole.records)
+        assert_frame_equal(sliced.issues, whole.issues)
+        assert sliced.aliases is not None
+        assert_frame_equal(sliced.aliases, whole.aliases)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
 from fp_hubspot_assets.state import crypto
+from fp_hubspot_assets.state import store as store_module
 from fp_hubspot_assets.state.schema import SCHEMA_VERSION_KEY, id_map, metadata, oauth_tokens
 from fp_hubspot_assets.state.store import LogRow, StateSchemaError, StateStore, TokenRecord
 
@@ -227,6 +228,18 @@ def test_associations_round_trip(store: StateStore) -> None:
     store.forget_associations("contacts", "companies", [("W1", "BP1", 279)])
     assert store.known_associations("contacts", "companies") == {("W1", "BP1", 1), ("W2", "BP1", 1)}
     assert store.known_associations("deals", "contacts") == {("C1", "W1", 3)}
+
+
+def test_association_frame_of_some_keys_by_lookup_or_by_scan(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.record_associations("line_items", "deals", [(f"C{i}:L1", f"C{i}", 20) for i in range(50)])
+    store.record_associations("line_items", "products", [("C1:L1", "P1", 21)])
+    keys = pl.Series("from_key", ["C3:L1", "C7:L1", "C99:L1"])
+    expected = [("C3:L1", "C3", 20), ("C7:L1", "C7", 20)]
+    assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
+    monkeypatch.setattr(store_module, "_IN_LOOKUP_MAX", 2)  # more keys than that: one scan of the type, filtered
+    assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
+    assert store.association_frame("line_items", "deals", keys[:0]).height == 0
+    assert store.association_frame("line_items", "deals").height == 50
 
 
 # ---------------------------------------------------------------------------- integration log
