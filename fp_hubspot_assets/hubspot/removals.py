@@ -86,7 +86,7 @@ def merge_late_links(ctx: SyncContext, aliases: pl.DataFrame | None, report: Syn
     why = "order linked to its cart late: merged into the cart's deal"
     both = linked.filter(pl.col("survivor_id").is_not_null())
     if both.height:
-        _archive(ctx, LINE_ITEMS, list(_children(ctx, both["source_key"].to_list()).iter_rows()), why, report)
+        _archive(ctx, LINE_ITEMS, list(_children(ctx, both["source_key"]).iter_rows()), why, report)
         rows = list(both.select("source_key", "hubspot_id", "survivor_key").iter_rows())
         _archive(ctx, "deals", [(old, hs_id) for old, hs_id, _new in rows], why, report)
     only_order = linked.filter(pl.col("survivor_id").is_null())
@@ -158,7 +158,7 @@ def apply_deletes(ctx: SyncContext, object_type: str, gone: pl.DataFrame, policy
     rows = list(gone.iter_rows())
     if policy == "archive":
         if object_type == "deals":
-            _archive(ctx, LINE_ITEMS, list(_children(ctx, gone["source_key"].to_list()).iter_rows()), why, report)
+            _archive(ctx, LINE_ITEMS, list(_children(ctx, gone["source_key"]).iter_rows()), why, report)
         _archive(ctx, object_type, rows, why, report)
         return
     today = datetime.now(UTC).date().isoformat()

@@ -28,7 +28,7 @@ from fp_hubspot_assets.hubspot import identity
 from fp_hubspot_assets.hubspot.client import BatchOutcome, HubSpotClient, HubSpotError
 from fp_hubspot_assets.hubspot.create_guard import CreateGuard
 from fp_hubspot_assets.hubspot.properties import NO_UNIQUE_FALLBACK
-from fp_hubspot_assets.mapping.common import keep_rows
+from fp_hubspot_assets.mapping.common import columns_of, keep_rows
 from fp_hubspot_assets.mapping.model import EXCLUDED
 from fp_hubspot_assets.objects import DELETED_FLAG, SPECS
 from fp_hubspot_assets.state.schema import LOG_ACTIONS, MAX_FAILED_ATTEMPTS
@@ -160,7 +160,7 @@ def sync_records(
     # column of it into one chunk for a select or filter of the whole frame: the decisions are read as Series.
     decision = planned.get_column("decision")
     report.counts["unchanged"] = int((decision == "unchanged").sum())  # counted, not copied
-    gave_up = _columns(planned, "source_key", "hubspot_id", "last_message").filter(decision == "gave_up")
+    gave_up = columns_of(planned, "source_key", "hubspot_id", "last_message").filter(decision == "gave_up")
     for key, hs_id, message in gave_up.iter_rows():
         report.touch(key, hs_id, "skipped", f"rejected {MAX_FAILED_ATTEMPTS} times, retried when its data changes: {message}")
     report.counts["skipped"] += gave_up.height
@@ -169,7 +169,7 @@ def sync_records(
     columns = property_columns(records)
     if ctx.dry_run:
         differs = _differences(ctx, object_type, todo, columns)
-        for key, hs_id, known_hash in _columns(todo, "source_key", "hubspot_id", "known_hash").iter_rows():
+        for key, hs_id, known_hash in columns_of(todo, "source_key", "hubspot_id", "known_hash").iter_rows():
             action = "would_update" if hs_id else "would_create"
             report.counts[action] += 1
             report.touch(key, hs_id, action, differs.get(key) or _would_write_why(hs_id, known_hash))
@@ -233,12 +233,6 @@ def _create_guard(
     return CreateGuard(client, ctx.state, object_type, id_property, known, ctx.run_id, ctx.progress)
 
 
-def _columns(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
-    """These columns of ``frame`` as a frame of their own, each as it is chunked (``frame.select`` would first
-    put every column of a differently chunked frame into one chunk)."""
-    return pl.DataFrame([frame.get_column(name) for name in names])
-
-
 def _outgoing(planned: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """The properties to send, as strings ("" clears). A record flagged as deleted in the source that is
     back gets its flag cleared (the flag is not part of the payload, see mapping.DELETED_FLAG)."""
@@ -264,7 +258,7 @@ def _differences(ctx: SyncContext, object_type: str, todo: pl.DataFrame, columns
     first = todo.get_column("hubspot_id").is_not_null().arg_true().head(DRY_RUN_DIFFS)
     if ctx.reader is None or first.is_empty():
         return {}
-    rows = pl.DataFrame([column.gather(first) for column in _columns(todo, "source_key", "hubspot_id", *columns)])
+    rows = pl.DataFrame([column.gather(first) for column in columns_of(todo, "source_key", "hubspot_id", *columns)])
     ours = {hs_id: (key, values) for key, hs_id, *values in rows.iter_rows()}
     try:
         theirs = ctx.reader.batch_read(object_type, list(ours), columns)

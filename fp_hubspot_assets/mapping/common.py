@@ -242,6 +242,12 @@ def valid_key(expr: pl.Expr) -> pl.Expr:
     ).fill_null(False)
 
 
+def columns_of(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
+    """These columns of ``frame`` as a frame of their own, each as it is chunked: ``frame.select`` would first put
+    every column of a differently chunked frame (one built from joins and frames put side by side) into one chunk."""
+    return pl.DataFrame([frame.get_column(name) for name in names])
+
+
 def keep_rows(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> pl.DataFrame:
     """``frame.filter(condition)``, returning ``frame`` itself when every row passes: at scale (millions of line
     items) a filter that drops nothing would still copy every column."""

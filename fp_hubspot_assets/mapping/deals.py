@@ -15,6 +15,7 @@ import polars.selectors as cs
 
 from fp_hubspot_assets.mapping.common import (
     bad_number,
+    columns_of,
     concat_issues,
     date_in_range,
     decimal_string,
@@ -205,8 +206,7 @@ def _excluded_keys(mapped: Mapped) -> pl.Series:
 def late_links(deals: pl.DataFrame) -> pl.DataFrame:
     """``source_key`` → ``survivor_key`` for every order that is part of a cart's deal: if the order was
     synced before its cart link arrived, its deal ``O…`` must merge into the cart's deal ``C…``."""
-    links = pl.DataFrame([deals.get_column(name) for name in ("origin", "deal_key", "order_key")])  # not every column
-    return links.filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
+    return columns_of(deals, "origin", "deal_key", "order_key").filter((pl.col("origin") == "order") & (pl.col("deal_key") != pl.col("order_key"))).select(
         pl.col("order_key").alias("source_key"), pl.col("deal_key").alias("survivor_key")
     )
 
