@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sqlite3
 import tempfile
@@ -81,7 +82,9 @@ def main() -> None:
                    "read": {s: (m.get("mode", "?"), int(m["dagster/row_count"])) for s, m in read.items()},
                    "load": os.getloadavg()[0]}  # fmt: skip
             rows.append(row)
-            print(f"{label}: {seconds:.1f} s, writes {summary.writes}, read {row['read']}", flush=True)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{label}: {seconds:.1f} s, writes {summary.writes}, read {row['read']}, "
+                  f"this process's peak RSS so far {peak:,.0f} MiB", flush=True)  # fmt: skip
 
         if not synced.exists():
             with running_sandbox(root / "hubspot.db", rate_limits=not args.prime_unthrottled, **sandbox_options) as sandbox:

@@ -3,6 +3,7 @@ archive and the per-object list. Every association is stored in both directions 
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .catalog import ASSOCIATION_TYPES, DEFAULT_ASSOCIATION, OBJECT_TYPE_IDS, SINGULAR
@@ -19,7 +20,7 @@ def _spec(type_id: int) -> Json:
     return {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
 
 
-def _labelled(type_ids: set[int]) -> list[Json]:
+def _labelled(type_ids: AbstractSet[int]) -> list[Json]:
     return [{"category": "HUBSPOT_DEFINED", "typeId": t, "label": ASSOCIATION_TYPES[t].label} for t in sorted(type_ids)]
 
 

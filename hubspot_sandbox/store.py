@@ -61,6 +61,16 @@ class Record:
         return rec
 
 
+_TYPE_SETS: dict[frozenset[int], frozenset[int]] = {}
+
+
+def type_set(types: frozenset[int] | set[int]) -> frozenset[int]:
+    """One shared frozenset per combination of association types: millions of associations hold a handful of
+    combinations, and a set of their own made half of the sandbox's memory per association."""
+    key = frozenset(types)
+    return _TYPE_SETS.setdefault(key, key)
+
+
 def unique_key(prop: str, value: str) -> str:
     """How a unique property's value is compared: emails without regard to case, others exactly."""
     return value.lower() if prop == "email" else value
@@ -89,7 +99,7 @@ class Store:
         self.records: dict[str, dict[int, Record]] = {t: {} for t in OBJECT_TYPE_IDS}
         self.order: dict[str, list[int]] = {t: [] for t in OBJECT_TYPE_IDS}  # ascending ids, archived included
         self.live: dict[str, int] = dict.fromkeys(OBJECT_TYPE_IDS, 0)
-        self.assoc: dict[AssocKey, dict[AssocKey, set[int]]] = {}
+        self.assoc: dict[AssocKey, dict[AssocKey, frozenset[int]]] = {}
         self.unique: dict[str, dict[str, dict[str, int]]] = {t: {} for t in OBJECT_TYPE_IDS}
         self.docs: dict[str, Any] = {}
         self.seq = FIRST_ID
@@ -106,7 +116,7 @@ class Store:
                 self.live[obj_type] += 1
             self.seq = max(self.seq, rec_id + 1)
         for ft, fid, tt, tid, types in self._db.execute("SELECT from_type, from_id, to_type, to_id, types FROM assoc"):
-            self.assoc.setdefault((ft, fid), {})[(tt, tid)] = set(orjson.loads(types))
+            self.assoc.setdefault((ft, fid), {})[(tt, tid)] = type_set(set(orjson.loads(types)))
         for key, data in self._db.execute("SELECT key, data FROM docs"):
             self.docs[key] = orjson.loads(data)
         self.seq = max(self.seq, int(self.docs.get("seq", FIRST_ID)))
@@ -149,11 +159,12 @@ class Store:
     def associate(self, a: AssocKey, b: AssocKey, type_id: int) -> bool:
         """Add one association and its inverse; True when it was new."""
         inverse = ASSOCIATION_TYPES[type_id].inverse
-        forward = self.assoc.setdefault(a, {}).setdefault(b, set())
-        if type_id in forward:
+        forward = self.assoc.setdefault(a, {})
+        if type_id in forward.get(b, ()):
             return False
-        forward.add(type_id)
-        self.assoc.setdefault(b, {}).setdefault(a, set()).add(inverse)
+        forward[b] = type_set(forward.get(b, frozenset()) | {type_id})
+        backward = self.assoc.setdefault(b, {})
+        backward[a] = type_set(backward.get(a, frozenset()) | {inverse})
         self._dirty_assoc.add((*a, *b))
         self._dirty_assoc.add((*b, *a))
         return True
@@ -163,11 +174,10 @@ class Store:
         for x, y, tid in ((a, b, type_id), (b, a, ASSOCIATION_TYPES[type_id].inverse if type_id else None)):
             links = self.assoc.get(x, {})
             if y in links:
-                if tid is None:
-                    links[y].clear()
+                left = frozenset() if tid is None else links[y] - {tid}
+                if left:
+                    links[y] = type_set(left)
                 else:
-                    links[y].discard(tid)
-                if not links[y]:
                     del links[y]
                 self._dirty_assoc.add((*x, *y))
 
@@ -176,7 +186,7 @@ class Store:
         for other in list(self.assoc.get(me, {})):
             self.unassociate(me, other)
 
-    def associations_of(self, a: AssocKey, to_type: str) -> list[tuple[int, set[int]]]:
+    def associations_of(self, a: AssocKey, to_type: str) -> list[tuple[int, frozenset[int]]]:
         links = self.assoc.get(a)
         if not links:
             return []

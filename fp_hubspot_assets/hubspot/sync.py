@@ -176,11 +176,18 @@ def sync_records(
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
-    hashes = dict(zip(todo["source_key"], todo["payload_hash"], strict=True))
     outgoing = _outgoing(todo, columns)
     total = -(-outgoing.height // BATCH_SIZE)
-    # Batches are built as they are sent, so memory holds a few batches of dicts, not every record's.
-    batches = (_payloads(outgoing.slice(offset, BATCH_SIZE)) for offset in range(0, outgoing.height, BATCH_SIZE))
+    # Batches are built as they are sent, so memory holds a few batches of dicts, not every record's; the
+    # payload hashes likewise are held for the batches in flight (and the keys waiting on a claim) only.
+    hashes: dict[str, str] = {}
+
+    def batch_at(offset: int) -> list[tuple[str, dict[str, str]]]:
+        rows = outgoing.slice(offset, BATCH_SIZE)
+        hashes.update(zip(rows["source_key"], todo["payload_hash"].slice(offset, BATCH_SIZE), strict=True))
+        return _payloads(rows)
+
+    batches = (batch_at(offset) for offset in range(0, outgoing.height, BATCH_SIZE))
     if total:
         ctx.progress(f"{object_type}: writing {outgoing.height} new or changed records in {total} batches")
     done = 0
@@ -196,6 +203,10 @@ def sync_records(
             identity.sort_conflicts(client, ctx.state, object_type, batch, outcome, claims)
         failpoints.reached(f"sync.unrecorded.{object_type}")  # HubSpot has answered, the store does not know
         _record(ctx, object_type, outcome, hashes, report, guard, [key for key, _ in batch])
+        claimed = {claim.key for claim in claims}
+        for key, _props in batch:
+            if key not in claimed:
+                del hashes[key]
         done += 1
         if done % ctx.progress_every == 0 or done == total:
             ctx.progress(f"{object_type}: {done}/{total} batches, {sum(report.counts.values())} records processed")
