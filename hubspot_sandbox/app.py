@@ -71,6 +71,7 @@ class SandboxConfig:
     rate_limits: bool = False
     rate_window_seconds: float = 10.0
     daily_limit: int | None = None
+    requests_per_ten_seconds: int | None = None  # overrides the tier's budget (benchmarks priming a big store)
     faults: str | None = None
     fault_seed: int | None = None
     slow_seconds: float = 2.0
@@ -114,7 +115,7 @@ class Sandbox:
         self.associations = Associations(self.store)
         self.auth = Auth(self.store, cfg.tokens, cfg.client_id, cfg.client_secret, cfg.token_ttl)
         self.limiter = RateLimiter(cfg.tier, cfg.rate_limits, cfg.rate_window_seconds, cfg.daily_limit,
-                                   time_zone=cfg.time_zone)
+                                   time_zone=cfg.time_zone, per_ten_seconds=cfg.requests_per_ten_seconds)
         self.stats = Stats()
         self.store.commit()
 

@@ -32,13 +32,13 @@ def rate_error(policy: str) -> ApiError:
 
 class RateLimiter:
     def __init__(self, tier: str, enabled: bool, window_seconds: float = 10.0, daily_limit: int | None = None,
-                 time_zone: str = "UTC") -> None:
+                 time_zone: str = "UTC", per_ten_seconds: int | None = None) -> None:
         self.enabled = enabled
         self.zone = ZoneInfo(time_zone)
         self.window = window_seconds
         budget = TIERS[tier]
         scale = window_seconds / 10.0
-        self.app_max = max(1, round(budget.per_ten_seconds * scale))
+        self.app_max = max(1, round((per_ten_seconds or budget.per_ten_seconds) * scale))
         self.oauth_max = max(1, round(OAUTH_PER_TEN_SECONDS * scale))
         self.daily_max = daily_limit if daily_limit is not None else budget.per_day
         self.reset()

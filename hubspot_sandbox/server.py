@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-window-seconds", type=float, default=10.0,
                         help="rolling window length; the budget scales with it (default 10)")
     parser.add_argument("--daily-limit", type=int, default=None, help="override the tier's daily request budget")
+    parser.add_argument("--requests-per-ten-seconds", type=int, default=None, metavar="N",
+                        help="override the tier's 10-second budget; the rate headers announce it, so a client "
+                             "following them speeds up (a benchmark priming a big store; default: the tier's)")
     parser.add_argument("--faults", type=_faults, default=None,
                         help='fault shares, e.g. "500=0.05,503=0.01,429=0.02,slow=0.01,drop=0.01"')
     parser.add_argument("--fault-seed", type=int, default=None, help="seed for reproducible fault injection")
@@ -81,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     return SandboxConfig(
         state=args.state, tokens=args.tokens or ["sandbox-token"], tier=args.tier, rate_limits=args.rate_limits,
-        rate_window_seconds=args.rate_window_seconds, daily_limit=args.daily_limit, faults=args.faults,
+        rate_window_seconds=args.rate_window_seconds, daily_limit=args.daily_limit,
+        requests_per_ten_seconds=args.requests_per_ten_seconds, faults=args.faults,
         fault_seed=args.fault_seed, slow_seconds=args.slow_seconds, search_delay=args.search_delay,
         token_ttl=args.token_ttl, client_id=args.client_id, client_secret=args.client_secret,
         batch_errors=args.batch_errors, lenient_values=args.lenient_values, no_unique_on=args.no_unique_on,

@@ -47,6 +47,17 @@ def test_starter_tier_and_daily_budget(tmp_path: Path) -> None:
         assert statuses[3].json()["policyName"] == "DAILY"
 
 
+def test_a_lifted_budget_is_announced_in_the_headers(tmp_path: Path) -> None:
+    """Benchmarks prime a big store with the budget lifted: the headers must say so, or our client keeps pacing
+    itself to the tier's 190 per 10 s."""
+    with running_sandbox(tmp_path / "h.db", rate_limits=True, requests_per_ten_seconds=100_000) as sb:
+        client = sb.client()
+        statuses = [client.api_request(LIST) for _ in range(200)]
+        assert {r.status_code for r in statuses} == {200}
+        assert statuses[0].headers["X-HubSpot-RateLimit-Max"] == "100000"
+        assert statuses[-1].headers["X-HubSpot-RateLimit-Remaining"] == str(100_000 - 200)
+
+
 def test_search_has_its_own_per_second_limit(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "h.db", rate_limits=True) as sb:
         client = sb.client()
