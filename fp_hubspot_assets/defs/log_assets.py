@@ -4,6 +4,7 @@
 incremental cursors and prunes earlier runs' stored values."""
 
 import json
+from collections.abc import Iterator
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asset
@@ -11,19 +12,28 @@ from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asse
 from fp_hubspot_assets.defs import incremental, run_storage
 from fp_hubspot_assets.defs.metadata import OWNERS, WRITERS, Metadata, mark_dry_run, table_metadata
 from fp_hubspot_assets.defs.resources import HubSpotResource, StateStoreResource
+from fp_hubspot_assets.state.read_markers import FULL, MODE
 from fp_hubspot_assets.state.sync_cursor import record_sync_cursor
 from fp_hubspot_assets.tracing import tracing_page_url
 
 
 @asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
-       description="Source key ↔ HubSpot id for every object type, from the state store.")
-def hubspot_id_map(state: StateStoreResource) -> Output[pl.DataFrame]:
+       output_required=False,
+       description="Source key ↔ HubSpot id for every object type, from the state store. Refreshed by full runs "
+       "(and when materialized on its own); an incremental run leaves it as it was: it reads every synced "
+       "record (7M at 1M customers, ~20 s), and the run's own changes are in integration_log.")
+def hubspot_id_map(context: AssetExecutionContext, state: StateStoreResource) -> Iterator[Output[pl.DataFrame]]:
+    partial = sorted(e for e, read in incremental.run_reads(context.instance, context.run_id).items() if read.get(MODE) != FULL)
+    if partial:
+        context.log.info(f"not refreshed: this run read {', '.join(partial)} incrementally (a full run refreshes it; "
+                         "integration_log lists this run's changes)")  # fmt: skip
+        return
     frame = state.store().id_map_all()
     per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
     metadata: Metadata = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
     if per_type is not None:
         metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
-    return Output(frame, metadata=metadata)
+    yield Output(frame, metadata=metadata)
 
 
 @asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],

@@ -15,8 +15,8 @@ import polars as pl
 
 from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot.sync import BATCH_SIZE, DELETED_MARK, SyncContext, SyncReport
-from fp_hubspot_assets.objects import DELETED_FLAG, SPECS, line_of, parent_of
-from fp_hubspot_assets.state.store import LogRow
+from fp_hubspot_assets.objects import CHILD_SEPARATOR, DELETED_FLAG, SPECS, line_of, parent_of
+from fp_hubspot_assets.state.store import IN_LOOKUP_MAX, LogRow
 
 LINE_ITEMS = "line_items"
 
@@ -26,11 +26,14 @@ class DeletionGuardError(RuntimeError):
 
 
 def _children(ctx: SyncContext, parents: Sequence[str] | pl.Series) -> pl.DataFrame:
-    """The synced line items (source_key, hubspot_id) of these deals: keys ``<deal key>:L<line>``."""
-    known = ctx.state.id_map(LINE_ITEMS).drop("payload_hash")
-    deal = parent_of(pl.col("source_key"))
+    """The synced line items (source_key, hubspot_id) of these deals: keys ``<deal key>:L<line>``, found by key
+    ranges for a small run's deals and by one scan of the line items for many."""
     wanted = parents if isinstance(parents, pl.Series) else pl.Series(list(parents), dtype=pl.String)
-    return known.filter(deal.is_in(wanted.implode()))
+    if wanted.len() > IN_LOOKUP_MAX:
+        known = ctx.state.id_map(LINE_ITEMS)
+    else:
+        known = ctx.state.id_map_by_prefix(LINE_ITEMS, [f"{deal}{CHILD_SEPARATOR}" for deal in wanted.to_list()])
+    return known.drop("payload_hash").filter(parent_of(pl.col("source_key")).is_in(wanted.implode()))
 
 
 def _archive(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str]], why: str, report: SyncReport) -> None:
@@ -74,7 +77,9 @@ def merge_late_links(ctx: SyncContext, aliases: pl.DataFrame | None, report: Syn
     and its line items are archived), else the order's deal, re-keyed to ``C…`` with its line items."""
     if aliases is None or aliases.is_empty():
         return
-    known = ctx.state.id_map("deals").select("source_key", "hubspot_id")
+    # the deals of the aliases only (their old and new keys), not every deal of the store
+    ends = pl.concat([aliases.get_column("source_key"), aliases.get_column("survivor_key")]).unique()
+    known = ctx.state.id_map("deals", ends).select("source_key", "hubspot_id")
     linked = aliases.join(known, on="source_key").join(
         known.rename({"source_key": "survivor_key", "hubspot_id": "survivor_id"}), on="survivor_key", how="left"
     )

@@ -236,10 +236,27 @@ def test_association_frame_of_some_keys_by_lookup_or_by_scan(store: StateStore, 
     keys = pl.Series("from_key", ["C3:L1", "C7:L1", "C99:L1"])
     expected = [("C3:L1", "C3", 20), ("C7:L1", "C7", 20)]
     assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
-    monkeypatch.setattr(store_module, "_IN_LOOKUP_MAX", 2)  # more keys than that: one scan of the type, filtered
+    monkeypatch.setattr(store_module, "IN_LOOKUP_MAX", 2)  # more keys than that, and a large share of the rows:
+    monkeypatch.setattr(store_module, "_SCAN_SHARE", 100)  # one scan of the type, filtered
+    scans: list[int] = []
+    monkeypatch.setattr(store, "_count", lambda stmt: scans.append(1) or 50)
     assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
+    assert scans, "3 keys of 50 rows, × 100 > 50: scanned"
     assert store.association_frame("line_items", "deals", keys[:0]).height == 0
     assert store.association_frame("line_items", "deals").height == 50
+
+
+def test_id_map_by_prefix_reads_the_line_items_of_some_deals(store: StateStore) -> None:
+    """Key ranges per prefix: O1's lines, not O10's or O1x's (which sort right after ``O1:L``'s range)."""
+    rows = [(f"{deal}:L{line}", f"{deal}{line}", "h") for deal in ("O1", "O10", "O1x", "O2", "C1") for line in (0, 1, 10)]
+    store.record_synced("line_items", rows, "run-1")
+    store.record_synced("deals", [("O1:L0", "99", "h")], "run-1")  # another type with a key in the range
+    found = store.id_map_by_prefix("line_items", ["O1:L", "C1:L", "O3:L"])
+    assert sorted(found["source_key"]) == ["C1:L0", "C1:L1", "C1:L10", "O1:L0", "O1:L1", "O1:L10"]
+    assert found.columns == ["source_key", "hubspot_id", "payload_hash"]
+    assert store.id_map_by_prefix("line_items", []).height == 0
+    many = store.id_map_by_prefix("line_items", [f"X{i}:L" for i in range(700)] + ["O2:L"])  # several statements
+    assert sorted(many["source_key"]) == ["O2:L0", "O2:L1", "O2:L10"]
 
 
 # ---------------------------------------------------------------------------- integration log
