@@ -16,7 +16,7 @@ import polars as pl
 from fp_hubspot_assets import failpoints
 from fp_hubspot_assets.hubspot.sync import BATCH_SIZE, DELETED_MARK, SyncContext, SyncReport
 from fp_hubspot_assets.objects import CHILD_SEPARATOR, DELETED_FLAG, SPECS, line_of, parent_of
-from fp_hubspot_assets.state.store import IN_LOOKUP_MAX, LogRow
+from fp_hubspot_assets.state.store import LogRow
 
 LINE_ITEMS = "line_items"
 
@@ -29,7 +29,7 @@ def _children(ctx: SyncContext, parents: Sequence[str] | pl.Series) -> pl.DataFr
     """The synced line items (source_key, hubspot_id) of these deals: keys ``<deal key>:L<line>``, found by key
     ranges for a small run's deals and by one scan of the line items for many."""
     wanted = parents if isinstance(parents, pl.Series) else pl.Series(list(parents), dtype=pl.String)
-    if wanted.len() > IN_LOOKUP_MAX:
+    if ctx.state.worth_scanning("deals", wanted.len()):
         known = ctx.state.id_map(LINE_ITEMS)
     else:
         known = ctx.state.id_map_by_prefix(LINE_ITEMS, [f"{deal}{CHILD_SEPARATOR}" for deal in wanted.to_list()])

@@ -17,6 +17,7 @@ What it holds is documented table by table in schema.py. How it behaves:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -66,6 +67,7 @@ BUSY_TIMEOUT_S = 60.0
 _WRITE_OPTION = "fp_state_write"  # execution option: this connection's transaction will write
 _RETRIES = 5
 IN_LOOKUP_MAX = 20_000  # keys looked up by IN lists; more are found by one scan of the type …
+_RANGES_PER_STATEMENT = 300  # 601 parameters, and SQLite allows 500 UNION ALL terms
 _SCAN_SHARE = 8  # … when they are more than 1/8 of its rows (an IN lookup costs ~8 rows of a scan)
 _PG_TRANSIENT = {"40P01", "40001"}  # deadlock detected, serialization failure
 _PG_LOCK_ID = 0x46505354  # "FPST": advisory lock that serializes concurrent table creation
@@ -133,6 +135,7 @@ class StateStore:
         self.url = url
         self.engine: Engine = _create_engine(url)
         self._local = threading.local()  # .conn: the connection of an open transaction() in this thread
+        self._sizes: dict[str, int] = {}  # synced records per object type, for worth_scanning
         self._create_schema()
 
     @classmethod
@@ -313,7 +316,7 @@ class StateStore:
         stmt = sa.select(id_map.c.source_key, id_map.c.hubspot_id, id_map.c.payload_hash).where(
             id_map.c.object_type == object_type
         )
-        return self._frame_of(stmt, id_map.c.source_key, keys, ID_MAP_SCHEMA)
+        return self._frame_of(stmt, id_map.c.source_key, keys, ID_MAP_SCHEMA, object_type)
 
     def _frame_of(
         self,
@@ -321,12 +324,13 @@ class StateStore:
         column: sa.ColumnElement[Any],
         keys: Sequence[str] | pl.Series | None,
         schema: FrameSchema,
+        rows_of: str,
     ) -> pl.DataFrame:
         """``stmt``'s rows as a frame — only those whose ``column`` is among ``keys`` when given: by indexed IN
         lists, unless the keys are many (over IN_LOOKUP_MAX) and a large share of the rows: then by one scan,
         filtered (a Series of millions of keys is never turned into Python strings). 28,000 products' keys of a
         small run are looked up, not found by a scan of 4M line items' rows."""
-        if keys is None or (len(keys) > IN_LOOKUP_MAX and len(keys) * _SCAN_SHARE > self._count(stmt)):
+        if keys is None or self.worth_scanning(rows_of, len(keys)):
             frame = self._frame(stmt, schema)
             if keys is None:
                 return frame
@@ -336,27 +340,30 @@ class StateStore:
         parts = [self._frame(stmt.where(column.in_(chunk)), schema) for chunk in self._chunks(keys)]
         return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
-    def _count(self, stmt: sa.Select[Any]) -> int:
-        with self._reading() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one())
+    def worth_scanning(self, object_type: str, keys: int) -> bool:
+        """Whether rows of ``keys`` records of ``object_type`` (or of their associations) are found faster by one
+        scan of the type than by indexed lookups: when they are many and a large share of its synced records.
+        The type's size is counted once per store (an index range; it only has to be right in scale)."""
+        if keys <= IN_LOOKUP_MAX:
+            return False
+        if object_type not in self._sizes:
+            with self._reading() as conn:
+                count = sa.select(sa.func.count()).select_from(id_map).where(id_map.c.object_type == object_type)
+                self._sizes[object_type] = int(conn.execute(count).scalar_one())
+        return keys * _SCAN_SHARE > self._sizes[object_type]
 
     def id_map_by_prefix(self, object_type: str, prefixes: Sequence[str]) -> pl.DataFrame:
         """source_key, hubspot_id, payload_hash of the records of ``object_type`` whose key starts with one of
         ``prefixes`` (a deal's line items: ``<deal key>:L``), by indexed key ranges: for a few thousand deals,
         not a scan of millions of line items (a caller with many prefixes reads the whole type instead)."""
-        c = id_map.c
         parts = []
-        # One index range per prefix, joined by UNION ALL (300 per statement: 900 parameters, and SQLite's
-        # limit of 500 compound terms). An OR of the ranges is planned as a scan of the type: minutes at 4M rows.
         wanted = [p for p in prefixes if p]
-        for start in range(0, len(wanted), 300):
-            ranges = [
-                sa.select(c.source_key, c.hubspot_id, c.payload_hash).where(
-                    c.object_type == object_type, c.source_key >= p, c.source_key < p[:-1] + chr(ord(p[-1]) + 1)
-                )
-                for p in wanted[start : start + 300]
-            ]
-            parts.append(self._frame(sa.union_all(*ranges) if len(ranges) > 1 else ranges[0], ID_MAP_SCHEMA))
+        for start in range(0, len(wanted), _RANGES_PER_STATEMENT):
+            chunk = wanted[start : start + _RANGES_PER_STATEMENT]
+            params: dict[str, Any] = {"t": object_type}
+            for n, p in enumerate(chunk):
+                params[f"l{n}"], params[f"h{n}"] = p, p[:-1] + chr(ord(p[-1]) + 1)
+            parts.append(self._frame(_key_ranges(len(chunk)), ID_MAP_SCHEMA, params))
         return pl.concat(parts) if parts else pl.DataFrame(schema=ID_MAP_SCHEMA)
 
     def id_map_all(self) -> pl.DataFrame:
@@ -490,7 +497,7 @@ class StateStore:
         line items' deal links cost a few bytes each here, ~100 as Python tuples)."""
         a = associations.c
         stmt = sa.select(a.from_key, a.to_key, a.type_id).where(a.from_type == from_type, a.to_type == to_type)
-        return self._frame_of(stmt, a.from_key, from_keys, ASSOCIATION_SCHEMA)
+        return self._frame_of(stmt, a.from_key, from_keys, ASSOCIATION_SCHEMA, from_type)
 
     def record_associations(self, from_type: str, to_type: str, rows: Iterable[tuple[str, str, int]]) -> None:
         """Remember associations HubSpot accepted (idempotent; refreshes synced_at)."""
@@ -750,7 +757,9 @@ class StateStore:
 
     # ------------------------------------------------------------------ frames
 
-    def _frame(self, stmt: sa.Select[Any] | sa.CompoundSelect[Any], schema: FrameSchema) -> pl.DataFrame:
+    def _frame(
+        self, stmt: sa.Select[Any] | sa.TextClause, schema: FrameSchema, params: dict[str, Any] | None = None
+    ) -> pl.DataFrame:
         """Run ``stmt`` and build a frame straight from the DBAPI cursor's tuples.
 
         SQLAlchemy still compiles the statement and binds its parameters, but its per-row Row objects
@@ -765,7 +774,7 @@ class StateStore:
             for name, dtype in schema.items()
         }
         with self._reading() as conn:
-            result = conn.execute(stmt)
+            result = conn.execute(stmt, params) if params else conn.execute(stmt)
             try:
                 # chunks, so a million-row id map never exists as a million Python tuples at once
                 cursor = result.cursor
@@ -887,3 +896,15 @@ def _create_private_file(path: Path) -> None:
     if path.stat().st_mode & 0o077:
         with contextlib.suppress(PermissionError):  # someone else's file: leave its mode alone
             path.chmod(0o600)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_ranges(ranges: int) -> sa.TextClause:
+    """``ranges`` index ranges of one type's keys joined by UNION ALL, as text built once per size: the SQL
+    expression of 300 ranges took longer to build and compile than to run. (An OR of the ranges is planned as a
+    scan of the type by SQLite: minutes at 4M rows.)"""
+    one = (
+        f"SELECT source_key, hubspot_id, payload_hash FROM {id_map.name} "
+        "WHERE object_type = :t AND source_key >= :l{n} AND source_key < :h{n}"
+    )
+    return sa.text(" UNION ALL ".join(one.format(n=n) for n in range(ranges)))

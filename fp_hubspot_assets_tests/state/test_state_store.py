@@ -238,10 +238,8 @@ def test_association_frame_of_some_keys_by_lookup_or_by_scan(store: StateStore, 
     assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
     monkeypatch.setattr(store_module, "IN_LOOKUP_MAX", 2)  # more keys than that, and a large share of the rows:
     monkeypatch.setattr(store_module, "_SCAN_SHARE", 100)  # one scan of the type, filtered
-    scans: list[int] = []
-    monkeypatch.setattr(store, "_count", lambda stmt: scans.append(1) or 50)
+    assert store.worth_scanning("line_items", 3), "3 keys × 100 > 0 line items in the ID map"
     assert sorted(store.association_frame("line_items", "deals", keys).iter_rows()) == expected
-    assert scans, "3 keys of 50 rows, × 100 > 50: scanned"
     assert store.association_frame("line_items", "deals", keys[:0]).height == 0
     assert store.association_frame("line_items", "deals").height == 50
 
@@ -255,6 +253,7 @@ def test_id_map_by_prefix_reads_the_line_items_of_some_deals(store: StateStore) 
     assert sorted(found["source_key"]) == ["C1:L0", "C1:L1", "C1:L10", "O1:L0", "O1:L1", "O1:L10"]
     assert found.columns == ["source_key", "hubspot_id", "payload_hash"]
     assert store.id_map_by_prefix("line_items", []).height == 0
+    assert not store.worth_scanning("line_items", 3), "no more keys than IN_LOOKUP_MAX: looked up"
     many = store.id_map_by_prefix("line_items", [f"X{i}:L" for i in range(700)] + ["O2:L"])  # several statements
     assert sorted(many["source_key"]) == ["O2:L0", "O2:L1", "O2:L10"]
 
