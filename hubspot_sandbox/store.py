@@ -115,8 +115,10 @@ class Store:
             if not rec.archived:
                 self.live[obj_type] += 1
             self.seq = max(self.seq, rec_id + 1)
+        # the type names of 16M association rows as the shared strings, not a copy per row (~2 GiB at 1M)
+        name = {t: t for t in OBJECT_TYPE_IDS}
         for ft, fid, tt, tid, types in self._db.execute("SELECT from_type, from_id, to_type, to_id, types FROM assoc"):
-            self.assoc.setdefault((ft, fid), {})[(tt, tid)] = type_set(set(orjson.loads(types)))
+            self.assoc.setdefault((name.get(ft, ft), fid), {})[(name.get(tt, tt), tid)] = type_set(set(orjson.loads(types)))
         for key, data in self._db.execute("SELECT key, data FROM docs"):
             self.docs[key] = orjson.loads(data)
         self.seq = max(self.seq, int(self.docs.get("seq", FIRST_ID)))
