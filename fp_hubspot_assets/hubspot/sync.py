@@ -176,20 +176,20 @@ def sync_records(
         report.duration_s = time.perf_counter() - started
         return report
     assert ctx.client is not None, "a sync that writes needs a HubSpot client"
-    outgoing = _outgoing(todo, columns)
-    total = -(-outgoing.height // BATCH_SIZE)
-    # Batches are built as they are sent, so memory holds a few batches of dicts, not every record's; the
-    # payload hashes likewise are held for the batches in flight (and the keys waiting on a claim) only.
+    total = -(-todo.height // BATCH_SIZE)
+    # Batches are built as they are sent, so memory holds a few batches, not every record's payload (as
+    # strings: ~1 GiB for 4.1M line items); the payload hashes likewise are held for the batches in flight
+    # (and the keys waiting on a claim) only.
     hashes: dict[str, str] = {}
 
     def batch_at(offset: int) -> list[tuple[str, dict[str, str]]]:
-        rows = outgoing.slice(offset, BATCH_SIZE)
-        hashes.update(zip(rows["source_key"], todo["payload_hash"].slice(offset, BATCH_SIZE), strict=True))
-        return _payloads(rows)
+        rows = todo.slice(offset, BATCH_SIZE)
+        hashes.update(zip(rows["source_key"], rows["payload_hash"], strict=True))
+        return _payloads(_outgoing(rows, columns))
 
-    batches = (batch_at(offset) for offset in range(0, outgoing.height, BATCH_SIZE))
+    batches = (batch_at(offset) for offset in range(0, todo.height, BATCH_SIZE))
     if total:
-        ctx.progress(f"{object_type}: writing {outgoing.height} new or changed records in {total} batches")
+        ctx.progress(f"{object_type}: writing {todo.height} new or changed records in {total} batches")
     done = 0
     client = ctx.client
     claims: list[identity.Claim] = []
