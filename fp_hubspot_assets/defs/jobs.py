@@ -22,7 +22,7 @@ sync_hubspot = define_asset_job(
 # and carts are read incrementally (only the changed ones and their partners), customers and items those of
 # the deals read and the changed ones (see defs/incremental.py); the rest is a hash diff that writes nothing
 # on a quiet store. The ID map asset is left out: it only republishes the state store and is refreshed by
-# the main job. Every step runs in the run's own process: a subprocess
+# the main job's full runs. Every step runs in the run's own process: a subprocess
 # per step cost seconds of start-up each (the cart → deal latency), and the steps are small.
 sync_carts = define_asset_job(
     CART_JOB,
