@@ -7,7 +7,7 @@ tracing page only format what these return.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from fp_hubspot_assets.state.schema import associations, cursors, id_map, integration_log
-from fp_hubspot_assets.state.store import LOG_SCHEMA, FrameSchema, LogRow, StateStore
+from fp_hubspot_assets.state.store import IN_LOOKUP_MAX, LOG_SCHEMA, FrameSchema, LogRow, StateStore
 
 SOURCE_DATA = "SOURCE_DATA"  # error_category of problems found in the SAP/FocusPoint data (not HubSpot's)
 
@@ -136,9 +136,12 @@ def last_actions(store: StateStore, object_type: str) -> pl.DataFrame:
     return store._frame(stmt, schema)
 
 
-def logged_source_problems(store: StateStore, object_type: str) -> set[tuple[str, str, str | None]]:
+def logged_source_problems(
+    store: StateStore, object_type: str, keys: Sequence[str] | None = None
+) -> set[tuple[str, str, str | None]]:
     """Every distinct (source_key, action, message) source-data problem logged for ``object_type`` (a record
-    may have several at once: an invalid phone and an unknown country)."""
+    may have several at once: an invalid phone and an unknown country) — of ``keys`` only when given: a small
+    run looks up its few problems instead of reading every one logged (tens of thousands at 1M customers)."""
     c = integration_log.c
     stmt = (
         sa.select(c.source_key, c.action, c.message)
@@ -146,7 +149,9 @@ def logged_source_problems(store: StateStore, object_type: str) -> set[tuple[str
         .distinct()
     )
     with store._reading() as conn:
-        return {(k, a, m) for k, a, m in conn.execute(stmt)}
+        if keys is None or len(keys) > IN_LOOKUP_MAX:
+            return {(k, a, m) for k, a, m in conn.execute(stmt)}
+        return {(k, a, m) for chunk in store._chunks(keys) for k, a, m in conn.execute(stmt.where(c.source_key.in_(chunk)))}
 
 
 def logged_duplicates_of(store: StateStore, survivors: set[str]) -> set[str]:
@@ -167,7 +172,8 @@ def log_new_source_problems(store: StateStore, run_id: str, object_type: str, pr
     """Log the source-data problems ``(source_key, action, reason)`` not logged before with this content: a
     problem that stays the same is logged once, when it appears, not every run (the log stays proportional to
     change); a record whose problem changes gets a new row. Returns how many rows were written."""
-    known = logged_source_problems(store, object_type)
+    problems = list(problems)
+    known = logged_source_problems(store, object_type, sorted({key for key, _action, _reason in problems}))
     rows = [
         LogRow(object_type, key, action, None, SOURCE_DATA, reason)
         for key, action, reason in problems

@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
-from fp_hubspot_assets.state import crypto
+from fp_hubspot_assets.state import crypto, queries
 from fp_hubspot_assets.state import store as store_module
+from fp_hubspot_assets.state.queries import log_new_source_problems, logged_source_problems
 from fp_hubspot_assets.state.schema import SCHEMA_VERSION_KEY, id_map, metadata, oauth_tokens
 from fp_hubspot_assets.state.store import LogRow, StateSchemaError, StateStore, TokenRecord
 
@@ -259,6 +260,18 @@ def test_id_map_by_prefix_reads_the_line_items_of_some_deals(store: StateStore) 
 
 
 # ---------------------------------------------------------------------------- integration log
+
+
+def test_a_source_problem_is_logged_once_while_it_stays_the_same(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looked up by the keys of the run's problems (or, for many, all of the type's): the same answer both ways."""
+    first = [("W1", "skipped", "invalid email"), ("W2", "repaired", "phone cleaned")]
+    assert log_new_source_problems(store, "run-1", "contacts", first) == 2
+    assert log_new_source_problems(store, "run-2", "contacts", first) == 0, "unchanged: not logged again"
+    changed = [("W1", "skipped", "invalid email"), ("W2", "repaired", "country guessed"), ("W3", "skipped", "no name")]
+    monkeypatch.setattr(queries, "IN_LOOKUP_MAX", 2)  # 3 keys: every problem of the type is read instead
+    assert log_new_source_problems(store, "run-3", "contacts", changed) == 2
+    assert log_new_source_problems(store, "run-3", "companies", first[:1]) == 1, "per object type"
+    assert logged_source_problems(store, "contacts", ["W2"]) == {("W2", "repaired", "phone cleaned"), ("W2", "repaired", "country guessed")}
 
 
 def test_integration_log(store: StateStore) -> None:
