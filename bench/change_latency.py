@@ -20,11 +20,15 @@ import os
 import resource
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from whole_job_memory import RssSampler, step_windows  # noqa: E402 - the per-step RSS of bench/whole_job_memory.py
 
 SOURCES = ("sap_customers", "sap_addresses", "sap_items", "sap_orders", "store_carts", "web_stores")
 
@@ -38,6 +42,8 @@ def main() -> None:
     parser.add_argument("--prime-unthrottled", action="store_true",
                         help="run the initial full sync with the sandbox's rate budget off (a 1M store needs hours "
                         "at the Professional budget); every measured run still has the budget enforced")
+    parser.add_argument("--step-memory", action="store_true",
+                        help="after each run, print every step's seconds and peak RSS (sampled every 0.2 s)")
     parser.add_argument("--no-full-run", action="store_true", help="leave out the last scenario (a full run)")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="change-latency-"))
@@ -78,9 +84,12 @@ def main() -> None:
         def run(label: str, job: str, mode: str, changed: int) -> None:
             config = resource_config(panel=str(panel), sap_url=sap_url, state_url=f"sqlite:///{root / 'state.db'}",
                                      mode=mode, log_level="WARNING")  # fmt: skip
+            sampler = RssSampler()
+            sampler.start()
             t = time.perf_counter()
             summary = run_sync(instance, config, job_name=job)
             seconds = time.perf_counter() - t
+            sampler.stop()
             if not summary.success:
                 raise SystemExit(f"{label}: run failed in {summary.failed_steps}")
             read = {s: summary.metadata[s] for s in SOURCES if s in summary.metadata}
@@ -91,6 +100,11 @@ def main() -> None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{label}: {seconds:.1f} s, writes {summary.writes}, read {row['read']}, "
                   f"this process's peak RSS so far {peak:,.0f} MiB", flush=True)  # fmt: skip
+            if args.step_memory:
+                windows = step_windows(instance, summary.run_id)
+                for step, (start, end) in sorted(windows.items(), key=lambda item: item[1][0]):
+                    step_peak = sampler.peak_between(start, end)
+                    print(f"  {step:<48}{end - start:>8.1f} s{f'{step_peak:,.0f}' if step_peak else '-':>8} MiB", flush=True)
 
         if not synced.exists():
             # "unthrottled": a budget of 100,000 requests per 10 s, announced in the rate headers, which our client

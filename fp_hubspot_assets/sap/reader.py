@@ -51,6 +51,11 @@ MARKER_TABLES: dict[str, list[tuple[str, str]]] = {
     "orders": [("sap", "ORDR"), ("sap", "ODLN"), ("sap", "OINV")],
     "carts": [("fp", "FP_CART")],
 }
+# An order and its cart are one deal: each of the two reads covers changes on both sides (``changed_order_keys``,
+# ``changed_cart_keys``), so both windows end at the newest marker of either side. With the cart table alone, an
+# order shipped after the newest cart change kept every later carts read re-reading it until a cart changed.
+WINDOW_TABLES = {**MARKER_TABLES, "orders": MARKER_TABLES["orders"] + MARKER_TABLES["carts"],
+                 "carts": MARKER_TABLES["carts"] + MARKER_TABLES["orders"]}  # fmt: skip
 # the key column of each marked table, for reporting rows with a future marker
 _MARKER_KEYS = {"FP_CUSTOMER": "CustomerId", "OCRD": "CardCode", "FP_ADDRESS": "AddressId", "OITM": "ItemCode",
                 "FP_ITEM_COMBINATION": "CombinationId", "ORDR": "DocEntry", "ODLN": "DocEntry", "OINV": "DocEntry",
@@ -829,13 +834,14 @@ class SapReader:
     # -- change markers -------------------------------------------------------------------------------------
 
     def max_updated_at(self, entity: str) -> datetime | None:
-        """The newest change marker among the tables ``entity`` is read from (None for stores: no marker).
-        Markers beyond ``marker_horizon()`` are left out (see ``future_markers``)."""
-        if entity not in MARKER_TABLES:
+        """The newest change marker among the tables whose changes a read of ``entity`` covers (None for
+        stores: no marker; orders and carts: both sides of the deal, ``WINDOW_TABLES``). Markers beyond
+        ``marker_horizon()`` are left out (see ``future_markers``)."""
+        if entity not in WINDOW_TABLES:
             raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
         horizon = marker_horizon()
         stamps = [self._fp_max(table, horizon) if kind == "fp" else self._sap_max(table, horizon)
-                  for kind, table in MARKER_TABLES[entity]]  # fmt: skip
+                  for kind, table in WINDOW_TABLES[entity]]  # fmt: skip
         found = [s for s in stamps if s is not None]
         return max(found) if found else None
 

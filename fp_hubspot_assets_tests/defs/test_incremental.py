@@ -118,6 +118,29 @@ def test_a_cart_linked_to_its_order_late_reads_the_order_too(sync_env: SyncEnv) 
     assert_hubspot_matches(sync_env)
 
 
+def test_an_order_change_moves_the_carts_marker_too(sync_env: SyncEnv) -> None:
+    """A carts read covers its orders' changes, so the carts' marker moves past a shipped order: the next
+    run does not read the order's cart again (it did until some cart changed)."""
+    run_incremental(sync_env)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    customer, item = shopper(sync_env)
+    checked_out = simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)], now=now - timedelta(minutes=10))
+    simulate.complete_cart(sync_env.sap_url, checked_out, now=now - timedelta(minutes=10))
+    run_incremental(sync_env)
+    # an order of the demo's history that came from a cart: its cart's own marker stays old
+    ordered = sql(sync_env, 'SELECT MIN(o."DocEntry") FROM "ORDR" o JOIN "FP_CART" c ON c."CartId" = o."U_FP_CartId" '
+                  'WHERE o."DocStatus" = \'O\' AND o."CANCELED" = \'N\' AND c."UpdatedAt" < ?',
+                  (now - timedelta(days=1)).isoformat(sep=" "))[0][0]  # fmt: skip
+    simulate.ship_order(sync_env.sap_url, ordered, now=now - timedelta(minutes=5))
+    shipped = run_incremental(sync_env)
+    assert rows_read(shipped, "store_carts") == ("incremental", 2), "the checked-out cart (at the marker) and the shipped order's"
+    assert markers(sync_env)["carts"] == markers(sync_env)["orders"] == now - timedelta(minutes=5)
+
+    unchanged = run_incremental(sync_env)
+    assert rows_read(unchanged, "store_carts") == ("incremental", 1), "only the cart of the order at the marker"
+    assert_hubspot_matches(sync_env)
+
+
 def test_a_failed_run_does_not_advance_the_markers(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     sync_env.run()
     before = markers(sync_env)
