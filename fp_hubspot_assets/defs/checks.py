@@ -5,7 +5,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
 
 from fp_hubspot_assets.defs.metadata import table_metadata
-from fp_hubspot_assets.defs.resources import PanelResource
+from fp_hubspot_assets.defs.resources import PanelResource, StateStoreResource
 from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
 
 
@@ -83,14 +83,14 @@ def orders_reference_known_records(
     )
 
 
-@asset_check(asset="hubspot_id_map", description="Each source key and each HubSpot id appears once per object type.")
-def id_map_unique(hubspot_id_map: pl.DataFrame) -> AssetCheckResult:
-    dup_keys = hubspot_id_map.group_by("object_type", "source_key").len().filter(pl.col("len") > 1)
-    dup_ids = hubspot_id_map.group_by("object_type", "hubspot_id").len().filter(pl.col("len") > 1)
+@asset_check(asset="hubspot_id_map", description="Each source key and each HubSpot id appears once per object type "
+             "(counted in the state store, whose keys should make both impossible).")
+def id_map_unique(state: StateStoreResource) -> AssetCheckResult:
+    duplicates = state.store().id_map_duplicates()
     return AssetCheckResult(
-        passed=dup_keys.height == 0 and dup_ids.height == 0,
+        passed=not any(duplicates.values()),
         severity=AssetCheckSeverity.ERROR,
-        metadata={"duplicate_source_keys": dup_keys.height, "duplicate_hubspot_ids": dup_ids.height},
+        metadata=dict(duplicates),
     )
 
 

@@ -6,8 +6,7 @@ incremental cursors and prunes earlier runs' stored values."""
 import json
 from collections.abc import Iterator
 
-import polars as pl
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from fp_hubspot_assets.defs import incremental, run_storage
 from fp_hubspot_assets.defs.metadata import GRID_ROWS, OWNERS, WRITERS, Metadata, mark_dry_run, table_metadata
@@ -19,21 +18,28 @@ from fp_hubspot_assets.tracing import tracing_page_url
 
 @asset(group_name="hubspot", kinds={"hubspot", "sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],
        output_required=False,
-       description="Source key ↔ HubSpot id for every object type, from the state store. Refreshed by full runs "
-       "(and when materialized on its own); an incremental run leaves it as it was: it reads every synced "
-       "record (7M at 1M customers, ~20 s), and the run's own changes are in integration_log.")
-def hubspot_id_map(context: AssetExecutionContext, state: StateStoreResource) -> Iterator[Output[pl.DataFrame]]:
+       description="Source key ↔ HubSpot id for every object type: the state store's table fp_id_map (search it "
+       "on the tracing page). The materialization shows the counts per type and the first rows; it is refreshed "
+       "by full runs (and when materialized on its own). An incremental run leaves it as it was: the run's own "
+       "changes are in integration_log.")
+def hubspot_id_map(context: AssetExecutionContext, state: StateStoreResource) -> Iterator[MaterializeResult]:
     partial = sorted(e for e, read in incremental.run_reads(context.instance, context.run_id).items() if read.get(MODE) != FULL)
     if partial:
         context.log.info(f"not refreshed: this run read {', '.join(partial)} incrementally (a full run refreshes it; "
                          "integration_log lists this run's changes)")  # fmt: skip
         return
-    frame = state.store().id_map_all()
-    per_type = frame.group_by("object_type").len().sort("object_type") if frame.height else None
-    metadata: Metadata = {"dagster/row_count": frame.height, "sample": table_metadata(frame.head(100))}
-    if per_type is not None:
-        metadata |= {f"count_{t}": int(n) for t, n in per_type.iter_rows()}
-    yield Output(frame, metadata=metadata)
+    store = state.store()
+    # counted and sampled in SQL: the map has a row per synced record (7M at 1M customers), which a frame of
+    # it held in memory at the end of every full run (and stored again as the asset's value)
+    counts = store.id_map_counts()
+    metadata: Metadata = {
+        "dagster/row_count": sum(counts.values()),
+        "dagster/table_name": "fp_id_map",
+        "sample": table_metadata(store.id_map_all(limit=100)),
+        **{f"count_{t}": n for t, n in counts.items()},
+        "tracing_page": MetadataValue.url(tracing_page_url("/")),
+    }
+    yield MaterializeResult(metadata=metadata)
 
 
 @asset(group_name="hubspot", kinds={"sql"}, owners=OWNERS, deps=[AssetKey(w) for w in WRITERS],

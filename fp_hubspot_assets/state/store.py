@@ -366,8 +366,9 @@ class StateStore:
             parts.append(self._frame(_key_ranges(len(chunk)), ID_MAP_SCHEMA, params))
         return pl.concat(parts) if parts else pl.DataFrame(schema=ID_MAP_SCHEMA)
 
-    def id_map_all(self) -> pl.DataFrame:
-        """object_type, source_key, hubspot_id, payload_hash, synced_at of every record (UTC timestamps)."""
+    def id_map_all(self, limit: int | None = None) -> pl.DataFrame:
+        """object_type, source_key, hubspot_id, payload_hash, synced_at of every record (UTC timestamps), in
+        key order; at most ``limit`` rows."""
         stmt = sa.select(
             id_map.c.object_type,
             id_map.c.source_key,
@@ -375,7 +376,28 @@ class StateStore:
             id_map.c.payload_hash,
             id_map.c.synced_at,
         ).order_by(id_map.c.object_type, id_map.c.source_key)
-        return self._frame(stmt, ID_MAP_ALL_SCHEMA)
+        return self._frame(stmt if limit is None else stmt.limit(limit), ID_MAP_ALL_SCHEMA)
+
+    def id_map_counts(self) -> dict[str, int]:
+        """{object_type: synced records}: one pass over the primary key's index, nothing held per record."""
+        stmt = sa.select(id_map.c.object_type, sa.func.count()).group_by(id_map.c.object_type).order_by(id_map.c.object_type)
+        with self._reading() as conn:
+            return {str(t): int(n) for t, n in conn.execute(stmt)}
+
+    def id_map_duplicates(self) -> dict[str, int]:
+        """How many (object type, source key) and (object type, HubSpot id) pairs occur more than once. The
+        schema's keys forbid both; this counts them in SQL (GROUP BY ... HAVING) without loading the map."""
+        found = {}
+        with self._reading() as conn:
+            for name, column in (("duplicate_source_keys", id_map.c.source_key), ("duplicate_hubspot_ids", id_map.c.hubspot_id)):
+                groups = (
+                    sa.select(id_map.c.object_type)
+                    .group_by(id_map.c.object_type, column)
+                    .having(sa.func.count() > 1)
+                    .subquery()
+                )
+                found[name] = int(conn.execute(sa.select(sa.func.count()).select_from(groups)).scalar_one())
+        return found
 
     def record_synced(
         self, object_type: str, rows: Iterable[tuple[str, str, str | None]], run_id: str

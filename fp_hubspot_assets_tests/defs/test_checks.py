@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import polars as pl
 from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
 
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs.checks import id_map_unique, orders_reference_known_records, payload_checks
+from fp_hubspot_assets.defs.resources import StateStoreResource
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.source_model import conform
 
@@ -48,8 +52,19 @@ def test_orders_referencing_unknown_records_warn() -> None:
     assert result.metadata["lines_with_unknown_item"].value == 1
 
 
-def test_id_map_duplicates_fail() -> None:
-    ok = pl.DataFrame({"object_type": ["contacts", "deals"], "source_key": ["W1", "W1"], "hubspot_id": ["1", "1"]})
-    assert id_map_unique(hubspot_id_map=ok).passed
-    dup = pl.DataFrame({"object_type": ["contacts", "contacts"], "source_key": ["W1", "W2"], "hubspot_id": ["1", "1"]})
-    assert not id_map_unique(hubspot_id_map=dup).passed
+def test_id_map_duplicates_fail(tmp_path: Path) -> None:
+    """The check counts in the state store. Its keys forbid duplicates, so the failing case is a table that
+    lost them (made by hand here, before the store creates its own)."""
+    good = StateStoreResource(url=f"sqlite:///{tmp_path / 'good.db'}")
+    good.store().record_synced("contacts", [("W1", "1", "h")], "run-1")
+    good.store().record_synced("deals", [("W1", "1", "h")], "run-1")  # the same key and id in another type
+    assert id_map_unique(state=good).passed
+    bare = tmp_path / "bare.db"
+    with sqlite3.connect(bare) as conn:
+        conn.execute("CREATE TABLE fp_id_map (object_type TEXT, source_key TEXT, hubspot_id TEXT, payload_hash TEXT, "
+                     "synced_at TEXT, run_id TEXT)")  # fmt: skip
+        rows = [("contacts", "W1", "1"), ("contacts", "W2", "1"), ("contacts", "W2", "2"), ("deals", "W1", "1")]
+        conn.executemany("INSERT INTO fp_id_map VALUES (?, ?, ?, NULL, '2026-01-01 00:00:00.000000', NULL)", rows)
+    result = id_map_unique(state=StateStoreResource(url=f"sqlite:///{bare}"))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert result.metadata["duplicate_source_keys"].value == 1 and result.metadata["duplicate_hubspot_ids"].value == 1

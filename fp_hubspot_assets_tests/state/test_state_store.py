@@ -143,6 +143,9 @@ def test_id_map_round_trip_and_upsert(store: StateStore) -> None:
         ("contacts", "W3"),
     ]
     assert (datetime.now(UTC) - everything["synced_at"].max()) < timedelta(minutes=5)  # type: ignore[operator]
+    assert store.id_map_all(limit=2).rows() == everything.head(2).rows()
+    assert store.id_map_counts() == {"companies": 1, "contacts": 3}
+    assert store.id_map_duplicates() == {"duplicate_source_keys": 0, "duplicate_hubspot_ids": 0}
     with store.engine.connect() as conn:
         run_ids = dict(conn.execute(sa.select(id_map.c.source_key, id_map.c.run_id)).all())
     assert run_ids == {"W1": "run-1", "W2": "run-2", "W3": "run-2", "BP1": "run-1"}
