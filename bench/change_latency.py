@@ -19,7 +19,9 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +46,8 @@ def main() -> None:
                         "at the Professional budget); every measured run still has the budget enforced")
     parser.add_argument("--step-memory", action="store_true",
                         help="after each run, print every step's seconds and peak RSS (sampled every 0.2 s)")
+    parser.add_argument("--profile", type=Path, help="record each run with py-spy (50 Hz, raw stacks) into "
+                        "DIR/<run>.raw (py-spy is a benchmark-only dependency: pip install py-spy)")
     parser.add_argument("--no-full-run", action="store_true", help="leave out the last scenario (a full run)")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="change-latency-"))
@@ -86,10 +90,14 @@ def main() -> None:
                                      mode=mode, log_level="WARNING")  # fmt: skip
             sampler = RssSampler()
             sampler.start()
+            profiler = _py_spy(args.profile, label) if args.profile else None
             t = time.perf_counter()
             summary = run_sync(instance, config, job_name=job)
             seconds = time.perf_counter() - t
             sampler.stop()
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait()
             if not summary.success:
                 raise SystemExit(f"{label}: run failed in {summary.failed_steps}")
             read = {s: summary.metadata[s] for s in SOURCES if s in summary.metadata}
@@ -173,6 +181,17 @@ def main() -> None:
 
         reads = " / ".join(cell(a) for a in ("sap_customers", "sap_addresses", "sap_items", "sap_orders", "store_carts"))
         print(f"| {r['label']} | {r['job']} | {r['seconds']:.1f} | {r['changed']} | {reads} | {r['writes']} | {r['load']:.1f} |")
+
+
+def _py_spy(folder: Path, label: str) -> subprocess.Popen[bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() else "_" for c in label)
+    beside = Path(sys.executable).parent / "py-spy"  # the venv's, when not on PATH
+    command = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(os.getpid()), "--rate", "50", "--format", "raw", "--nonblocking",
+               "-o", str(folder / f"{name}.raw")]  # fmt: skip
+    profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the run starts
+    return profiler
 
 
 def sandbox_memory(pid: int, state: Path) -> str:
