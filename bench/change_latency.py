@@ -46,7 +46,7 @@ def main() -> None:
                         "at the Professional budget); every measured run still has the budget enforced")
     parser.add_argument("--step-memory", action="store_true",
                         help="after each run, print every step's seconds and peak RSS (sampled every 0.2 s)")
-    parser.add_argument("--profile", type=Path, help="record each run with py-spy (50 Hz, raw stacks) into "
+    parser.add_argument("--profile", type=Path, help="record each run with py-spy (50 Hz, raw stacks, waiting threads too) into "
                         "DIR/<run>.raw (py-spy is a benchmark-only dependency: pip install py-spy)")
     parser.add_argument("--no-full-run", action="store_true", help="leave out the last scenario (a full run)")
     args = parser.parse_args()
@@ -57,8 +57,10 @@ def main() -> None:
 
     from fp_demo_store import simulate
     from fp_demo_store.generate import generate
+    from fp_hubspot_assets.defs.incremental import SyncModeResource
     from fp_hubspot_assets.defs.jobs import CART_JOB, SYNC_JOB
     from fp_hubspot_assets.runner import resource_config, run_sync
+    from fp_hubspot_assets.sap.reader import SapReader
     from hubspot_sandbox.testing import free_port, running_sandbox
 
     sap_db = root / "sap.db"
@@ -139,8 +141,15 @@ def main() -> None:
             # fmt: skip
             if synced_before:
                 # An incremental read re-reads the 120 s before each entity's marker: after an earlier invocation's
-                # 1% of orders (15,000 stamped over ~2 minutes) that is most of them. One order shipped now moves
-                # the marker past them, as the next change of a live store would.
+                # 1% of orders (15,000 stamped over ~2 minutes) that is most of them. One order shipped more than
+                # the overlap after the newest change moves the marker past them, as the next change of a live
+                # store would (shipped sooner, the window still covers the burst's last orders).
+                with SapReader(sap_url) as reader:
+                    newest = reader.max_updated_at("orders")
+                wait = (newest - datetime.now(UTC).replace(tzinfo=None)).total_seconds() + SyncModeResource().overlap_seconds + 5 if newest else 0
+                if wait > 0:
+                    print(f"waiting {wait:.0f} s: the newest change is within the overlap", flush=True)
+                    time.sleep(wait)
                 simulate.ship_order(sap_url, open_orders.pop())
             run("incremental run, nothing changed" + (" (1 order shipped)" if synced_before else ""), SYNC_JOB, "",
                 int(synced_before))  # fmt: skip
@@ -187,7 +196,7 @@ def _py_spy(folder: Path, label: str) -> subprocess.Popen[bytes]:
     folder.mkdir(parents=True, exist_ok=True)
     name = "".join(c if c.isalnum() else "_" for c in label)
     beside = Path(sys.executable).parent / "py-spy"  # the venv's, when not on PATH
-    command = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(os.getpid()), "--rate", "50", "--format", "raw", "--nonblocking",
+    command = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(os.getpid()), "--rate", "50", "--format", "raw", "--nonblocking", "--idle",
                "-o", str(folder / f"{name}.raw")]  # fmt: skip
     profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the run starts

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +96,7 @@ def property_columns(records: pl.DataFrame) -> list[str]:
     return sorted(c for c in records.columns if c not in REFERENCE_COLUMNS and not c.startswith(REFERENCE_PREFIXES))
 
 
+ASSOCIATION_SLICE_ROWS = 200_000  # missing associations whose ends' HubSpot ids are looked up at a time
 HASH_CHUNK_ROWS = 200_000  # the joined property strings and Python digests exist for one chunk at a time
 
 
@@ -465,13 +466,20 @@ def sync_associations(
     del in_run, wanted, remembered, stale
     if missing.is_empty():
         return
-    ready = (
-        missing.join(_ids(ctx, from_type, missing["from_key"].unique(), "from_id"), on="from_key")
-        .join(_ids(ctx, to_type, missing["to_key"].unique(), "to_id"), on="to_key")
-        .sort("from_key", "to_key")
-    )
+
+    def ready_slices() -> Iterator[pl.DataFrame]:
+        """The missing pairs whose two ends are in HubSpot, with their ids, ASSOCIATION_SLICE_ROWS at a time: on a
+        first sync at 1M customers both ends' ids of 4.1M line items held at once cost ~700 MiB."""
+        for start in range(0, missing.height, ASSOCIATION_SLICE_ROWS):
+            part = missing.slice(start, ASSOCIATION_SLICE_ROWS)
+            yield (
+                part.join(_ids(ctx, from_type, part["from_key"].unique(), "from_id"), on="from_key")
+                .join(_ids(ctx, to_type, part["to_key"].unique(), "to_id"), on="to_key")
+                .sort("from_key", "to_key")
+            )
+
     if ctx.dry_run:
-        report.counts[f"would_associate_{to_type}"] += ready.height
+        report.counts[f"would_associate_{to_type}"] += sum(ready.height for ready in ready_slices())
         return
     assert ctx.client is not None
     client = ctx.client
@@ -490,7 +498,7 @@ def sync_associations(
     # Each batch becomes Python tuples only when it is sent.
     _run_batches(
         ctx.max_workers,
-        (ready.slice(i, BATCH_SIZE).rows() for i in range(0, ready.height, BATCH_SIZE)),
+        (ready.slice(i, BATCH_SIZE).rows() for ready in ready_slices() for i in range(0, ready.height, BATCH_SIZE)),
         lambda chunk: client.associate_default(from_type, to_type, [(fi, ti) for _a, _b, fi, ti in chunk]),
         finish,
     )

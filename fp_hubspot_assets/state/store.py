@@ -343,7 +343,8 @@ class StateStore:
     def worth_scanning(self, object_type: str, keys: int) -> bool:
         """Whether rows of ``keys`` records of ``object_type`` (or of their associations) are found faster by one
         scan of the type than by indexed lookups: when they are many and a large share of its synced records.
-        The type's size is counted once per store (an index range; it only has to be right in scale)."""
+        The type's size is counted when first asked and again after records of the type were recorded (an
+        index range; it only has to be right in scale)."""
         if keys <= IN_LOOKUP_MAX:
             return False
         if object_type not in self._sizes:
@@ -434,6 +435,8 @@ class StateStore:
             return gone
 
         gone = self._write(work, retry_unique=True)
+        # counted again when next asked: a first sync grows a type from nothing to millions within one run
+        self._sizes.pop(object_type, None)
         if gone:
             log.warning(
                 "state store: %d %s lost their HubSpot id to another source key: %s",

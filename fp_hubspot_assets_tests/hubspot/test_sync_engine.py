@@ -8,10 +8,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from fp_hubspot_assets.hubspot import sync
 from fp_hubspot_assets.hubspot.client import HubSpotClient
 from fp_hubspot_assets.hubspot.properties import SetupReport, ensure_properties
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
-from fp_hubspot_assets.hubspot.sync import MAX_FAILED_ATTEMPTS, SyncContext, payload_hashes, sync_records
+from fp_hubspot_assets.hubspot.sync import (
+    MAX_FAILED_ATTEMPTS,
+    SyncContext,
+    SyncReport,
+    payload_hashes,
+    sync_associations,
+    sync_records,
+)
 from fp_hubspot_assets.mapping import custom_properties
 from fp_hubspot_assets.state.store import StateStore
 from hubspot_sandbox.testing import SandboxHandle
@@ -111,3 +119,31 @@ def test_creates_are_noted_as_sent_only_until_hubspot_accepts_an_upsert_by_our_i
     assert client.upserts_by("products", "fp_product_id")
     assert noted == [keys[:100]]  # the first batch only: the two after it went out once the id was known unique
     assert store.unanswered_creates("products") == set()
+
+
+def test_associations_are_created_slice_by_slice(
+    engine: tuple[HubSpotClient, StateStore], sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Missing associations get their ends' HubSpot ids and are sent a slice at a time (4.1M line items' deal
+    links at 1M customers): every pair is created once, whichever slice it falls in, and a re-run sends none."""
+    client, store = engine
+    ensure_properties(client, {"companies": custom_properties("companies")}, SetupReport())
+    ctx = SyncContext(client, store, "run-1")
+    companies = [f"BP{i}" for i in range(5)]
+    sync_records(ctx, "companies", "fp_company_id",
+                 pl.DataFrame({"source_key": companies, "fp_company_id": companies, "name": companies}))  # fmt: skip
+    links = [companies[i % 5] if i % 4 else None for i in range(23)]
+    contacts = _contacts(23, bad={}).with_columns(pl.Series("assoc_companies", links))
+    report = sync_records(ctx, "contacts", "fp_customer_id", contacts)
+    monkeypatch.setattr(sync, "ASSOCIATION_SLICE_ROWS", 4)
+    sync_associations(ctx, "contacts", "companies", contacts.select("source_key", "assoc_companies"), report)
+
+    expected = {(f"W{i}", c) for i, c in enumerate(links) if c}
+    assert report.associations_created == len(expected) == 17
+    company_of = {o["id"]: o["properties"]["fp_company_id"] for o in sandbox.objects("companies")}
+    linked = {(o["properties"]["fp_customer_id"], company_of[a["id"]])
+              for o in sandbox.objects("contacts") for a in o["associations"].get("companies", [])}  # fmt: skip
+    assert linked == expected
+    again, writes = SyncReport("contacts"), client.write_requests
+    sync_associations(ctx, "contacts", "companies", contacts.select("source_key", "assoc_companies"), again)
+    assert again.associations_created == 0 and client.write_requests == writes
