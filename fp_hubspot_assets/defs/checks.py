@@ -2,10 +2,20 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetIn,
+    AssetKey,
+    ResourceParam,
+    asset_check,
+)
 
 from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource, StateStoreResource
+from fp_hubspot_assets.defs.run_storage import RunScopedIOManager
 from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
 
 
@@ -15,6 +25,11 @@ def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     return values.group_by(column).agg(pl.len().alias("copies"), pl.col("source_key").head(5).alias("keys")).filter(
         pl.col("copies") > 1
     )
+
+
+def unique_result(records: pl.DataFrame, column: str, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
+    """The unique-value check's result on ``records`` (``column`` and source_key)."""
+    return _result(_duplicates(records, column), what, severity)
 
 
 def _result(dupes: pl.DataFrame, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
@@ -37,8 +52,11 @@ def _unique_check(asset_name: str, column: str, what: str, blocking: bool) -> As
         description=f"No two {asset_name} records share a {what}"
         + (" (blocks the HubSpot write: a duplicate would merge or overwrite records)." if blocking else "."),
     )
-    def _check(payload: Mapped) -> AssetCheckResult:
-        return _result(_duplicates(payload.records, column), what, severity)
+    def _check(context: AssetCheckExecutionContext, io_manager: ResourceParam[RunScopedIOManager]) -> AssetCheckResult:
+        # the checked columns only: the whole payload of 4.1M line items is ~800 MiB
+        columns = list(dict.fromkeys([column, "source_key"]))
+        payload: Mapped = io_manager.load_columns(context.instance, context.run.run_id, AssetKey(asset_name), columns)
+        return unique_result(payload.records, column, what, severity)
 
     return _check
 

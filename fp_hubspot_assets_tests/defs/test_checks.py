@@ -6,11 +6,20 @@ import sqlite3
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetKey,
+    DagsterInstance,
+    asset,
+    materialize,
+)
 
 from fp_hubspot_assets.definitions import defs
 from fp_hubspot_assets.defs.checks import id_map_unique, orders_reference_known_records, payload_checks
 from fp_hubspot_assets.defs.resources import StateStoreResource
+from fp_hubspot_assets.defs.run_storage import RunScopedIOManager, write_value
 from fp_hubspot_assets.mapping import Mapped
 from fp_hubspot_assets.source_model import conform
 
@@ -20,17 +29,43 @@ def _check(asset: str, name: str):
 
 
 def _contacts(emails: list[str]) -> Mapped:
-    records = pl.DataFrame({"source_key": [f"W{i}" for i in range(len(emails))], "email": emails})
+    records = pl.DataFrame({"source_key": [f"W{i}" for i in range(len(emails))], "email": emails,
+                            "firstname": ["not read by the check"] * len(emails)})  # fmt: skip
     return Mapped("contacts", records, pl.DataFrame(schema={"source_key": pl.String, "action": pl.String, "reason": pl.String}))
 
 
-def test_duplicate_emails_fail_with_error_severity() -> None:
-    check = _check("contact_payloads", "unique_email")
-    result = check(payload=_contacts(["a@x.org", "b@x.org", "a@x.org", ""]))
+def _checked(check_name: str, payload: Mapped, tmp_path: Path) -> AssetCheckEvaluation:
+    """Materialize a contact_payloads that returns ``payload``, with the real check beside it (the check loads
+    the stored value's columns through the run-scoped IO manager)."""
+
+    @asset(name="contact_payloads")
+    def contact_payloads() -> Mapped:
+        return payload
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([contact_payloads, _check("contact_payloads", check_name)], instance=instance,
+                             resources={"io_manager": RunScopedIOManager(base_dir=str(tmp_path))}, raise_on_error=False)  # fmt: skip
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_duplicate_emails_fail_with_error_severity(tmp_path: Path) -> None:
+    result = _checked("unique_email", _contacts(["a@x.org", "b@x.org", "a@x.org", ""]), tmp_path)
     assert not result.passed
     assert result.severity == AssetCheckSeverity.ERROR
     assert result.metadata["duplicates"].value == 1
-    assert check(payload=_contacts(["a@x.org", "b@x.org", "", ""])).passed  # empty emails are not duplicates
+    # empty emails are not duplicates
+    assert _checked("unique_email", _contacts(["a@x.org", "b@x.org", "", ""]), tmp_path).passed
+    assert _checked("unique_source_key", _contacts(["a@x.org", "a@x.org"]), tmp_path).passed
+
+
+def test_a_check_reads_only_the_checked_columns(tmp_path: Path) -> None:
+    manager = RunScopedIOManager(base_dir=str(tmp_path))
+    with DagsterInstance.ephemeral() as instance:
+        (tmp_path / "runs" / "r1").mkdir(parents=True)
+        write_value(tmp_path / "runs" / "r1" / "contact_payloads", _contacts(["a@x.org"]))
+        loaded = manager.load_columns(instance, "r1", AssetKey("contact_payloads"), ["email", "source_key"])
+    assert set(loaded.records.columns) == {"email", "source_key"}, "firstname is not read"
 
 
 def test_blocking_only_where_a_duplicate_corrupts_hubspot() -> None:
