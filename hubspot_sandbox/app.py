@@ -110,6 +110,7 @@ class Sandbox:
         self.schema = Schema(self.store, cfg.tier, no_unique_on=cfg.no_unique_on)
         self.rules = Rules(self.store, self.schema, strict=not cfg.lenient_values,
                            currencies=(COMPANY_CURRENCY, *ADDITIONAL_CURRENCIES))
+        self.rules.build_indexes()
         self.objects = Objects(self.store, self.schema, self.rules, cfg.search_delay,
                                whole_batches=cfg.batch_errors == "whole")
         self.associations = Associations(self.store)

@@ -138,6 +138,13 @@ class Rules:
             self.store.unique[obj_type][prop] = idx
         return idx
 
+    def build_indexes(self) -> None:
+        """Every unique property's index, at start: built on the first request instead, the first upsert of a
+        type after a restart paid for all its records (3 s for 4.1M line items), which HubSpot never does."""
+        for obj_type in self.store.unique:
+            for prop in self.schema.unique_properties(obj_type):
+                self.index(obj_type, prop)
+
     def require_unique(self, obj_type: str, prop: str, verb: str) -> None:
         info = self.schema.info[obj_type].get(prop)
         if prop == "hs_object_id":
