@@ -64,7 +64,10 @@ def _with_roles(frame: pl.DataFrame, options: CustomerRoles) -> pl.DataFrame:
         .then(pl.lit("Guest" in options.roles))
         .otherwise(pl.lit(options.all_registered) | holds_selected)
     )
-    return frame.with_columns(selected.alias("_selected"), join_sorted(pl.col("_roles")).alias("fp_roles"))
+    # the role lists are read here only: dropped before the filters that copy every column they keep
+    return frame.with_columns(selected.alias("_selected"), join_sorted(pl.col("_roles")).alias("fp_roles")).drop(
+        "roles", "_roles", "_has_guest_role", "is_guest"
+    )
 
 
 def _exclusions(frame: pl.DataFrame) -> pl.DataFrame:
@@ -170,6 +173,7 @@ def map_contacts(customers: pl.DataFrame, addresses: pl.DataFrame, settings: Pan
     )
     people = frame.filter(known_kind & ~((pl.col("kind") == "bp") & pl.col("is_company").fill_null(False)))
     people, key_issues = usable_rows(people.rename({"customer_key": "source_key"}), "source_key", "customer")
+    people = people.drop("created_at", "updated_at")  # usable_rows' tie-break was their last use
 
     people = _with_roles(people, settings.customers).with_columns(
         pl.col("active").fill_null(True).alias("_active")
