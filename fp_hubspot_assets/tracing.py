@@ -210,7 +210,7 @@ def record_grid(store: StateStore, object_type: str, mapped: mapping.Mapped, cus
             pl.when(pl.col("label") == "").then(pl.col("source_label")).otherwise(pl.col("label")).alias("label"),
             pl.when(pl.col("email") == "").then(pl.col("source_email")).otherwise(pl.col("email")).alias("email"),
         ).select(sent.columns)
-    ids = store.id_map(object_type).select("source_key", "hubspot_id")
+    ids = store.id_map(object_type, with_hash=False)
     grid = grid.join(ids, on="source_key", how="full", coalesce=True)
     grid = grid.join(notes, on="source_key", how="left").join(last_actions(store, object_type), on="source_key", how="left")
     return grid.with_columns(pl.col(c).fill_null("") for c in GRID_COLUMNS if c != "last_at").select(GRID_COLUMNS)

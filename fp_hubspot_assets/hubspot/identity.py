@@ -150,6 +150,5 @@ def _final_conflicts(
 
 
 def _hashes(state: StateStore, object_type: str, keys: set[str]) -> tuple[list[str], list[str | None]]:
-    known = state.id_map(object_type)
-    known = known.filter(known["source_key"].is_in(sorted(keys)))
+    known = state.id_map(object_type, sorted(keys))
     return known["source_key"].to_list(), known["payload_hash"].to_list()

@@ -30,10 +30,11 @@ def _children(ctx: SyncContext, parents: Sequence[str] | pl.Series) -> pl.DataFr
     ranges for a small run's deals and by one scan of the line items for many."""
     wanted = parents if isinstance(parents, pl.Series) else pl.Series(list(parents), dtype=pl.String)
     if ctx.state.worth_scanning("deals", wanted.len()):
-        known = ctx.state.id_map(LINE_ITEMS)
+        known = ctx.state.id_map(LINE_ITEMS, with_hash=False)
     else:
         known = ctx.state.id_map_by_prefix(LINE_ITEMS, [f"{deal}{CHILD_SEPARATOR}" for deal in wanted.to_list()])
-    return known.drop("payload_hash").filter(parent_of(pl.col("source_key")).is_in(wanted.implode()))
+        known = known.drop("payload_hash")
+    return known.filter(parent_of(pl.col("source_key")).is_in(wanted.implode()))
 
 
 def _archive(ctx: SyncContext, object_type: str, rows: Sequence[tuple[str, str]], why: str, report: SyncReport) -> None:
@@ -79,7 +80,7 @@ def merge_late_links(ctx: SyncContext, aliases: pl.DataFrame | None, report: Syn
         return
     # the deals of the aliases only (their old and new keys), not every deal of the store
     ends = pl.concat([aliases.get_column("source_key"), aliases.get_column("survivor_key")]).unique()
-    known = ctx.state.id_map("deals", ends).select("source_key", "hubspot_id")
+    known = ctx.state.id_map("deals", ends, with_hash=False)
     linked = aliases.join(known, on="source_key").join(
         known.rename({"source_key": "survivor_key", "hubspot_id": "survivor_id"}), on="survivor_key", how="left"
     )
@@ -138,7 +139,7 @@ def guard_deletes(ctx: SyncContext, object_type: str, gone: pl.DataFrame, policy
     """Stop before a mass deletion: a read that failed or came back empty must not empty HubSpot."""
     if policy == "keep" or gone.height <= 1:
         return
-    known = ctx.state.id_map(object_type).height
+    known = ctx.state.count_ids(object_type)
     if gone.height > max_share * known:
         raise DeletionGuardError(
             f"{object_type}: {gone.height} of {known} synced records vanished from the source in one run "

@@ -506,7 +506,7 @@ def sync_associations(
 
 def _ids(ctx: SyncContext, object_type: str, keys: pl.Series, name: str) -> pl.DataFrame:
     """source key -> HubSpot id of the mapped ``keys``, named for a join."""
-    return ctx.state.id_map(object_type, keys).select(pl.col("source_key").alias(keys.name), pl.col("hubspot_id").alias(name))
+    return ctx.state.id_map(object_type, keys, with_hash=False).select(pl.col("source_key").alias(keys.name), pl.col("hubspot_id").alias(name))
 
 
 def _remove_stale(

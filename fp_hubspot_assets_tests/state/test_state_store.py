@@ -131,6 +131,9 @@ def test_id_map_round_trip_and_upsert(store: StateStore) -> None:
     frame = store.id_map("contacts").sort("source_key")
     assert frame.rows() == [("W1", "101", "h1"), ("W2", "102", "h2"), ("W3", "103", "h3")]
     assert store.hubspot_ids("contacts", ["W1", "W3", "W9"]) == {"W1": "101", "W3": "103"}
+    assert store.id_map("contacts", ["W1", "W9"], with_hash=False).rows() == [("W1", "101")]
+    assert store.id_map("contacts", with_hash=False).columns == ["source_key", "hubspot_id"]
+    assert store.count_ids("contacts") == 3
     assert store.hubspot_ids("contacts", []) == {}
 
     everything = store.id_map_all()
