@@ -17,11 +17,15 @@ from fp_hubspot_assets.defs.metadata import table_metadata
 from fp_hubspot_assets.defs.resources import PanelResource, StateStoreResource
 from fp_hubspot_assets.defs.run_storage import RunScopedIOManager
 from fp_hubspot_assets.mapping import Mapped, unmapped_statuses
+from fp_hubspot_assets.mapping.common import keep_rows
 
 
 def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     # the two columns first: the filter copies every column it keeps (4.1M line items at 1M customers)
-    values = frame.select(*dict.fromkeys([column, "source_key"])).filter(pl.col(column).is_not_null() & (pl.col(column) != ""))
+    values = frame.select(*dict.fromkeys([column, "source_key"]))
+    # only the repeated values are grouped: a group (and a list of keys) for each of 4.1M unique keys cost more
+    # than the check's input; keep_rows does not copy when nothing is dropped
+    values = keep_rows(values, pl.col(column).is_not_null() & (pl.col(column) != "") & pl.col(column).is_duplicated())
     return values.group_by(column).agg(pl.len().alias("copies"), pl.col("source_key").head(5).alias("keys")).filter(
         pl.col("copies") > 1
     )
