@@ -241,7 +241,9 @@ def _create_guard(
     """Where the account may refuse a unique id property, the guard decides which keys need a search."""
     if object_type not in NO_UNIQUE_FALLBACK or todo.is_empty():
         return None
-    known = todo.filter(pl.col("hubspot_id").is_not_null())["source_key"]
+    # Series, not a filter of ``todo``: the plan's columns are chunked differently, and a filter of the whole frame
+    # copied every column of 4.1M line items into one chunk first (+800 MiB on a first sync at 1M, §7 of bench/README)
+    known = todo.get_column("source_key").filter(todo.get_column("hubspot_id").is_not_null())
     return CreateGuard(client, ctx.state, object_type, id_property, known, ctx.run_id, ctx.progress)
 
 
