@@ -31,11 +31,6 @@ def _duplicates(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     )
 
 
-def unique_result(records: pl.DataFrame, column: str, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
-    """The unique-value check's result on ``records`` (``column`` and source_key)."""
-    return _result(_duplicates(records, column), what, severity)
-
-
 def _result(dupes: pl.DataFrame, what: str, severity: AssetCheckSeverity) -> AssetCheckResult:
     sample = dupes.head(50).with_columns(pl.col("keys").list.join(", ")) if dupes.height else dupes
     return AssetCheckResult(
@@ -60,7 +55,7 @@ def _unique_check(asset_name: str, column: str, what: str, blocking: bool) -> As
         # the checked columns only: the whole payload of 4.1M line items is ~800 MiB
         columns = list(dict.fromkeys([column, "source_key"]))
         payload: Mapped = io_manager.load_columns(context.instance, context.run.run_id, AssetKey(asset_name), columns)
-        return unique_result(payload.records, column, what, severity)
+        return _result(_duplicates(payload.records, column), what, severity)
 
     return _check
 
@@ -112,7 +107,7 @@ def id_map_unique(state: StateStoreResource) -> AssetCheckResult:
     return AssetCheckResult(
         passed=not any(duplicates.values()),
         severity=AssetCheckSeverity.ERROR,
-        metadata=dict(duplicates),
+        metadata=duplicates,
     )
 
 

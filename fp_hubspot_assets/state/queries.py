@@ -148,25 +148,34 @@ def logged_source_problems(
         .where(c.object_type == object_type, c.error_category == SOURCE_DATA)
         .distinct()
     )
-    with store._reading() as conn:
-        if keys is None or len(keys) > IN_LOOKUP_MAX:
+    if keys is None:
+        with store._reading() as conn:
             return {(k, a, m) for k, a, m in conn.execute(stmt)}
-        return {(k, a, m) for chunk in store._chunks(keys) for k, a, m in conn.execute(stmt.where(c.source_key.in_(chunk)))}
+    return {(k, a, m) for k, a, m in _rows_where_in(store, stmt, c.source_key, keys)}
 
 
 def logged_duplicates_of(store: StateStore, survivors: set[str]) -> set[str]:
     """Contacts last logged as skipped for a "duplicate email of <survivor>" (the contact mapping's reason)
-    of one of ``survivors``. A few survivors (a small run) are matched in SQL, so only their duplicates come
-    back, not every duplicate ever logged (57,000 at 1M customers); many are matched here."""
+    of one of ``survivors``: a small run's few survivors are matched in SQL, so only their duplicates come back,
+    not every duplicate ever logged (57,000 at 1M customers)."""
     c = integration_log.c
     prefix = "duplicate email of "
-    stmt = sa.select(c.source_key, c.message).where(c.object_type == "contacts", c.error_category == SOURCE_DATA)
+    stmt = (
+        sa.select(c.source_key, c.message)
+        .where(c.object_type == "contacts", c.error_category == SOURCE_DATA, c.message.like(prefix + "%"))
+        .distinct()
+    )
+    return {key for key, _message in _rows_where_in(store, stmt, c.message, [prefix + s for s in survivors])}
+
+
+def _rows_where_in(store: StateStore, stmt: sa.Select[Any], column: sa.Column[Any], values: Sequence[str]) -> list[Any]:
+    """``stmt``'s rows whose ``column`` (one it selects) is among ``values``: by IN lists, or for more than
+    IN_LOOKUP_MAX values one pass over ``stmt``'s rows, filtered here."""
     with store._reading() as conn:
-        if len(survivors) > IN_LOOKUP_MAX:
-            rows = conn.execute(stmt.where(c.message.like(prefix + "%")).distinct())
-            return {key for key, message in rows if message[len(prefix):] in survivors}
-        messages = sorted(prefix + survivor for survivor in survivors)
-        return {key for chunk in store._chunks(messages) for key, _m in conn.execute(stmt.where(c.message.in_(chunk)).distinct())}
+        if len(values) > IN_LOOKUP_MAX:
+            position, wanted = list(stmt.selected_columns.keys()).index(column.name), set(values)
+            return [row for row in conn.execute(stmt) if row[position] in wanted]
+        return [row for chunk in store._chunks(sorted(values)) for row in conn.execute(stmt.where(column.in_(chunk)))]
 
 
 def log_new_source_problems(store: StateStore, run_id: str, object_type: str, problems: Iterable[tuple[str, str, str]]) -> int:
