@@ -255,6 +255,32 @@ def test_corrupt_rows_become_rejects_and_neighbours_are_still_read(sap_demo_copy
     assert all(r.frame.schema == SCHEMAS[e] for e, r in results.items())
 
 
+def test_a_full_read_of_orders_and_carts_in_slices_equals_the_one_piece_read(sap_demo_copy: str) -> None:
+    """Orders and carts are read in slices of documents (bounded memory at scale); a bad line, a line whose
+    document is missing and the documents at either end of a slice come out as in one piece."""
+    url = sap_demo_copy
+    top_order = sql_rows(url, 'SELECT MAX("DocEntry") FROM "ORDR"')[0][0]
+    sql_exec(
+        url,
+        ('UPDATE "FP_CART_LINE" SET "Quantity" = \'three\' WHERE "CartId" = 3 AND "LineNum" = 0', ()),
+        ('INSERT INTO "RDR1" ("DocEntry", "LineNum", "ItemCode", "Quantity", "Price") '
+         "VALUES (?, 0, 'X', 'many', 1.0)", (top_order + 5,)),
+        ('INSERT INTO "FP_CART_LINE" ("CartId", "LineNum", "ItemCode", "Quantity", "Price") '
+         "VALUES (-4, 0, 'X', 'many', 1.0)", ()),
+    )  # fmt: skip
+    with SapReader(url) as whole, SapReader(url, full_read_slice=7) as sliced:
+        for entity in ("orders", "carts"):
+            one, many = whole.read(entity), sliced.read(entity)
+            assert one.frame.height > 7 * 3, entity  # several slices
+            assert many.frame.equals(one.frame), entity
+            assert many.rejects.sort("source_key").equals(one.rejects.sort("source_key")), entity
+            assert many.frame.n_chunks() > 1, entity  # the slices were not copied into one piece
+        orphans = {"orders": f"O{top_order + 5}", "carts": "C-4"}
+        for entity, key in orphans.items():
+            assert key in sliced.read(entity).rejects["source_key"].to_list(), entity
+        assert "C3" in sliced.read("carts").rejects["source_key"].to_list()
+
+
 def test_an_order_and_its_cart_count_as_changed_through_either_side_of_their_link(sap_demo_copy: str) -> None:
     """Each link direction alone carries the change: a cart naming its order (``OrderDocEntry``) or an order
     naming its cart (``U_FP_CartId``); a cart also changes when its order changes through an invoice."""
