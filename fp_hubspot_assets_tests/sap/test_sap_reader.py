@@ -268,17 +268,17 @@ def test_a_full_read_of_orders_and_carts_in_slices_equals_the_one_piece_read(sap
         ('INSERT INTO "FP_CART_LINE" ("CartId", "LineNum", "ItemCode", "Quantity", "Price") '
          "VALUES (-4, 0, 'X', 'many', 1.0)", ()),
     )  # fmt: skip
+    orphans = {"orders": f"O{top_order + 5}", "carts": "C-4"}
     with SapReader(url) as whole, SapReader(url, full_read_slice=7) as sliced:
-        for entity in ("orders", "carts"):
+        for entity, orphan in orphans.items():
             one, many = whole.read(entity), sliced.read(entity)
             assert one.frame.height > 7 * 3, entity  # several slices
             assert many.frame.equals(one.frame), entity
             assert many.rejects.sort("source_key").equals(one.rejects.sort("source_key")), entity
             assert many.frame.n_chunks() > 1, entity  # the slices were not copied into one piece
-        orphans = {"orders": f"O{top_order + 5}", "carts": "C-4"}
-        for entity, key in orphans.items():
-            assert key in sliced.read(entity).rejects["source_key"].to_list(), entity
-        assert "C3" in sliced.read("carts").rejects["source_key"].to_list()
+            rejected = many.rejects["source_key"].to_list()
+            assert orphan in rejected, entity
+            assert entity == "orders" or "C3" in rejected
 
 
 def test_an_order_and_its_cart_count_as_changed_through_either_side_of_their_link(sap_demo_copy: str) -> None:
