@@ -19,6 +19,7 @@ from fp_hubspot_assets.defs.resources import (
 )
 from fp_hubspot_assets.defs.run_storage import RunScopedIOManager
 from fp_hubspot_assets.defs.sap_assets import sap_assets
+from fp_hubspot_assets.preflight import sap_time_zone_from_env
 
 __all__ = ["SYNC_JOB", "build_resources", "defs"]
 
@@ -28,7 +29,8 @@ def build_resources() -> dict[str, object]:
     the variables; README → Configuration). A run config can still set each one."""
     return {
         "panel": PanelResource(),  # path empty: $FP_PANEL_FILE, else the embedded defaults (panel.example.yaml)
-        "sap": SapSourceResource(url=EnvVar("FP_SAP_URL")),
+        # the zone is read when the code loads: an unknown name stops the load naming $FP_SAP_TIME_ZONE
+        "sap": SapSourceResource(url=EnvVar("FP_SAP_URL"), time_zone=sap_time_zone_from_env()),
         "state": StateStoreResource(url=EnvVar("FP_STATE_URL")),
         "hubspot": HubSpotResource(),
         "sync_mode": SyncModeResource(),

@@ -19,12 +19,16 @@ import socket
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
 from fp_hubspot_assets.panel import PanelError, PanelSettings, load_panel
 from fp_hubspot_assets.sap.tables import metadata as sap_metadata
+
+if TYPE_CHECKING:
+    from fp_hubspot_assets.sap.reader import SapReader
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -192,7 +196,27 @@ def preflight_from_env() -> PanelSettings:
     """``preflight`` with what a run started from this shell would use ($FP_PANEL_FILE, $FP_SAP_URL, …)."""
     from fp_hubspot_assets.state.store import StateStore
 
+    sap_time_zone_from_env()
     return preflight(None, sap_url_from_env(), StateStore.default_url())
+
+
+def sap_time_zone_from_env() -> str:
+    """$FP_SAP_TIME_ZONE (default UTC): the zone SAP stamps its rows in; an unknown name is one line naming it."""
+    from fp_hubspot_assets.sap.fetch import TIME_ZONE_ENV, SourceZone
+
+    name = os.environ.get(TIME_ZONE_ENV, "").strip() or "UTC"
+    try:
+        SourceZone(name)
+    except ValueError as exc:
+        raise PreflightError(str(exc)) from None
+    return name
+
+
+def sap_reader_from_env() -> SapReader:
+    """A reader of $FP_SAP_URL in $FP_SAP_TIME_ZONE, for commands that read SAP outside a Dagster run."""
+    from fp_hubspot_assets.sap.reader import SapReader
+
+    return SapReader(sap_url_from_env(), time_zone=sap_time_zone_from_env())
 
 
 def sap_url_from_env() -> str:

@@ -56,8 +56,8 @@ class Sources:
     """The mapping's current payloads, recomputed at most every ``ttl`` seconds (the grid needs names,
     emails, stages and amounts, which the state store does not keep)."""
 
-    def __init__(self, sap_url: str, settings: PanelSettings, ttl: float = 60.0) -> None:
-        self.sap_url, self.settings, self.ttl = sap_url, settings, ttl
+    def __init__(self, sap_url: str, settings: PanelSettings, ttl: float = 60.0, time_zone: str = "UTC") -> None:
+        self.sap_url, self.settings, self.ttl, self.time_zone = sap_url, settings, ttl, time_zone
         self._lock = threading.Lock()
         self._at = -ttl
         self.frames: dict[str, pl.DataFrame] = {}
@@ -66,7 +66,7 @@ class Sources:
     def current(self) -> tuple[dict[str, pl.DataFrame], dict[str, mapping.Mapped]]:
         with self._lock:
             if time.monotonic() - self._at > self.ttl:
-                with SapReader(self.sap_url) as reader:
+                with SapReader(self.sap_url, time_zone=self.time_zone) as reader:
                     self.frames = read_sources(reader)
                 self.payloads = compute_payloads(self.frames, self.settings)
                 self._at = time.monotonic()
@@ -115,9 +115,11 @@ def _int(request: Request, name: str, default: int) -> int:
         return default
 
 
-def create_app(store: StateStore, sap_url: str, settings: PanelSettings | None = None, ttl: float = 60.0) -> Starlette:
+def create_app(
+    store: StateStore, sap_url: str, settings: PanelSettings | None = None, ttl: float = 60.0, time_zone: str = "UTC"
+) -> Starlette:
     settings = settings or load_panel()
-    sources = Sources(sap_url, settings, ttl)
+    sources = Sources(sap_url, settings, ttl, time_zone)
     types = traced_types(settings)
 
     async def home(request: Request) -> Response:

@@ -58,11 +58,10 @@ def source_state_tags() -> dict[str, str]:
     them as the "last successful sync", so the schedule does not run again for changes this run saw."""
     from fp_hubspot_assets.defs.automation import TRIGGER_TAG
     from fp_hubspot_assets.panel import load_panel
-    from fp_hubspot_assets.preflight import sap_url_from_env
-    from fp_hubspot_assets.sap.reader import SapReader
+    from fp_hubspot_assets.preflight import sap_reader_from_env
     from fp_hubspot_assets.state.sync_cursor import read_source_state, source_tags
 
-    with SapReader(sap_url_from_env()) as reader:
+    with sap_reader_from_env() as reader:
         current = read_source_state(reader, load_panel())
     return source_tags(current, extra="cli") | {TRIGGER_TAG: "cli"}
 

@@ -84,15 +84,14 @@ def _page_line(total: int, offset: int, shown: int, page: int) -> str:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from fp_hubspot_assets.panel import load_panel
-    from fp_hubspot_assets.preflight import sap_url_from_env
-    from fp_hubspot_assets.sap.reader import SapReader
+    from fp_hubspot_assets.preflight import sap_reader_from_env
     from fp_hubspot_assets.tracing import read_sources, trace
 
     with _store() as store:
         settings = load_panel()
         frames = None
         if not args.no_source:
-            with SapReader(sap_url_from_env()) as reader:
+            with sap_reader_from_env() as reader:
                 frames = read_sources(reader)
         result = trace(store, args.key, settings, frames)
     if args.json:
@@ -134,11 +133,11 @@ def cmd_tracing_page(args: argparse.Namespace) -> int:
     """Serve the tracing page until Ctrl-C."""
     import uvicorn
 
-    from fp_hubspot_assets.preflight import sap_url_from_env
+    from fp_hubspot_assets.preflight import sap_time_zone_from_env, sap_url_from_env
     from fp_hubspot_assets.tracing_page import create_app
 
     store = _store()
-    app = create_app(store, sap_url_from_env())
+    app = create_app(store, sap_url_from_env(), time_zone=sap_time_zone_from_env())
     print(f"tracing page: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

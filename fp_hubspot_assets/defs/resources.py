@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from fp_hubspot_assets.hubspot import endpoints as ep
 from fp_hubspot_assets.hubspot.client import HubSpotClient
@@ -17,6 +17,7 @@ from fp_hubspot_assets.hubspot.oauth import OAuthTokens
 from fp_hubspot_assets.hubspot.ratelimit import RateBudget
 from fp_hubspot_assets.hubspot.secrets import clean_secret
 from fp_hubspot_assets.panel import PanelSettings, load_panel
+from fp_hubspot_assets.sap.fetch import SourceZone
 from fp_hubspot_assets.sap.reader import SapReader
 from fp_hubspot_assets.state.store import StateStore
 
@@ -40,9 +41,20 @@ class SapSourceResource(ConfigurableResource):
     """Where SAP Business One + FocusPoint data is read from."""
 
     url: str = Field(description="SQLAlchemy URL of the SAP Business One + FocusPoint database ($FP_SAP_URL)")
+    time_zone: str = Field(
+        default="UTC",
+        description="IANA time zone SAP Business One stamps its rows in: the server's, or the company's with "
+        "Manage Company Time ($FP_SAP_TIME_ZONE, default UTC)",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        SourceZone(value)  # raises naming $FP_SAP_TIME_ZONE and what to give
+        return value
 
     def reader(self) -> SapReader:
-        return SapReader(self.url)
+        return SapReader(self.url, time_zone=self.time_zone)
 
 
 class StateStoreResource(ConfigurableResource):

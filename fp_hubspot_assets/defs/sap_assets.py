@@ -59,7 +59,7 @@ def _source_asset(name: str, entity: str, description: str) -> AssetsDefinition:
         panel: PanelResource,
     ) -> Output[pl.DataFrame]:
         with broken_setup_as_one_line(panel.path or None, sap.url, state.url), sap.reader() as reader:
-            digest = panel_digest(panel.settings())
+            digest = panel_digest(panel.settings(), "" if reader.source.zone.is_utc else reader.source.zone.name)
             def reads() -> dict[str, dict[str, str]]:  # asked only by the keyed entities
                 return run_reads(context.instance, context.run_id)
 

@@ -8,6 +8,11 @@ Two paths share every SQL text (identifiers double-quoted, values only as ``:nam
 
 Timestamps: SQLite holds SQLAlchemy's text format; bound parameters are rendered in the same format, so text
 comparison is time comparison. SAP change markers are ``UpdateDate`` (day) + ``UpdateTS`` (HHMMSS).
+
+Time zone: SAP Business One stamps its rows in the server's (or the company's) local time, not UTC. The
+source's zone (``Source(url, time_zone)``, ``$FP_SAP_TIME_ZONE``, default UTC) turns every instant the reader
+returns into naive UTC (``SourceZone.to_utc``), and every moment it binds (``since_params``) into source time.
+Calendar days (``UpdateDate`` alone, ``CreateDate``, ``DocDate``) stay days; a day + ``UpdateTS`` is an instant.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import sqlalchemy as sa
@@ -51,10 +57,62 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+TIME_ZONE_ENV = "FP_SAP_TIME_ZONE"
+_HOUR = timedelta(hours=1)
+
+
+class SourceZone:
+    """The time zone the source stamps its rows in. Local clocks repeat an hour when daylight saving time ends;
+    bounds are widened so that no row stamped in the repeated hour is missed (``bound``)."""
+
+    def __init__(self, name: str = "UTC") -> None:
+        try:
+            self.zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{TIME_ZONE_ENV}: unknown time zone {name!r}: give an IANA name such as "
+                             "Europe/Berlin or America/New_York (the zone SAP Business One stamps its rows in)") from None  # fmt: skip
+        self.name = name
+        offsets = {self.zone.utcoffset(datetime(2026, month, 1)) for month in range(1, 13)}
+        self.is_utc = offsets == {timedelta(0)}  # UTC under any name: nothing to convert
+
+    def local(self, utc: datetime) -> datetime:
+        """Naive UTC -> naive source time."""
+        return utc if self.is_utc else utc.replace(tzinfo=UTC).astimezone(self.zone).replace(tzinfo=None)
+
+    def bound(self, utc: datetime, upper: bool = False) -> datetime:
+        """The source time that bounds every row stamped at or after ``utc`` (or, ``upper``, at or before it):
+        one hour wider where the local clock goes back within the hour, so the repeated hour is covered."""
+        if upper:
+            return max(self.local(utc), self.local(utc - _HOUR) + _HOUR)
+        return min(self.local(utc), self.local(utc + _HOUR) - _HOUR)
+
+    def to_utc(self, moment: datetime | None) -> datetime | None:
+        """Naive source time -> naive UTC (a repeated hour is read as its first pass)."""
+        if moment is None or self.is_utc:
+            return moment
+        return moment.replace(tzinfo=self.zone).astimezone(UTC).replace(tzinfo=None)
+
+    def to_utc_expr(self, expr: pl.Expr) -> pl.Expr:
+        """``to_utc`` on a column (the same values); a local time the clock skipped (spring forward) is read with
+        the offset before the change, as ``to_utc`` does."""
+        if self.is_utc:
+            return expr
+
+        def utc(e: pl.Expr) -> pl.Expr:
+            aware = e.dt.replace_time_zone(self.name, ambiguous="earliest", non_existent="null")
+            return aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+
+        return pl.coalesce(utc(expr), utc(expr - pl.duration(hours=1)) + pl.duration(hours=1))
+
+
+UTC_ZONE = SourceZone()
+
+
 class Source:
     """One database: runs a query and returns a polars frame with the query's column names."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, time_zone: str = "UTC") -> None:
+        self.zone = SourceZone(time_zone)
         self.url = sa.make_url(url)
         self.sqlite = self.url.get_backend_name() == "sqlite"
         if self.sqlite and (not self.url.database or self.url.database == ":memory:"):
@@ -73,11 +131,12 @@ class Source:
         ref = f'{alias}."{column}"'
         return f'CAST({ref} AS TEXT) AS "{column}"' if self.sqlite else ref
 
-    def since_params(self, since: datetime | None) -> dict[str, object]:
-        """Bound values for ``fp_changed``/``sap_changed`` (none when reading everything)."""
+    def since_params(self, since: datetime | None, upper: bool = False) -> dict[str, object]:
+        """Bound values for ``fp_changed``/``sap_changed`` (none when reading everything), in source time;
+        ``upper``: the moment is an upper bound."""
         if since is None:
             return {}
-        moment = naive_utc(since)
+        moment = self.zone.bound(naive_utc(since), upper)
         day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         ts = moment.hour * 10_000 + moment.minute * 100 + moment.second
         return {"since": self._bind(moment), "since_day": self._bind(day), "since_ts": ts}
@@ -167,19 +226,24 @@ def _frame_from_chunks(names: list[str], chunks: Iterator[list[Any]]) -> pl.Data
 # --- parsing raw columns ------------------------------------------------------------------------------------
 
 
-def as_datetime(column: pl.Series | pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """Text (SQLite) or a native timestamp/date (other databases) -> Datetime(us); unparseable -> null."""
+def as_datetime(column: pl.Series | pl.Expr, dtype: pl.DataType, zone: SourceZone | None = None) -> pl.Expr:
+    """Text (SQLite) or a native timestamp/date (other databases) -> Datetime(us); unparseable -> null.
+    ``zone``: the values are instants in that zone's local time, returned as UTC; None: calendar days (or
+    already UTC), left as they are. A value with its own offset is converted by that offset either way."""
     expr = column if isinstance(column, pl.Expr) else pl.lit(column)
+    local = zone or UTC_ZONE
     if dtype == pl.String:
-        return _text_datetime(expr)
+        return _text_datetime(expr, local)
     if dtype == pl.Null or dtype.is_numeric():  # a number where a timestamp belongs is not a timestamp
         return pl.lit(None, dtype=pl.Datetime("us"))
-    return expr.cast(pl.Datetime("us"))
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone:  # a timestamp with a time zone: an instant
+        return expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(pl.Datetime("us"))
+    return local.to_utc_expr(expr.cast(pl.Datetime("us")))
 
 
-def _text_datetime(expr: pl.Expr) -> pl.Expr:
+def _text_datetime(expr: pl.Expr, zone: SourceZone) -> pl.Expr:
     """ISO-8601 (extended or basic, "T" or space, with or without seconds and fractions, "Z" or an offset
-    such as +02:00 / +0200 / +02) and SQL datetime text -> naive UTC; a text without offset is UTC already."""
+    such as +02:00 / +0200 / +02) and SQL datetime text -> naive UTC; a text without offset is in ``zone``."""
     clock = r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)"
     text = (
         expr.str.strip_chars()
@@ -196,12 +260,15 @@ def _text_datetime(expr: pl.Expr) -> pl.Expr:
     def aware(fmt: str) -> pl.Expr:
         return text.str.to_datetime(fmt, strict=False, time_unit="us").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
 
+    def naive(fmt: str) -> pl.Expr:
+        return zone.to_utc_expr(text.str.to_datetime(fmt, strict=False, time_unit="us"))
+
     return pl.coalesce(
-        text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+        naive("%Y-%m-%d %H:%M:%S%.f"),
         aware("%Y-%m-%d %H:%M:%S%.f%:z"),
-        text.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
+        naive("%Y-%m-%d %H:%M"),
         aware("%Y-%m-%d %H:%M%:z"),
-        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+        zone.to_utc_expr(text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))),
     )
 
 
@@ -211,15 +278,19 @@ def as_number(column: pl.Expr, dtype: pl.DataType, target: PolarsDataType = pl.F
     return column.cast(target, strict=False)
 
 
-def sap_stamp(day: pl.Expr, ts: pl.Expr) -> pl.Expr:
-    """UpdateDate + UpdateTS (HHMMSS) -> one timestamp; a missing UpdateTS counts as midnight."""
+def sap_stamp(day: pl.Expr, ts: pl.Expr, zone: SourceZone = UTC_ZONE) -> pl.Expr:
+    """UpdateDate (a day) + UpdateTS (HHMMSS, source time) -> one instant in UTC; a missing UpdateTS counts
+    as midnight."""
     hhmmss = ts.cast(pl.Int64, strict=False).fill_null(0)
     seconds = (hhmmss // 10_000) * 3600 + (hhmmss // 100 % 100) * 60 + hhmmss % 100
-    return day + pl.duration(seconds=seconds)
+    return zone.to_utc_expr(day + pl.duration(seconds=seconds))
 
 
-def parse(frame: pl.DataFrame, specs: dict[str, tuple[str, str]]) -> tuple[pl.DataFrame, pl.Series]:
-    """Parse columns in place. ``specs``: column -> (kind 'datetime'|'float'|'int', label for the reason).
+def parse(
+    frame: pl.DataFrame, specs: dict[str, tuple[str, str]], zone: SourceZone = UTC_ZONE
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Parse columns in place. ``specs``: column -> (kind 'datetime'|'day'|'float'|'int', label for the reason);
+    a 'datetime' is an instant in ``zone`` (returned as UTC), a 'day' a calendar day (SAP's date columns).
 
     Returns the frame with typed columns and, per row, the reason it cannot be read (null when it can):
     a value that is present but does not parse.
@@ -229,14 +300,15 @@ def parse(frame: pl.DataFrame, specs: dict[str, tuple[str, str]]) -> tuple[pl.Da
     for name, (kind, label) in specs.items():
         dtype = frame.schema[name]
         raw = pl.col(name)
-        if kind == "datetime":
-            typed = as_datetime(raw, dtype)
+        if kind in ("datetime", "day"):
+            typed = as_datetime(raw, dtype, zone if kind == "datetime" else None)
         else:
             typed = as_number(raw, dtype, pl.Float64 if kind == "float" else pl.Int64)
         parsed.append(typed.alias(name))
         bad = raw.is_not_null() & typed.is_null()
         shown = raw.cast(pl.String, strict=False).fill_null("?")
-        reasons.append(pl.when(bad).then(pl.format(f"{label} {{}} is not a {kind}", shown.str.slice(0, 40))))
+        noun = "datetime" if kind == "day" else kind  # a day is reported as before: "… is not a datetime"
+        reasons.append(pl.when(bad).then(pl.format(f"{label} {{}} is not a {noun}", shown.str.slice(0, 40))))
     if not specs:
         return frame, pl.Series("reason", [None] * frame.height, dtype=pl.String)
     reason = frame.select(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason")).to_series()

@@ -157,8 +157,9 @@ def _nest(
 class SapReader:
     """Reads the canonical frames from a SAP Business One + FocusPoint database at a SQLAlchemy URL."""
 
-    def __init__(self, url: str, full_read_slice: int = FULL_READ_SLICE) -> None:
-        self.source = Source(url)
+    def __init__(self, url: str, full_read_slice: int = FULL_READ_SLICE, time_zone: str = "UTC") -> None:
+        """``time_zone``: the zone the source stamps its rows in (``$FP_SAP_TIME_ZONE``; frames come out in UTC)."""
+        self.source = Source(url, time_zone)
         self.full_read_slice = full_read_slice
 
     def close(self) -> None:
@@ -239,7 +240,8 @@ class SapReader:
             f'WHERE {changed} ORDER BY c."CustomerId"',
             since,
         )
-        raw, reason = parse(raw, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")})
+        raw, reason = parse(raw, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")},
+                            self.source.zone)
         raw, rejects = split_rejects(raw, reason, "customers", _key("W", "CustomerId"))
         roles = self._q(
             'SELECT cr."CustomerId", r."Name" FROM "FP_CUSTOMER_ROLE" cr '
@@ -286,9 +288,9 @@ class SapReader:
         )
 
     def _sap_dates(self, raw: pl.DataFrame, entity: str, key: pl.Expr) -> Frames:
-        raw, reason = parse(raw, {"CreateDate": ("datetime", "CreateDate"), "UpdateDate": ("datetime", "UpdateDate")})
+        raw, reason = parse(raw, {"CreateDate": ("day", "CreateDate"), "UpdateDate": ("day", "UpdateDate")})
         raw, rejects = split_rejects(raw, reason, entity, key)
-        return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("__updated")), rejects
+        return raw.with_columns(self._stamp().alias("__updated")), rejects
 
     @staticmethod
     def _partner_roles() -> pl.Expr:
@@ -384,7 +386,7 @@ class SapReader:
             since,
         )
         key = pl.format("W{}:A{}", pl.col("CustomerId").cast(pl.String).fill_null("?"), pl.col("AddressId"))
-        raw, reason = parse(raw, {"UpdatedAt": ("datetime", "UpdatedAt")})
+        raw, reason = parse(raw, {"UpdatedAt": ("datetime", "UpdatedAt")}, self.source.zone)
         kind = pl.col("AddressType").cast(pl.String).str.strip_chars().str.to_lowercase()
         structural = (
             pl.when(pl.col("CustomerId").is_null())
@@ -425,7 +427,7 @@ class SapReader:
         )
         kind = pl.col("AdresType").cast(pl.String).str.strip_chars().str.to_uppercase()
         key = pl.format("BP{}:{}:{}", pl.col("CardCode"), kind, pl.col("Address"))
-        raw, reason = parse(raw, {"UpdateDate": ("datetime", "UpdateDate")})
+        raw, reason = parse(raw, {"UpdateDate": ("day", "UpdateDate")})
         unknown = pl.when(~kind.is_in(["B", "S"])).then(pl.format("unknown AdresType {}", pl.col("AdresType")))
         reason = _first_reason(raw, unknown, reason)
         raw, rejects = split_rejects(raw, reason, "addresses", key)
@@ -442,7 +444,7 @@ class SapReader:
             pl.col("ZipCode").alias("zip"),
             pl.col("State").alias("state"),
             _country().alias("country"),
-            sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("updated_at"),
+            self._stamp().alias("updated_at"),
         )
         return frame, rejects
 
@@ -484,13 +486,14 @@ class SapReader:
             f'WHERE {combo_scope} ORDER BY c."ItemCode", c."CombinationId"',
             since,
         )
-        items, reason = parse(items, {"UpdateDate": ("datetime", "UpdateDate"), "Price": ("float", "Price")})
+        items, reason = parse(items, {"UpdateDate": ("day", "UpdateDate"), "Price": ("float", "Price")})
         items, item_rejects = split_rejects(items, reason, "items", _key("I", "ItemCode"))
         combo_key = pl.format("I{}#{}", pl.col("ItemCode").cast(pl.String).fill_null("?"), pl.col("CombinationId"))
         orphans = combos.filter(pl.col("Known").is_null())
         combos, reason = parse(
             combos.filter(pl.col("Known").is_not_null()),
             {"PriceDelta": ("float", "PriceDelta"), "UpdatedAt": ("datetime", "UpdatedAt")},
+            self.source.zone,
         )
         combos, combo_rejects = split_rejects(combos, reason, "items", combo_key)
         # combinations of an item rejected above go with it
@@ -498,7 +501,7 @@ class SapReader:
         rejects = [item_rejects, _reject_rows(orphans, "items", combo_key, "combination of an unknown item"),
                    combo_rejects, follow]  # fmt: skip
         items = items.with_columns(
-            sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("__updated"),
+            self._stamp().alias("__updated"),
             pl.col("ItemCode").is_in(combos["ItemCode"].implode()).alias("__has"),
             (_flag("validFor") & ~_flag("frozenFor")).fill_null(False).alias("__active"),
             pl.coalesce(pl.col("Currency"), pl.col("StoreCurrency")).alias("__currency"),
@@ -645,7 +648,7 @@ class SapReader:
         key = _key("O", "DocEntry")
         heads, reason = parse(
             heads,
-            {"DocDate": ("datetime", "DocDate"), "DocTotal": ("float", "DocTotal"), "UpdateDate": ("datetime", "UpdateDate")},
+            {"DocDate": ("day", "DocDate"), "DocTotal": ("float", "DocTotal"), "UpdateDate": ("day", "UpdateDate")},
         )
         no_card = pl.when(pl.col("CardCode").is_null()).then(pl.lit("order without a business partner (CardCode)"))
         reason = _first_reason(heads, no_card, reason)
@@ -697,9 +700,7 @@ class SapReader:
             .alias("order_status"),
             pl.col("shipment_status").fill_null("not_shipped"),
             self._payment_status().alias("payment_status"),
-            pl.max_horizontal(
-                sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")), pl.col("delivered_at"), pl.col("invoiced_at")
-            ).alias("updated_at"),
+            pl.max_horizontal(self._stamp(), pl.col("delivered_at"), pl.col("invoiced_at")).alias("updated_at"),
             pl.col("lines_total").fill_null(0.0),
             pl.col("lines").fill_null(pl.lit([], dtype=pl.List(ORDER_LINE))),
         )
@@ -735,8 +736,8 @@ class SapReader:
                 params,
             )
             specs: dict[str, tuple[str, str]] = {c: ("float", c) for c in ("DocTotal", "PaidToDate") if c in raw.columns}
-            raw, _ = parse(raw, {**specs, "UpdateDate": ("datetime", "UpdateDate")})
-            return raw.with_columns(sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS")).alias("stamp"))
+            raw, _ = parse(raw, {**specs, "UpdateDate": ("day", "UpdateDate")})
+            return raw.with_columns(self._stamp().alias("stamp"))
 
         deliveries = docs("ODLN", "DLN1", t("d", "DocTotal"))
         invoices = docs("OINV", "INV1", f'{t("d", "DocTotal")}, {t("d", "PaidToDate")}')
@@ -812,7 +813,8 @@ class SapReader:
             params,
         )
         key = _key("C", "CartId")
-        heads, reason = parse(heads, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")})
+        heads, reason = parse(heads, {"CreatedAt": ("datetime", "CreatedAt"), "UpdatedAt": ("datetime", "UpdatedAt")},
+                              self.source.zone)
         status = pl.col("Status").cast(pl.String).str.strip_chars().str.to_lowercase()
         structural = (
             pl.when(pl.col("CustomerId").is_null())
@@ -879,7 +881,7 @@ class SapReader:
         found: list[str] = []
         for kind, table in MARKER_TABLES[entity]:
             column = 't."UpdatedAt"' if kind == "fp" else 't."UpdateDate"'
-            bound = self._bound("h", horizon) if kind == "fp" else {"h": self.source.since_params(horizon)["since_day"]}
+            bound = self._bound("h", horizon, upper=True) if kind == "fp" else self._day_bound(horizon)
             raw = self.source.query(
                 f'SELECT t."{_MARKER_KEYS[table]}" AS k FROM "{table}" t '
                 f"WHERE {self.source.well_formed(column)} AND {column} > :h LIMIT {int(limit)}",
@@ -891,8 +893,8 @@ class SapReader:
     def _fp_max(self, table: str, horizon: datetime) -> datetime | None:
         ok = self.source.well_formed('t."UpdatedAt"')
         raw = self.source.query(f'SELECT MAX(t."UpdatedAt") AS m FROM "{table}" t WHERE {ok} AND t."UpdatedAt" <= :h',
-                                self._bound("h", horizon))
-        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"])))
+                                self._bound("h", horizon, upper=True))
+        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"], self.source.zone)))
 
     def _sap_max(self, table: str, horizon: datetime) -> datetime | None:
         customers_only = ' AND t."CardType" = \'C\'' if table == "OCRD" else ""
@@ -902,11 +904,11 @@ class SapReader:
             f'WHERE t."UpdateDate" = (SELECT MAX(t."UpdateDate") FROM "{table}" t WHERE {ok}{customers_only} '
             'AND t."UpdateDate" <= :h)'
             f'{customers_only} GROUP BY t."UpdateDate"',
-            {"h": self.source.since_params(horizon)["since_day"]},
+            self._day_bound(horizon),
         )
         if raw.is_empty():
             return None
-        return max_stamp(raw.select(sap_stamp(as_datetime(pl.col("d"), raw.schema["d"]), pl.col("ts"))))
+        return max_stamp(raw.select(sap_stamp(as_datetime(pl.col("d"), raw.schema["d"]), pl.col("ts"), self.source.zone)))
 
     # -- cart probes for sensor ticks: index range scans on FP_CART.UpdatedAt, never a full read -------------
 
@@ -914,20 +916,28 @@ class SapReader:
         ok = self.source.well_formed('t."UpdatedAt"')
         return ok + (' AND LOWER(TRIM(t."Status")) = \'open\'' if open_only else "")
 
-    def _bound(self, name: str, moment: datetime) -> dict[str, object]:
-        return {name: self.source.since_params(moment)["since"]}
+    def _bound(self, name: str, moment: datetime, upper: bool = False) -> dict[str, object]:
+        return {name: self.source.since_params(moment, upper)["since"]}
+
+    def _day_bound(self, horizon: datetime) -> dict[str, object]:
+        """``:h``: the source day of the latest marker believed (``marker_horizon``)."""
+        return {"h": self.source.since_params(horizon, upper=True)["since_day"]}
+
+    def _stamp(self) -> pl.Expr:
+        """``UpdateDate`` + ``UpdateTS`` of a SAP row, as UTC."""
+        return sap_stamp(pl.col("UpdateDate"), pl.col("UpdateTS"), self.source.zone)
 
     def newest_cart_change(self, until: datetime | None = None, open_only: bool = False) -> datetime | None:
         """The newest cart change marker (at or before ``until``; only open carts if ``open_only``). Walks the
         UpdatedAt index from its end and stops at the first match, so it costs the same on a million carts."""
         until = min(until, marker_horizon()) if until is not None else marker_horizon()
-        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("until", until)
+        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("until", until, upper=True)
         raw = self.source.query(
             f'SELECT t."UpdatedAt" AS m FROM "FP_CART" t WHERE {self._cart_filter(open_only)}{upper} '
             'ORDER BY t."UpdatedAt" DESC LIMIT 1',
             params,
         )
-        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"]))) if raw.height else None
+        return max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"], self.source.zone))) if raw.height else None
 
     def cart_changes(
         self, after: datetime, until: datetime | None = None, open_only: bool = False
@@ -936,12 +946,12 @@ class SapReader:
         their markers). Reads only that range of the UpdatedAt index: a tick's cost follows the carts that
         changed since the last tick, not the size of the table."""
         until = min(until, marker_horizon()) if until is not None else marker_horizon()
-        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("after", after) | self._bound("until", until)
+        upper, params = ' AND t."UpdatedAt" <= :until', self._bound("after", after) | self._bound("until", until, upper=True)
         raw = self.source.query(
             f'SELECT COUNT(*) AS n, MAX(t."UpdatedAt") AS m FROM "FP_CART" t '
             f'WHERE t."UpdatedAt" > :after{upper} AND {self._cart_filter(open_only)}',
             params,
         )
         count = int(raw["n"][0] or 0)
-        newest = max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"]))) if count else None
+        newest = max_stamp(raw.select(as_datetime(pl.col("m"), raw.schema["m"], self.source.zone))) if count else None
         return count, newest

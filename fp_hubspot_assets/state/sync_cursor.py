@@ -81,8 +81,11 @@ class SourceState:
         return SourceState(markers, self.panel)
 
 
-def panel_digest(settings: BaseModel) -> str:
-    return hashlib.blake2b(settings.model_dump_json().encode(), digest_size=8).hexdigest()
+def panel_digest(settings: BaseModel, source_zone: str = "") -> str:
+    """The digest of what the mapping depends on besides the rows: the panel settings and, when it is not UTC,
+    the source's time zone (a new zone moves every stamp: the next run reads in full)."""
+    text = settings.model_dump_json() + (f"|{source_zone}" if source_zone else "")
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def read_source_state(reader: MarkerSource, settings: BaseModel) -> SourceState:

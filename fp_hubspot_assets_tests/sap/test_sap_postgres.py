@@ -90,3 +90,32 @@ def test_preflight_and_future_markers_on_postgres(postgres_url: str) -> None:
         assert (pg.max_updated_at("carts") or pg.newest_cart_change()).year < 9999  # type: ignore[union-attr]
     with pytest.raises(PreflightError, match="table OCRD has no column E_Mail"):
         check_sap(postgres_url)
+
+
+def test_a_store_stamped_in_local_time_on_postgres_reads_as_utc(postgres_url: str, tmp_path: Path) -> None:
+    """Native timestamps (not SQLite text): a store stamped in Tokyo time (UTC+9 all year) and read with
+    ``time_zone`` gives the frames and markers of the same store stamped in UTC."""
+    lite_url = sqlite_url(tmp_path / "sap.db")
+    generate(postgres_url, 100, seed=7)
+    generate(lite_url, 100, seed=7)
+    shifted = '({d} + interval \'9 hours\')'
+    stamp = shifted.format(d='("UpdateDate" + make_interval(hours => COALESCE("UpdateTS", 0) / 10000, '
+                             'mins => COALESCE("UpdateTS", 0) / 100 % 100, secs => COALESCE("UpdateTS", 0) % 100))')  # fmt: skip
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        for table, columns in {"FP_CUSTOMER": ("CreatedAt", "UpdatedAt"), "FP_ADDRESS": ("UpdatedAt",),
+                               "FP_ITEM_COMBINATION": ("UpdatedAt",), "FP_CART": ("CreatedAt", "UpdatedAt")}.items():  # fmt: skip
+            moved = (f'"{c}" = ' + shifted.format(d=f'"{c}"') for c in columns)
+            conn.execute(sa.text(f'UPDATE "{table}" SET ' + ", ".join(moved)))
+        for table in ("OCRD", "OITM", "ORDR", "ODLN", "OINV"):
+            conn.execute(sa.text(
+                f'UPDATE "{table}" SET "UpdateDate" = date_trunc(\'day\', {stamp}), "UpdateTS" = '
+                f'(EXTRACT(HOUR FROM {stamp}) * 10000 + EXTRACT(MINUTE FROM {stamp}) * 100 + EXTRACT(SECOND FROM {stamp}))::int'
+            ))  # fmt: skip
+    engine.dispose()
+    with SapReader(postgres_url, time_zone="Asia/Tokyo") as pg, SapReader(lite_url) as lite, SapReader(postgres_url) as naive:
+        for entity in ENTITIES:
+            key = next(iter(SCHEMAS[entity]))
+            assert pg.read(entity).frame.sort(key).equals(lite.read(entity).frame.sort(key)), entity
+            assert pg.max_updated_at(entity) == lite.max_updated_at(entity), entity
+        assert naive.max_updated_at("orders") == lite.max_updated_at("orders") + timedelta(hours=9)  # type: ignore[operator]
