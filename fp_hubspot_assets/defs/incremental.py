@@ -5,7 +5,8 @@ run (plus their dependants); a full read is the reconciler (docs/automation.md â
   be set) in the Launchpad; the nightly reconcile sets ``full``.
 - Per entity the state store keeps the marker the last successful run read up to (cursor ``read_marker:<entity>``).
   A source asset takes the newest marker *before* it reads (``upper``), reads rows changed at or after the
-  stored marker minus ``overlap_seconds`` (same-second writes, clock skew, SAP's day + time-of-day pair), and
+  stored marker minus ``overlap_seconds`` (same-second writes, clock skew, SAP's day + time-of-day pair; less
+  of it when the last run took its marker long after the marker's change: ``read_markers.window_start``), and
   reports mode, rows read and the marker range in its metadata. The run's last step (``integration_log``,
   reached only when every writer succeeded) advances the stored markers to those ``upper`` values: a failed or
   killed run never advances them, and a change landing during a run is newer than ``upper`` and read next time.
@@ -42,6 +43,8 @@ from fp_hubspot_assets.state.read_markers import (
     PANEL_PREFIX,
     SINCE,
     SOURCES_OF,
+    TAKEN,
+    TAKEN_PREFIX,
     UPPER,
 )
 from fp_hubspot_assets.state.store import StateStore
@@ -71,7 +74,7 @@ def run_reads(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, str
         spec = SOURCE_ASSETS.get(materialization.asset_key.to_user_string())
         if spec is None or MODE not in materialization.metadata:
             continue
-        wanted = (MODE, SINCE, UPPER, PANEL, DEPENDANTS)
+        wanted = (MODE, SINCE, UPPER, TAKEN, PANEL, DEPENDANTS)
         reads[spec[0]] = {k: str(v.value) for k, v in materialization.metadata.items() if k in wanted}
     return reads
 
@@ -93,6 +96,7 @@ def advance_markers(store: StateStore, instance: DagsterInstance, run_id: str) -
     for entity, read in run_reads(instance, run_id).items():
         if read.get(UPPER):
             store.set_cursor(MARKER_PREFIX + entity, read[UPPER])
+            store.set_cursor(TAKEN_PREFIX + entity, read.get(TAKEN, ""))  # with its marker, or none (older run)
             advanced[entity] = read[UPPER]
         if read.get(PANEL):
             store.set_cursor(PANEL_PREFIX + entity, read[PANEL])

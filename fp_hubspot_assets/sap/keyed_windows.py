@@ -28,11 +28,13 @@ from fp_hubspot_assets.state.read_markers import (
     ReadMode,
     ReadWindow,
     read_window,
+    utcnow,
 )
 from fp_hubspot_assets.state.store import StateStore
 from fp_hubspot_assets.state.sync_cursor import stamp
 
 ADDRESSES_UPPER = "addresses_upper"  # in DEPENDANTS: the addresses' marker bound when customers were read
+ADDRESSES_TAKEN = "addresses_taken_at"  # … and when it was taken
 Reads = Mapping[str, Mapping[str, str]]  # entity -> the read metadata its source asset reported in this run
 
 
@@ -59,7 +61,7 @@ class SourceWindow(ReadWindow):
 
 
 def _source(w: ReadWindow, keys: Keys | None = None, dependants: str = "") -> SourceWindow:
-    return SourceWindow(w.entity, w.since, w.upper, w.why, w.panel, keys, dependants)
+    return SourceWindow(w.entity, w.since, w.upper, w.why, w.panel, w.taken_at, keys, dependants)
 
 
 def source_window(
@@ -97,6 +99,7 @@ def source_window(
     keys = customer_keys(reader, since, lambda survivors: logged_duplicates_of(store, survivors))
     dependants = {name: stamp(moment) for name, moment in since.items()}
     dependants[ADDRESSES_UPPER] = stamp(addresses.upper) if addresses.upper else ""
+    dependants[ADDRESSES_TAKEN] = stamp(addresses.taken_at) if addresses.taken_at else ""
     why = own.why + ", with the customers of the deals read and those sharing a partner or an e-mail"
     return _source(replace(own, why=why), keys, json.dumps(dependants))
 
@@ -106,10 +109,13 @@ def _addresses_window(store: StateStore, reader: SapReader, reads: Reads, panel:
     customers = reads.get("customers", {})
     if customers.get(MODE) != INCREMENTAL or not customers.get(DEPENDANTS):
         how = "not read" if not customers else "read in full"
-        return SourceWindow("addresses", None, reader.max_updated_at("addresses"), f"customers were {how} in this run", panel)
+        looked = utcnow()
+        return SourceWindow("addresses", None, reader.max_updated_at("addresses"), f"customers were {how} in this run", panel,
+                            looked)  # fmt: skip
     recorded = json.loads(customers[DEPENDANTS])
     since = {name: datetime.fromisoformat(recorded[name]) for name in WINDOWS}
     keys = customer_keys(reader, since, lambda survivors: logged_duplicates_of(store, survivors))
     upper = datetime.fromisoformat(recorded[ADDRESSES_UPPER]) if recorded[ADDRESSES_UPPER] else None
+    taken_at = datetime.fromisoformat(recorded[ADDRESSES_TAKEN]) if recorded.get(ADDRESSES_TAKEN) else None
     why = "the addresses of the customers read in this run"
-    return SourceWindow("addresses", since["addresses"], upper, why, panel, keys)
+    return SourceWindow("addresses", since["addresses"], upper, why, panel, taken_at, keys)

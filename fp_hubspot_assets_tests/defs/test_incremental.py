@@ -141,6 +141,47 @@ def test_an_order_change_moves_the_carts_marker_too(sync_env: SyncEnv) -> None:
     assert_hubspot_matches(sync_env)
 
 
+def test_a_burst_of_changes_is_read_once_not_by_every_run_after_it(sync_env: SyncEnv) -> None:
+    """The overlap re-reads what was saved just before the marker and committed after a run looked. A run that
+    looked long after its marker needs none of it: a burst of changes followed by silence (a nightly job in
+    SAP) is read by the run after it, and not again by every run until something newer changes."""
+    overlap = 120.0
+    run_incremental(sync_env, overlap)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    customer, item = shopper(sync_env)
+    burst = [simulate.add_cart(sync_env.sap_url, customer, [(item, 1.0)], now=now - timedelta(minutes=30, seconds=-i))
+             for i in range(3)]  # three carts in three seconds, half an hour ago  # fmt: skip
+    after_burst = run_incremental(sync_env, overlap)
+    assert rows_read(after_burst, "store_carts")[0] == "incremental"
+    assert {f"C{cart}" for cart in burst} <= set(sync_env.hubspot("deals"))
+    quiet = run_incremental(sync_env, overlap)
+    assert rows_read(quiet, "store_carts") == ("incremental", 1), "only the cart at the marker (the bound is inclusive)"
+    assert quiet.metadata["store_carts"][read_markers.SINCE] == (now - timedelta(minutes=30, seconds=-2)).isoformat(timespec="microseconds")
+
+    # A marker taken moments after its change keeps the whole overlap: a cart saved a minute before the marker
+    # whose transaction committed only after that run looked is still read by the next run.
+    recent = simulate.add_cart(sync_env.sap_url, customer, [(item, 2.0)], now=now)
+    run_incremental(sync_env, overlap)
+    assert markers(sync_env)["carts"] == now
+    late = simulate.add_cart(sync_env.sap_url, customer, [(item, 3.0)], now=now - timedelta(minutes=1))
+    caught = run_incremental(sync_env, overlap)
+    assert rows_read(caught, "store_carts") == ("incremental", 2), "the late cart and the one at the marker"
+    assert {f"C{recent}", f"C{late}"} <= set(sync_env.hubspot("deals"))
+    assert_hubspot_matches(sync_env)
+
+
+def test_where_an_incremental_window_starts() -> None:
+    last, overlap = datetime(2026, 11, 29, 12, 0), timedelta(seconds=120)
+    tolerance = read_markers.MARKER_SKEW
+    assert read_markers.window_start(last, None, overlap) == last - overlap  # taken when? unknown: the whole overlap
+    assert read_markers.window_start(last, last + timedelta(seconds=5), overlap) == last - overlap
+    # looked a minute later than the tolerance after the marker: only the last minute of the overlap is re-read …
+    assert read_markers.window_start(last, last + tolerance + timedelta(minutes=1), overlap) == last - timedelta(minutes=1)
+    # … and never after the marker itself
+    assert read_markers.window_start(last, last + timedelta(hours=2), overlap) == last
+    assert read_markers.window_start(last, last + timedelta(hours=2), timedelta(0)) == last
+
+
 def test_a_failed_run_does_not_advance_the_markers(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     sync_env.run()
     before = markers(sync_env)
