@@ -199,8 +199,8 @@ def test_tick_reads_markers_only(env: Env) -> None:
     queries: list[str] = []
     original = SapReader.__init__
 
-    def spying_init(self: SapReader, url: str) -> None:
-        original(self, url)
+    def spying_init(self: SapReader, url: str, *args: Any, **kwargs: Any) -> None:
+        original(self, url, *args, **kwargs)
         query = self.source.query
 
         def spy(sql: str, params: dict | None = None) -> Any:
