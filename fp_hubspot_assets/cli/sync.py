@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # fp_hubspot_assets/cli/sync.py -> the checkout
 DEMO_DIR = REPO_ROOT / ".demo"
 WRITERS = ("companies", "contacts", "products", "deals", "line_items", "orders", "carts")
 RUN_COUNTS = ("created", "updated", "adopted", "archived", "failed", "skipped")

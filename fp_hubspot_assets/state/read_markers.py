@@ -79,7 +79,7 @@ def marker(store: StateStore, entity: str, prefix: str = MARKER_PREFIX) -> datet
     return datetime.fromisoformat(value) if value else None
 
 
-utcnow: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None)  # noqa: E731 - tests move the clock
+utcnow: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None)  # noqa: E731 - our clock, naive UTC
 
 
 def window_start(last: datetime, taken_at: datetime | None, overlap: timedelta) -> datetime:

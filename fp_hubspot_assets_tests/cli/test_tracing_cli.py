@@ -221,3 +221,8 @@ def test_sandbox_inspection_route_is_paged(fresh_shell: Demo) -> None:
     assert http.get("/_sandbox/objects/line_items", params={"limit": "x"}).status_code == 400
     deals = http.get("/_sandbox/objects/deals", params={"limit": 50}).json()["results"]
     assert all(d["dealstageLabel"] and not d["dealstageLabel"].isdigit() for d in deals), "stages by name"
+
+
+def test_without_dagster_home_the_cli_uses_the_checkouts_demo_folder() -> None:
+    """From a fresh shell the CLI finds `.demo/` beside the Makefile (the tests above point it elsewhere)."""
+    assert (cli_run.REPO_ROOT / "Makefile").is_file() and (cli_run.REPO_ROOT / "fp_hubspot_assets").is_dir()
